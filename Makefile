@@ -1,0 +1,47 @@
+# codelm: `make quickstart` runs the main job, `make test` runs the tests. Each sets up .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+TORCH  := torch==2.13.0
+STAMP  := $(VENV)/.installed
+
+# System packages later features need: compilers and runtimes for multi-language evaluation
+# (HumanEval-X) and Chromium for the playground's browser test. Tests skip visibly without them.
+SYSTEM_PACKAGES := g++ libboost-dev libssl-dev default-jdk-headless nodejs npm golang-go \
+	golang-github-stretchr-testify-dev rustc librust-rand-dev librust-regex-dev librust-md5-dev \
+	chromium chromium-driver util-linux
+
+.PHONY: install test quickstart bench lint system-deps clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first and pinned: the CPU wheel is what we test on; unpinned pulls gigabytes of CUDA
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+quickstart: $(STAMP)
+	$(BIN)/python examples/quickstart.py
+
+bench: $(STAMP)
+	$(BIN)/python bench/decode.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench examples
+
+system-deps:
+	@if [ "$$(id -u)" != "0" ] || ! command -v apt-get >/dev/null; then \
+		echo "system-deps: needs root and apt-get; skipping (tests needing these tools will skip)"; \
+	else \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			$(SYSTEM_PACKAGES) >/dev/null \
+		|| echo "system-deps: some packages failed to install; tests needing them will skip"; \
+	fi
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

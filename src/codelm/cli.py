@@ -1,0 +1,220 @@
+"""The `codelm` command: verbs map to pillar entry points, nothing else lives here.
+
+codelm models                       families and their formats
+codelm models make-tiny FAMILY DIR  a tiny offline checkpoint
+codelm complete|infill|chat ...     generate with the engine
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from codelm import __version__
+from codelm.errors import CodelmError
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", required=True, help="checkpoint directory or hub id (org/name)")
+    g.add_argument("--family", help="force the model family instead of detecting it")
+    g.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if present, else cpu)")
+    g.add_argument("--dtype", help="float32, bfloat16 or float16 (default: fp32 on CPU, bf16 on GPU)")
+    g.add_argument("--threads", type=int, help="CPU threads for torch")
+    g.add_argument("--allow-pickle", action="store_true", help="allow pickled .bin weights (can run code)")
+    s = p.add_argument_group("sampling (defaults: the family's recommended settings)")
+    s.add_argument("--max-new-tokens", type=int)
+    s.add_argument("--temperature", type=float, help="0 = greedy")
+    s.add_argument("--top-p", type=float)
+    s.add_argument("--top-k", type=int)
+    s.add_argument("--repetition-penalty", type=float)
+    s.add_argument("--n", type=int, help="samples per prompt")
+    s.add_argument("--seed", type=int, help="makes sampling reproducible")
+    s.add_argument("--stop", action="append", help="stop string (repeatable)")
+    o = p.add_argument_group("output")
+    o.add_argument("--stream", action="store_true", help="print text as it is generated (n=1)")
+    o.add_argument("--json", action="store_true", help="print results as JSON")
+
+
+def _sampling(args: argparse.Namespace) -> dict[str, Any]:
+    keys = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "n", "seed", "stop")
+    return {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+
+
+def _engine(args: argparse.Namespace):
+    from codelm.engine import Engine
+
+    return Engine.from_pretrained(
+        args.model,
+        family=args.family,
+        device=args.device,
+        dtype=args.dtype,
+        threads=args.threads,
+        allow_pickle=args.allow_pickle,
+    )
+
+
+def _emit(engine, request, args: argparse.Namespace) -> None:
+    if args.stream:
+        for chunk in engine.stream(request):
+            sys.stdout.write(chunk.text)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        return
+    result = engine.generate([request])[0]
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "prompt_tokens": result.prompt_tokens,
+                    "completions": [
+                        {
+                            "text": c.text,
+                            "finish_reason": c.finish_reason,
+                            "completion_tokens": c.completion_tokens,
+                        }
+                        for c in result.completions
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return
+    for i, c in enumerate(result.completions):
+        if len(result.completions) > 1:
+            print(f"----- sample {i + 1} ({c.finish_reason}) -----")
+        print(c.text)
+
+
+def _read_text(value: str | None, file: str | None, what: str) -> str:
+    if file is not None:
+        return sys.stdin.read() if file == "-" else _read_file(file)
+    if value is None:
+        raise CodelmError(f"give --{what} TEXT or --{what}-file FILE ('-' reads stdin)")
+    return value
+
+
+def _read_file(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CodelmError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def cmd_complete(args: argparse.Namespace) -> None:
+    engine = _engine(args)
+    prompt = _read_text(args.prompt, args.prompt_file, "prompt")
+    _emit(engine, engine.completion_request(prompt, **_sampling(args)), args)
+
+
+def cmd_infill(args: argparse.Namespace) -> None:
+    engine = _engine(args)
+    prefix = _read_text(args.prefix, args.prefix_file, "prefix")
+    suffix = _read_text(args.suffix, args.suffix_file, "suffix") if (args.suffix or args.suffix_file) else ""
+    _emit(engine, engine.infill_request(prefix, suffix, **_sampling(args)), args)
+
+
+def cmd_chat(args: argparse.Namespace) -> None:
+    from codelm.cli_chat import chat_from_file, chat_interactive
+
+    engine = _engine(args)
+    if args.messages:
+        chat_from_file(engine, args.messages, _sampling(args), args)
+    else:
+        chat_interactive(engine, _sampling(args), system=args.system)
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    from codelm.cli_models import print_families
+
+    print_families()
+
+
+def cmd_make_tiny(args: argparse.Namespace) -> None:
+    from codelm.models.tiny import make_tiny
+
+    out = make_tiny(args.family, args.out_dir, vocab_size=args.vocab_size, seed=args.seed)
+    print(out)
+
+
+def cmd_detect(args: argparse.Namespace) -> None:
+    from codelm.models.detect import detect_family
+
+    print(detect_family(args.path).name)
+
+
+def cmd_sizes(args: argparse.Namespace) -> None:
+    from codelm.cli_models import print_sizes
+
+    print_sizes()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="codelm", description="Build, evaluate and serve open code LMs.")
+    p.add_argument("--version", action="version", version=f"codelm {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    m = sub.add_parser("models", help="model families: formats, tiny checkpoints, detection, sizes")
+    m.set_defaults(func=cmd_models)
+    msub = m.add_subparsers(dest="models_verb", metavar="ACTION")
+    t = msub.add_parser("make-tiny", help="write a tiny random-weight checkpoint of FAMILY to OUT_DIR")
+    t.add_argument("family")
+    t.add_argument("out_dir")
+    t.add_argument("--vocab-size", type=int, default=2048)
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=cmd_make_tiny)
+    d = msub.add_parser("detect", help="print the family of a checkpoint directory")
+    d.add_argument("path")
+    d.set_defaults(func=cmd_detect)
+    msub.add_parser(
+        "sizes", help="parameter counts of the real sizes (built on the meta device)"
+    ).set_defaults(func=cmd_sizes)
+
+    c = sub.add_parser("complete", help="continue a prompt")
+    c.add_argument("--prompt")
+    c.add_argument("--prompt-file", help="read the prompt from a file ('-' = stdin)")
+    _model_args(c)
+    c.set_defaults(func=cmd_complete)
+
+    i = sub.add_parser("infill", help="fill in the middle between --prefix and --suffix")
+    i.add_argument("--prefix")
+    i.add_argument("--suffix")
+    i.add_argument("--prefix-file")
+    i.add_argument("--suffix-file")
+    _model_args(i)
+    i.set_defaults(func=cmd_infill)
+
+    ch = sub.add_parser("chat", help="multi-turn chat (interactive, or one reply to --messages FILE)")
+    ch.add_argument("--messages", help='JSON file: [{"role": "user", "content": "..."}, ...]')
+    ch.add_argument("--system", help="system message for an interactive chat")
+    _model_args(ch)
+    ch.set_defaults(func=cmd_chat)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], None] = args.func
+    try:
+        func(args)
+    except CodelmError as exc:
+        if args.debug:
+            raise
+        print(f"codelm: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("codelm: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

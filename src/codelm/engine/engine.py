@@ -1,0 +1,166 @@
+"""The one inference engine every pillar uses: complete, infill, chat, batch, stream.
+
+    engine = Engine.from_pretrained("/tmp/tiny-seedcoder")
+    engine.infill("def add(a, b):\\n    return ", "\\n").text
+
+Prompts are rendered in the checkpoint family's own FIM and chat formats (codelm.models.formats),
+decoding stops at EOS, FIM sentinels, file separators and stop strings, and the text is cut at them
+again after decoding because models leak sentinels as plain text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from codelm.engine.decode import Row, generate_rows
+from codelm.engine.loader import Loaded, load_checkpoint
+from codelm.engine.params import Completion, Request, Result, SamplingParams, StreamChunk
+from codelm.engine.sampling import RowSampler
+from codelm.engine.text import IncrementalDecoder, StopMatcher
+from codelm.errors import RequestError
+from codelm.models.codegen_truncate import codegen_truncate
+from codelm.models.formats import cut_at_first, render_chat, render_chat_template, render_fim
+
+
+class Engine:
+    """A loaded model plus its family's formats and stop rules."""
+
+    def __init__(self, loaded: Loaded, max_batch_size: int = 32) -> None:
+        self.model, self.tokenizer, self.family = loaded.model, loaded.tokenizer, loaded.family
+        self.path = loaded.path
+        self.max_batch_size = max_batch_size
+        cfg = self.model.config
+        self.context_window = int(getattr(cfg, "max_position_embeddings", None) or cfg.n_positions)
+        self.vocab_size = int(self.model.get_output_embeddings().weight.shape[0])
+        tok = self.tokenizer
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        self._stop_ids = {k: self._token_ids(self._stop_tokens(k)) for k in ("completion", "infill", "chat")}
+        gen_eos = getattr(self.model.generation_config, "eos_token_id", None)
+        if gen_eos is not None:
+            extra = gen_eos if isinstance(gen_eos, list) else [gen_eos]
+            self._stop_ids = {k: v | set(extra) for k, v in self._stop_ids.items()}
+
+    @classmethod
+    def from_pretrained(cls, name: str, *, max_batch_size: int = 32, **load_kwargs: Any) -> Engine:
+        """Load a local checkpoint directory or hub id (see `load_checkpoint` for the options)."""
+        return cls(load_checkpoint(name, **load_kwargs), max_batch_size=max_batch_size)
+
+    # -- family rules ---------------------------------------------------------------------------
+    def _stop_tokens(self, kind: str) -> list[str]:
+        tokens = list(self.family.stop_tokens)
+        if kind == "chat" and self.family.chat:
+            tokens += self.family.chat.stop_tokens
+        return tokens
+
+    def _token_ids(self, tokens: Sequence[str]) -> set[int]:
+        unk = self.tokenizer.unk_token_id
+        ids = {self.tokenizer.convert_tokens_to_ids(t) for t in tokens}
+        return {i for i in ids if i is not None and i != unk}
+
+    def stop_strings(self, kind: str, params: SamplingParams) -> list[str]:
+        return [*params.stop, *self.family.sentinel_strings, *self._stop_tokens(kind)]
+
+    def params(self, kind: str = "completion", **overrides: Any) -> SamplingParams:
+        """The family's recommended sampling for `kind`, with the caller's overrides."""
+        defaults = self.family.sampling.get("chat" if kind == "chat" else "completion", {})
+        if kind == "chat" and "chat" not in self.family.sampling:
+            defaults = self.family.sampling.get("completion", {})
+        return SamplingParams.build(defaults, **overrides)
+
+    # -- building requests ----------------------------------------------------------------------
+    def completion_request(self, prompt: str, **sampling: Any) -> Request:
+        return Request(prompt, self.params("completion", **sampling), "completion")
+
+    def infill_request(self, prefix: str, suffix: str, **sampling: Any) -> Request:
+        return Request(render_fim(self.family, prefix, suffix), self.params("infill", **sampling), "infill")
+
+    def chat_request(self, messages: Sequence[dict[str, Any]], **sampling: Any) -> Request:
+        template = getattr(self.tokenizer, "chat_template", None)
+        if template:  # a fine-tuned checkpoint's own template wins over the family default
+            tok = self.tokenizer
+            prompt = render_chat_template(
+                template, messages, bos_token=tok.bos_token or "", eos_token=tok.eos_token or ""
+            )
+        else:
+            prompt = render_chat(self.family, messages)
+        return Request(prompt, self.params("chat", **sampling), "chat")
+
+    def complete(self, prompt: str, **sampling: Any) -> Result:
+        return self.generate([self.completion_request(prompt, **sampling)])[0]
+
+    def infill(self, prefix: str, suffix: str, **sampling: Any) -> Result:
+        return self.generate([self.infill_request(prefix, suffix, **sampling)])[0]
+
+    def chat(self, messages: Sequence[dict[str, Any]], **sampling: Any) -> Result:
+        return self.generate([self.chat_request(messages, **sampling)])[0]
+
+    # -- generation ------------------------------------------------------------------------------
+    def encode(self, prompt: str) -> list[int]:
+        """Prompt ids; BOS is added by family rule unless the rendered prompt already has it."""
+        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        spec = self.family.tokenizer
+        if spec.add_bos and not prompt.startswith(spec.bos):
+            bos = self.tokenizer.convert_tokens_to_ids(spec.bos)
+            if bos is not None:
+                ids = [bos, *ids]
+        return ids
+
+    def _rows(self, request: Request) -> tuple[list[int], list[Row]]:
+        ids = self.encode(request.prompt)
+        if not ids:
+            raise RequestError("the prompt is empty")
+        if len(ids) >= self.context_window:
+            raise RequestError(
+                f"prompt is {len(ids)} tokens, which does not fit the model's context window of "
+                f"{self.context_window} tokens"
+            )
+        p = request.params
+        budget = min(p.max_new_tokens, self.context_window - len(ids))
+        stops = frozenset(self._stop_ids[request.kind] | set(p.stop_token_ids))
+        strings = self.stop_strings(request.kind, p)
+        device = next(self.model.parameters()).device
+        rows = [
+            Row(
+                ids,
+                budget,
+                stops,
+                RowSampler.create(p, j, ids, self.vocab_size, device),
+                IncrementalDecoder(self.tokenizer, ids),
+                StopMatcher(strings),
+            )
+            for j in range(p.n)
+        ]
+        return ids, rows
+
+    def _finish(self, request: Request, row: Row) -> Completion:
+        text, cut = cut_at_first(row.text, self.stop_strings(request.kind, request.params))
+        reason = "stop" if cut else row.finish_reason or "length"
+        if request.kind == "completion" and self.family.truncate_before_pattern:
+            short = codegen_truncate(text, self.family.truncate_before_pattern)
+            if short != text:
+                text, reason = short, "stop"
+        return Completion(text, reason, row.generated, row.token_ids)
+
+    def generate(self, requests: Sequence[Request]) -> list[Result]:
+        """Generate every request, batching up to `max_batch_size` sample rows at a time."""
+        built = [self._rows(r) for r in requests]
+        flat = [(ri, row) for ri, (_, rows) in enumerate(built) for row in rows]
+        flat.sort(key=lambda x: len(x[1].prompt_ids))  # similar lengths together: less padding
+        for start in range(0, len(flat), self.max_batch_size):
+            batch = [row for _, row in flat[start : start + self.max_batch_size]]
+            for _ in generate_rows(self.model, batch, self.pad_id):
+                pass
+        return [
+            Result(req, len(ids), [self._finish(req, row) for row in rows])
+            for req, (ids, rows) in zip(requests, built, strict=True)
+        ]
+
+    def stream(self, request: Request) -> Iterator[StreamChunk]:
+        """Text deltas of one sample as they are generated; the last chunk has finish_reason."""
+        if request.params.n != 1:
+            raise RequestError("streaming supports n=1 only")
+        _, rows = self._rows(request)
+        for _, piece in generate_rows(self.model, rows, self.pad_id):
+            yield StreamChunk(piece)
+        yield StreamChunk("", rows[0].finish_reason or "length", rows[0].generated)

@@ -1,0 +1,131 @@
+"""Loading a checkpoint for inference: device, dtype, threads, safetensors-only by default.
+
+Pickled weights (`pytorch_model.bin`) can execute code when unpickled, so they are refused unless the
+user opts in with `allow_pickle=True` (`--allow-pickle`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from codelm.errors import CheckpointError
+from codelm.models.detect import detect_family
+from codelm.models.registry import Family, get_family
+
+_PICKLED = ("*.bin", "*.pt", "*.pth", "*.ckpt")
+
+
+@dataclass
+class Loaded:
+    model: torch.nn.Module
+    tokenizer: object
+    family: Family
+    path: Path
+
+
+def resolve_device(device: str | None = None) -> torch.device:
+    """The requested device, else CUDA when present, else CPU."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """float32 on CPU (bf16 matmuls are slow there), bfloat16 on a GPU that has it."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype:
+        try:
+            return {
+                "float32": torch.float32,
+                "fp32": torch.float32,
+                "bfloat16": torch.bfloat16,
+                "bf16": torch.bfloat16,
+                "float16": torch.float16,
+                "fp16": torch.float16,
+            }[dtype]
+        except KeyError:
+            raise CheckpointError(f"unknown dtype {dtype!r} (float32, bfloat16 or float16)") from None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def looks_like_hub_id(name: str) -> bool:
+    """'org/name' with no local meaning: not a path that exists, not starting with . / ~."""
+    return (
+        name.count("/") == 1
+        and not name.startswith((".", "/", "~"))
+        and not os.path.exists(name)
+        and all(part for part in name.split("/"))
+    )
+
+
+def locate_checkpoint(name: str, allow_pickle: bool = False) -> Path:
+    """A local directory holding the checkpoint, downloading from the Hub for hub ids."""
+    if looks_like_hub_id(name):
+        from huggingface_hub import snapshot_download
+
+        patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
+        if allow_pickle:
+            patterns += list(_PICKLED)
+        try:
+            return Path(snapshot_download(name, allow_patterns=patterns))
+        except Exception as exc:  # hub errors are many classes; all mean "could not fetch"
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"could not load {name!r} from the Hugging Face Hub: {first}") from exc
+    path = Path(name).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {name}: the directory does not exist")
+    if not path.is_dir() or not (path / "config.json").is_file():
+        raise CheckpointError(f"{name} is not a checkpoint directory (no config.json)")
+    return path
+
+
+def _check_weights(path: Path, allow_pickle: bool) -> None:
+    if any(path.glob("*.safetensors")):
+        return
+    pickled = [p.name for pat in _PICKLED for p in path.glob(pat)]
+    if not pickled:
+        raise CheckpointError(f"{path} has no model weights (*.safetensors)")
+    if not allow_pickle:
+        raise CheckpointError(
+            f"{path} only has pickled weights ({', '.join(sorted(pickled))}), which can run arbitrary code "
+            "when loaded; convert them to safetensors or pass --allow-pickle if you trust the source"
+        )
+
+
+def load_checkpoint(
+    name: str,
+    *,
+    family: str | None = None,
+    device: str | None = None,
+    dtype: str | torch.dtype | None = None,
+    allow_pickle: bool = False,
+    threads: int | None = None,
+) -> Loaded:
+    """Model (eval mode), tokenizer and family of a local directory or hub id."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    if threads:
+        torch.set_num_threads(threads)
+    path = locate_checkpoint(name, allow_pickle)
+    fam = get_family(family) if family else detect_family(path)
+    _check_weights(path, allow_pickle)
+    dev = resolve_device(device)
+    hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path), dtype=resolve_dtype(dtype, dev), use_safetensors=None if allow_pickle else True
+        )
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"could not load the checkpoint at {path}: {exc}") from exc
+    model.to(dev)
+    model.eval()  # Seed-Coder's config ships dropout 0.1; never sample with it on
+    return Loaded(model=model, tokenizer=tokenizer, family=fam, path=path)

@@ -1,0 +1,115 @@
+"""Requests and results of the inference engine: the narrow interface every pillar talks to."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from codelm.errors import RequestError
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample. temperature 0 means greedy; seed makes sampling reproducible."""
+
+    max_new_tokens: int = 128
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = off
+    repetition_penalty: float = 1.0  # HF/CTRL style: divide positive logits of seen tokens
+    n: int = 1
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        def bad(msg: str) -> RequestError:
+            return RequestError(f"invalid sampling parameter: {msg}")
+
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+            raise bad(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
+        if not _finite(self.temperature) or self.temperature < 0:
+            raise bad(f"temperature must be >= 0, got {self.temperature!r}")
+        if not _finite(self.top_p) or not 0 < self.top_p <= 1:
+            raise bad(f"top_p must be in (0, 1], got {self.top_p!r}")
+        if not isinstance(self.top_k, int) or self.top_k < 0:
+            raise bad(f"top_k must be an integer >= 0, got {self.top_k!r}")
+        if not _finite(self.repetition_penalty) or self.repetition_penalty <= 0:
+            raise bad(f"repetition_penalty must be > 0, got {self.repetition_penalty!r}")
+        if not isinstance(self.n, int) or self.n < 1:
+            raise bad(f"n must be a positive integer, got {self.n!r}")
+        if self.seed is not None and not isinstance(self.seed, int):
+            raise bad(f"seed must be an integer, got {self.seed!r}")
+        if isinstance(self.stop, str) or not all(isinstance(s, str) and s for s in self.stop):
+            raise bad("stop must be a list of non-empty strings")
+        object.__setattr__(self, "stop", tuple(self.stop))
+        object.__setattr__(self, "stop_token_ids", tuple(int(t) for t in self.stop_token_ids))
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    @classmethod
+    def build(cls, defaults: dict[str, Any], **overrides: Any) -> SamplingParams:
+        """Family defaults, then every override that is not None."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise RequestError(f"unknown sampling parameter(s): {', '.join(sorted(unknown))}")
+        merged = {k: v for k, v in defaults.items() if k in known}
+        merged.update({k: v for k, v in overrides.items() if v is not None})
+        for k in ("stop", "stop_token_ids"):
+            if k in merged and merged[k] is not None and not isinstance(merged[k], str):
+                merged[k] = tuple(merged[k])
+        return cls(**merged)
+
+    def with_(self, **changes: Any) -> SamplingParams:
+        return replace(self, **changes)
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A rendered prompt and how to sample it. `kind` picks stop rules and post-processing."""
+
+    prompt: str
+    params: SamplingParams = field(default_factory=SamplingParams)
+    kind: str = "completion"  # completion | infill | chat
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("completion", "infill", "chat"):
+            raise RequestError(f"unknown request kind {self.kind!r}")
+        if not isinstance(self.prompt, str):
+            raise RequestError("prompt must be a string")
+
+
+@dataclass
+class Completion:
+    text: str
+    finish_reason: str  # "stop" (EOS, stop token or stop string) or "length"
+    completion_tokens: int
+    token_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    request: Request
+    prompt_tokens: int
+    completions: list[Completion]
+
+    @property
+    def text(self) -> str:
+        return self.completions[0].text
+
+
+@dataclass
+class StreamChunk:
+    """A piece of streamed text; the last chunk carries finish_reason and the token count."""
+
+    text: str
+    finish_reason: str | None = None
+    completion_tokens: int = 0

@@ -1,0 +1,113 @@
+"""Prompt formats per family: fill-in-the-middle, chat, repository context, and output cleaning.
+
+Everything here is pure string work so that the engine, the server's gateway mode and the data
+pipeline's FIM transform all render byte-identical prompts from the same family facts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from jinja2.exceptions import TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from codelm.errors import RequestError, UnsupportedFeatureError
+from codelm.models.registry import Family
+
+
+def render_fim(family: Family, prefix: str, suffix: str) -> str:
+    """The family's own infilling prompt; no whitespace is added around sentinels (CodeGemma docs)."""
+    if family.fim is None:
+        raise UnsupportedFeatureError(f"model family {family.name} does not support fill-in-the-middle")
+    f = family.fim
+    if f.order == "psm":
+        return f"{f.prefix}{prefix}{f.suffix}{suffix}{f.middle}"
+    # SPM as Seed-Coder documents it: suffix first, then prefix, then the middle sentinel.
+    return f"{f.suffix}{suffix}{f.prefix}{prefix}{f.middle}"
+
+
+def _raise_exception(message: str) -> None:
+    raise TemplateError(message)
+
+
+_JINJA = ImmutableSandboxedEnvironment(
+    trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+)
+_JINJA.globals["raise_exception"] = _raise_exception
+
+
+def render_chat_template(
+    template: str,
+    messages: Sequence[dict[str, Any]],
+    *,
+    bos_token: str,
+    eos_token: str,
+    add_generation_prompt: bool = True,
+) -> str:
+    """Render a HF-style Jinja chat template the way `apply_chat_template` does."""
+    _check_messages(messages)
+    try:
+        return _JINJA.from_string(template).render(
+            messages=list(messages),
+            bos_token=bos_token,
+            eos_token=eos_token,
+            add_generation_prompt=add_generation_prompt,
+        )
+    except TemplateError as exc:
+        raise RequestError(f"chat template rejected the conversation: {exc}") from exc
+
+
+def render_chat(
+    family: Family, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True
+) -> str:
+    """The family's chat prompt for `messages` (list of {"role", "content"})."""
+    if family.chat is None:
+        raise UnsupportedFeatureError(f"model family {family.name} has no chat format (it is a base model)")
+    return render_chat_template(
+        family.chat.template,
+        messages,
+        bos_token=family.tokenizer.bos,
+        eos_token=family.tokenizer.eos,
+        add_generation_prompt=add_generation_prompt,
+    )
+
+
+def _check_messages(messages: Sequence[dict[str, Any]]) -> None:
+    if not messages:
+        raise RequestError("a chat needs at least one message")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or "role" not in m or "content" not in m:
+            raise RequestError(f"message {i} must be an object with 'role' and 'content'")
+        if m["role"] not in ("system", "user", "assistant"):
+            raise RequestError(f"message {i} has unknown role {m['role']!r} (system, user or assistant)")
+        if not isinstance(m["content"], str):
+            raise RequestError(f"message {i} content must be a string")
+
+
+def render_repo_context(family: Family, files: Iterable[tuple[str, str]]) -> str:
+    """Other files of the repository, placed before the prompt.
+
+    With a file separator (CodeGemma, StarCoder-style) each file is `SEP path\\n content`; without
+    one, each file gets a commented path header, which every code model has seen in training.
+    """
+    parts = []
+    for path, content in files:
+        if family.file_separator:
+            parts.append(f"{family.file_separator}{path}\n{content}")
+        else:
+            parts.append(f"# {path}\n{content}")
+        if not content.endswith("\n"):
+            parts.append("\n")
+    return "".join(parts)
+
+
+def cut_at_first(text: str, stops: Iterable[str]) -> tuple[str, bool]:
+    """`text` up to the earliest occurrence of any stop string, and whether one was found."""
+    best = len(text)
+    for s in stops:
+        if s:
+            i = text.find(s)
+            if 0 <= i < best:
+                best = i
+    return text[:best], best < len(text)
