@@ -153,6 +153,12 @@ def cmd_sizes(args: argparse.Namespace) -> None:
     print_sizes()
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    from codelm.serve.launch import serve_from_args
+
+    serve_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="codelm", description="Build, evaluate and serve open code LMs.")
     p.add_argument("--version", action="version", version=f"codelm {__version__}")
@@ -194,6 +200,23 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--system", help="system message for an interactive chat")
     _model_args(ch)
     ch.set_defaults(func=cmd_chat)
+    sv = sub.add_parser("serve", help="OpenAI-compatible server with FIM, chat, streaming and a playground")
+    sv.add_argument("--model", required=True, help="checkpoint directory or hub id (the family is detected)")
+    sv.add_argument("--family", help="force the model family (required with --upstream if not detectable)")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: $CODELM_API_KEY)")
+    sv.add_argument("--upstream", help="gateway mode: forward rendered prompts to this OpenAI-compatible URL")
+    sv.add_argument(
+        "--served-model-name", help="name reported by /v1/models (default: the model path's name)"
+    )
+    sv.add_argument("--max-batch-size", type=int, default=32, help="rows decoded together per step")
+    sv.add_argument("--max-queue", type=int, default=256, help="waiting requests before 503")
+    sv.add_argument("--device")
+    sv.add_argument("--dtype")
+    sv.add_argument("--threads", type=int)
+    sv.add_argument("--allow-pickle", action="store_true")
+    sv.set_defaults(func=cmd_serve)
     return p
 
 

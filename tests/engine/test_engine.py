@@ -111,7 +111,7 @@ def test_leaked_sentinels_are_cut_after_decoding(tiny_engine):
     req = e.infill_request("a", "b", max_new_tokens=4)
     row = Row([1], 4, frozenset(), None, IncrementalDecoder(e.tokenizer), StopMatcher([]))
     row.text, row.finish_reason = "x = 1<|file_separator|>test_x.py\nmore", "length"
-    done = e._finish(req, row)
+    done = e.finish(req, row)
     assert done.text == "x = 1" and done.finish_reason == "stop"
 
 
@@ -120,7 +120,7 @@ def test_codegen1_completion_gets_truncate_before_pattern(tiny_engine):
     req = e.completion_request("x", max_new_tokens=4)
     row = Row([1], 4, frozenset(), None, IncrementalDecoder(e.tokenizer), StopMatcher([]))
     row.text, row.finish_reason = "    return 1\n\n\n# test\nprint(f())\n", "length"
-    assert e._finish(req, row).text == "    return 1"
+    assert e.finish(req, row).text == "    return 1"
 
 
 def test_streaming_equals_generate(tiny_engine):

@@ -1,8 +1,9 @@
-"""The decode loop: left-padded batched prefill, then one token per step with a KV cache.
+"""The decode loop's building blocks: prefill, step, drop finished rows, merge batches.
 
-Rows (one per sample) leave the batch as soon as they finish, and their cache rows are dropped,
-so a long sample does not make short ones pay. Events are yielded as text becomes safe to show,
-which is what streaming and the server need; `run_to_end` collects them for batch use.
+A `Batch` is a set of sample rows sharing one KV cache, left-padded with an attention mask and
+per-row positions. Rows leave as soon as they finish (their cache rows are dropped), and a new batch
+can be merged into a running one between steps: that is all continuous batching needs
+(`codelm.engine.scheduler`). `generate_rows` runs one batch to completion for offline use.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from codelm.engine.sampling import RowSampler, choose_tokens
 from codelm.engine.text import IncrementalDecoder, StopMatcher
 
 
-@dataclass
+@dataclass(eq=False)  # rows are compared and hashed by identity
 class Row:
     """One sample being generated."""
 
@@ -31,13 +32,20 @@ class Row:
     text: str = ""
     generated: int = 0
     finish_reason: str | None = None
+    index: int = 0  # which of its request's n samples
+    owner: object = None  # whoever waits for this row's text (the scheduler's ticket)
 
     def emit(self, piece: str) -> str:
         self.text += piece
         return piece
 
+    def finish(self, reason: str) -> str:
+        """End the row now (cancel, deadline); returns held-back text, if any is to be shown."""
+        self.finish_reason = reason
+        return self.emit(self.matcher.flush()) if reason == "length" else ""
 
-def _step_row(row: Row, token: int) -> str:
+
+def step_row(row: Row, token: int) -> str:
     """Advance one row by one token; returns the text that became safe to emit."""
     row.generated += 1
     if token in row.stop_ids:
@@ -55,8 +63,19 @@ def _step_row(row: Row, token: int) -> str:
     return row.emit(piece)
 
 
-def generate_rows(model, rows: list[Row], pad_id: int) -> Iterator[tuple[int, str]]:
-    """Run `rows` to completion, yielding (row index, new text) as it becomes safe."""
+@dataclass
+class Batch:
+    model: torch.nn.Module
+    rows: list[Row]
+    cache: DynamicCache
+    mask: torch.Tensor  # (rows, kv length), 0 on left padding; only kept up to date when padded
+    next_pos: torch.Tensor  # (rows, 1) position of the next input token
+    logits: torch.Tensor  # (rows, vocab) for the next choice
+    padded: bool  # False: no padding anywhere, so no mask is passed (SDPA's causal fast path)
+
+
+def prefill(model, rows: list[Row], pad_id: int) -> Batch:
+    """Run the prompts of `rows` (left-padded) and return the batch ready for its first choice."""
     device = next(model.parameters()).device
     lengths = [len(r.prompt_ids) for r in rows]
     width = max(lengths)
@@ -72,38 +91,104 @@ def generate_rows(model, rows: list[Row], pad_id: int) -> Iterator[tuple[int, st
     with torch.inference_mode():
         out = model(
             input_ids=ids,
-            attention_mask=mask if padded else None,  # no mask lets SDPA take its causal fast path
+            attention_mask=mask if padded else None,
             position_ids=positions,
             past_key_values=cache,
             use_cache=True,
             logits_to_keep=1,
         )
-        next_pos = positions[:, -1:] + 1
-        active = list(range(len(rows)))
-        while True:
-            tokens = choose_tokens(out.logits[:, -1, :], [rows[i].sampler for i in active])
-            keep = []
-            for j, i in enumerate(active):
-                piece = _step_row(rows[i], tokens[j])
-                if piece:
-                    yield i, piece
-                if rows[i].finish_reason is None:
-                    keep.append(j)
-            if not keep:
-                return
-            step = torch.tensor([tokens[j] for j in keep], dtype=torch.long, device=device)[:, None]
-            if len(keep) < len(active):
-                index = torch.tensor(keep, dtype=torch.long, device=device)
-                cache.batch_select_indices(index)
-                mask, next_pos = mask[index], next_pos[index]
-                active = [active[j] for j in keep]
-            if padded:
-                mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=-1)
-            out = model(
-                input_ids=step,
-                attention_mask=mask if padded else None,
-                position_ids=next_pos,
-                past_key_values=cache,
-                use_cache=True,
-            )
-            next_pos = next_pos + 1
+    return Batch(model, rows, cache, mask, positions[:, -1:] + 1, out.logits[:, -1, :], padded)
+
+
+def choose_and_advance(batch: Batch) -> Iterator[tuple[Row, str]]:
+    """Choose every row's next token, advance the rows, drop the finished ones, run the next step."""
+    tokens, chosen = choose_tokens(batch.logits, [r.sampler for r in batch.rows])
+    keep = []
+    for j, row in enumerate(batch.rows):
+        piece = step_row(row, tokens[j])
+        if piece:
+            yield row, piece
+        if row.finish_reason is None:
+            keep.append(j)
+    if not keep:
+        batch.rows = []
+        return
+    if len(keep) < len(batch.rows):
+        select(batch, keep)
+        chosen = chosen[torch.tensor(keep, dtype=torch.long, device=chosen.device)]
+    forward(batch, chosen)
+
+
+def forward(batch: Batch, tokens: torch.Tensor) -> None:
+    """Feed every row its next token (rows,) and store the logits for the next choice."""
+    step = tokens[:, None]
+    if batch.padded:
+        batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch.rows), 1))], dim=-1)
+    with torch.inference_mode():
+        out = batch.model(
+            input_ids=step,
+            attention_mask=batch.mask if batch.padded else None,
+            position_ids=batch.next_pos,
+            past_key_values=batch.cache,
+            use_cache=True,
+        )
+    batch.next_pos.add_(1)
+    batch.logits = out.logits[:, -1, :]
+
+
+def select(batch: Batch, keep: list[int]) -> None:
+    """Keep only rows `keep` (cache, mask, positions), then drop all-padding columns on the left."""
+    index = torch.tensor(keep, dtype=torch.long, device=batch.mask.device)
+    batch.cache.batch_select_indices(index)
+    batch.rows = [batch.rows[j] for j in keep]
+    batch.mask, batch.next_pos, batch.logits = batch.mask[index], batch.next_pos[index], batch.logits[index]
+    if batch.padded:
+        used = batch.mask.any(dim=0).nonzero()
+        first = int(used[0]) if len(used) else 0
+        if first:
+            batch.mask = batch.mask[:, first:]
+            for layer in batch.cache.layers:
+                layer.keys, layer.values = layer.keys[..., first:, :], layer.values[..., first:, :]
+
+
+def _pad_left(x: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    missing = width - x.shape[dim]
+    if missing == 0:
+        return x
+    shape = list(x.shape)
+    shape[dim] = missing
+    return torch.cat([x.new_zeros(shape), x], dim=dim)
+
+
+def _mask(batch: Batch) -> torch.Tensor:
+    """The attention mask over the whole cache (an unpadded batch does not maintain one)."""
+    if batch.padded:
+        return batch.mask
+    return batch.mask.new_ones((len(batch.rows), batch.cache.get_seq_length()))
+
+
+def merge(a: Batch, b: Batch) -> Batch:
+    """One batch holding the rows of `a` then `b`; shorter caches are left-padded and masked."""
+    mask_a, mask_b = _mask(a), _mask(b)
+    width = max(mask_a.shape[1], mask_b.shape[1])
+    for la, lb in zip(a.cache.layers, b.cache.layers, strict=True):
+        la.keys = torch.cat([_pad_left(la.keys, width, 2), _pad_left(lb.keys, width, 2)], dim=0)
+        la.values = torch.cat([_pad_left(la.values, width, 2), _pad_left(lb.values, width, 2)], dim=0)
+    return Batch(
+        a.model,
+        a.rows + b.rows,
+        a.cache,
+        torch.cat([_pad_left(mask_a, width, 1), _pad_left(mask_b, width, 1)], dim=0),
+        torch.cat([a.next_pos, b.next_pos], dim=0),
+        torch.cat([a.logits, b.logits], dim=0),
+        True,
+    )
+
+
+def generate_rows(model, rows: list[Row], pad_id: int) -> Iterator[tuple[int, str]]:
+    """Run `rows` to completion, yielding (row index, new text) as it becomes safe."""
+    position = {row: i for i, row in enumerate(rows)}
+    batch = prefill(model, rows, pad_id)
+    while batch.rows:
+        for row, piece in choose_and_advance(batch):
+            yield position[row], piece

@@ -59,7 +59,13 @@ class Engine:
         return {i for i in ids if i is not None and i != unk}
 
     def stop_strings(self, kind: str, params: SamplingParams) -> list[str]:
+        if params.ignore_eos:
+            return list(params.stop)
         return [*params.stop, *self.family.sentinel_strings, *self._stop_tokens(kind)]
+
+    def stop_ids(self, kind: str, params: SamplingParams) -> frozenset[int]:
+        own = set() if params.ignore_eos else self._stop_ids[kind]
+        return frozenset(own | set(params.stop_token_ids))
 
     def params(self, kind: str = "completion", **overrides: Any) -> SamplingParams:
         """The family's recommended sampling for `kind`, with the caller's overrides."""
@@ -106,7 +112,8 @@ class Engine:
                 ids = [bos, *ids]
         return ids
 
-    def _rows(self, request: Request) -> tuple[list[int], list[Row]]:
+    def build_rows(self, request: Request) -> tuple[list[int], list[Row]]:
+        """Prompt ids and one decode row per sample; validates the request against the model."""
         ids = self.encode(request.prompt)
         if not ids:
             raise RequestError("the prompt is empty")
@@ -117,7 +124,7 @@ class Engine:
             )
         p = request.params
         budget = min(p.max_new_tokens, self.context_window - len(ids))
-        stops = frozenset(self._stop_ids[request.kind] | set(p.stop_token_ids))
+        stops = self.stop_ids(request.kind, p)
         strings = self.stop_strings(request.kind, p)
         device = next(self.model.parameters()).device
         rows = [
@@ -128,12 +135,14 @@ class Engine:
                 RowSampler.create(p, j, ids, self.vocab_size, device),
                 IncrementalDecoder(self.tokenizer, ids),
                 StopMatcher(strings),
+                index=j,
             )
             for j in range(p.n)
         ]
         return ids, rows
 
-    def _finish(self, request: Request, row: Row) -> Completion:
+    def finish(self, request: Request, row: Row) -> Completion:
+        """The row's final text: cut at stops again (leaked sentinels), CodeGen1 truncation."""
         text, cut = cut_at_first(row.text, self.stop_strings(request.kind, request.params))
         reason = "stop" if cut else row.finish_reason or "length"
         if request.kind == "completion" and self.family.truncate_before_pattern:
@@ -144,7 +153,7 @@ class Engine:
 
     def generate(self, requests: Sequence[Request]) -> list[Result]:
         """Generate every request, batching up to `max_batch_size` sample rows at a time."""
-        built = [self._rows(r) for r in requests]
+        built = [self.build_rows(r) for r in requests]
         flat = [(ri, row) for ri, (_, rows) in enumerate(built) for row in rows]
         flat.sort(key=lambda x: len(x[1].prompt_ids))  # similar lengths together: less padding
         for start in range(0, len(flat), self.max_batch_size):
@@ -152,7 +161,7 @@ class Engine:
             for _ in generate_rows(self.model, batch, self.pad_id):
                 pass
         return [
-            Result(req, len(ids), [self._finish(req, row) for row in rows])
+            Result(req, len(ids), [self.finish(req, row) for row in rows])
             for req, (ids, rows) in zip(requests, built, strict=True)
         ]
 
@@ -160,7 +169,7 @@ class Engine:
         """Text deltas of one sample as they are generated; the last chunk has finish_reason."""
         if request.params.n != 1:
             raise RequestError("streaming supports n=1 only")
-        _, rows = self._rows(request)
+        _, rows = self.build_rows(request)
         for _, piece in generate_rows(self.model, rows, self.pad_id):
             yield StreamChunk(piece)
         yield StreamChunk("", rows[0].finish_reason or "length", rows[0].generated)

@@ -22,6 +22,7 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
+    ignore_eos: bool = False  # benchmarking: only the caller's own stops end a sample (as in vLLM)
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> RequestError:

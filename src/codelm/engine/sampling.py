@@ -68,8 +68,10 @@ class RowSampler:
         return int(torch.multinomial(probs, 1, generator=self.generator))
 
 
-def choose_tokens(logits: torch.Tensor, samplers: list[RowSampler]) -> list[int]:
-    """Next token for each row of `logits` (rows, vocab)."""
+def choose_tokens(logits: torch.Tensor, samplers: list[RowSampler]) -> tuple[list[int], torch.Tensor]:
+    """Next token for each row of `logits` (rows, vocab), as a list and as a (rows,) tensor."""
     if all(s.trivial for s in samplers):
-        return logits.argmax(-1).tolist()
-    return [s.choose(logits[i]) for i, s in enumerate(samplers)]
+        chosen = logits.argmax(-1)
+        return chosen.tolist(), chosen
+    tokens = [s.choose(logits[i]) for i, s in enumerate(samplers)]
+    return tokens, torch.tensor(tokens, dtype=torch.long, device=logits.device)
