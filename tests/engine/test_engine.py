@@ -189,3 +189,9 @@ def test_request_object_api(tiny_engine):
     e = tiny_engine("stablecode")
     out = e.generate([Request("def f():", SamplingParams(max_new_tokens=3))])
     assert out[0].completions[0].completion_tokens <= 3
+
+
+def test_hub_id_that_cannot_be_fetched_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CheckpointError, match="could not load 'nobody-here/no-such-model' from the Hugging Face Hub"):
+        Engine.from_pretrained("nobody-here/no-such-model")

@@ -69,9 +69,10 @@ class Engine:
 
     def params(self, kind: str = "completion", **overrides: Any) -> SamplingParams:
         """The family's recommended sampling for `kind`, with the caller's overrides."""
-        defaults = self.family.sampling.get("chat" if kind == "chat" else "completion", {})
-        if kind == "chat" and "chat" not in self.family.sampling:
-            defaults = self.family.sampling.get("completion", {})
+        table = self.family.sampling
+        defaults = table.get("completion", {})
+        if kind == "chat":
+            defaults = table.get("chat", defaults)
         return SamplingParams.build(defaults, **overrides)
 
     # -- building requests ----------------------------------------------------------------------
