@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first and pinned: the CPU wheel is what we test on; unpinned pulls gigabytes of CUDA
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,data]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -29,7 +29,8 @@ quickstart: $(STAMP)
 	$(BIN)/python examples/quickstart.py
 
 bench: $(STAMP)
-	$(BIN)/python bench/decode.py
+	$(BIN)/pip install --quiet -e ".[bench]"
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples
