@@ -159,6 +159,32 @@ def cmd_serve(args: argparse.Namespace) -> None:
     serve_from_args(args)
 
 
+def cmd_data_curate(args: argparse.Namespace) -> None:
+    from codelm.data.curate import curate_from_args
+
+    print(curate_from_args(args))
+
+
+def cmd_data_quality_train(args: argparse.Namespace) -> None:
+    from codelm.data.quality.train import quality_train_from_args
+
+    print(quality_train_from_args(args))
+
+
+def _data_parsers(sub) -> None:
+    from codelm.data.curate import add_curate_args
+    from codelm.data.quality.train import add_quality_train_args
+
+    data = sub.add_parser("data", help="curate raw repositories into training data")
+    dsub = data.add_subparsers(dest="data_verb", metavar="ACTION", required=True)
+    cur = dsub.add_parser("curate", help="run a curation YAML (readers, steps, executor) into OUT")
+    add_curate_args(cur)
+    cur.set_defaults(func=cmd_data_curate)
+    qt = dsub.add_parser("quality-train", help="label a sample with an oracle and fit the quality scorer")
+    add_quality_train_args(qt)
+    qt.set_defaults(func=cmd_data_quality_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="codelm", description="Build, evaluate and serve open code LMs.")
     p.add_argument("--version", action="version", version=f"codelm {__version__}")
@@ -200,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--system", help="system message for an interactive chat")
     _model_args(ch)
     ch.set_defaults(func=cmd_chat)
+    _data_parsers(sub)
+
     sv = sub.add_parser("serve", help="OpenAI-compatible server with FIM, chat, streaming and a playground")
     sv.add_argument("--model", required=True, help="checkpoint directory or hub id (the family is detected)")
     sv.add_argument("--family", help="force the model family (required with --upstream if not detectable)")

@@ -22,6 +22,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -136,6 +137,19 @@ class Decontaminate(PipelineStep):
         super().__init__(name=name, exclusion_writer=exclusion_writer)
         self.index = index
         self.batch_size = batch_size
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> Decontaminate:
+        """From a YAML mapping: `benchmarks` (a directory of benchmark files, required),
+        `batch_size`, `name`, and any `DecontamConfig` field."""
+        from codelm.data.benchmarks import load_benchmarks
+
+        settings = dict(settings)
+        if "benchmarks" not in settings:
+            raise DataError("step decontaminate needs `benchmarks: DIR` (a directory of benchmark files)")
+        directory = settings.pop("benchmarks")
+        own = {k: settings.pop(k) for k in ("batch_size", "name") if k in settings}
+        return cls(NgramIndex(load_benchmarks(directory), DecontamConfig.from_dict(settings)), **own)
 
     def run(self, docs: Iterator[Document]) -> Iterator[Document]:
         batch: list[Document] = []

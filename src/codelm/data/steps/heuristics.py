@@ -104,6 +104,8 @@ def heuristic_reason(text: str, cfg: HeuristicsConfig) -> str | None:
 class HeuristicFilter(Filter):
     """Drop documents that break a rule of `HeuristicsConfig`, with that rule's reason."""
 
+    config_class = HeuristicsConfig  # YAML settings of the step that are fields of this config
+
     def __init__(self, config: HeuristicsConfig | None = None, *, name: str | None = None,
                  exclusion_writer: JsonlWriter | None = None) -> None:
         super().__init__(name=name, exclusion_writer=exclusion_writer)

@@ -7,20 +7,31 @@ kept documents in their original order. In each cluster the copy with the smalle
 (default: `Document.id`) is kept, so the choice does not depend on input order; dropped copies
 get `near_duplicate` with `duplicate_of` in their metadata.
 
-For corpora larger than memory an executor runs the same pieces in stages: `MinHasher.signatures`
-per shard (saved as .npy), `cluster` over all signatures, then a filter on the removed ids.
+For corpora larger than one process's memory an executor runs it as a `GlobalStep`
+(`codelm.data.global_step`): `summarize` computes each shard's signatures (uint32, num_perm per
+document: 512 bytes at the default 128 permutations) and keys; `decide` clusters the concatenation
+of all shards in key order, re-reading only the candidate documents' texts to verify pairs by exact
+Jaccard; `apply` drops each shard's duplicates. Same kept copies as in-process, for any sharding.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from codelm.data.document import Document
+from codelm.data.document import DataError, Document
+from codelm.data.global_step import (
+    Arrays,
+    GlobalStep,
+    ShardDocs,
+    batched,
+    check_position,
+    global_order,
+    split_by_shard,
+)
 from codelm.data.lsh import cluster
 from codelm.data.minhash import MinHashConfig, MinHasher
-from codelm.data.pipeline import PipelineStep
 from codelm.data.writers import JsonlWriter
 
 
@@ -28,8 +39,10 @@ def _by_id(doc: Document) -> str:
     return doc.id
 
 
-class NearDedup(PipelineStep):
+class NearDedup(GlobalStep):
     """Drop all but one document of each near-duplicate cluster (Jaccard >= config.threshold)."""
+
+    config_class = MinHashConfig  # YAML settings of the step that are fields of this config
 
     def __init__(
         self,
@@ -66,6 +79,58 @@ class NearDedup(PipelineStep):
         for i, doc in enumerate(batch):
             if i in dups:
                 doc.metadata["duplicate_of"] = batch[dups[i]].id
+                self.drop(doc, "near_duplicate")
+            else:
+                yield self.keep(doc)
+
+    # -- sharded mode -------------------------------------------------------------------------
+    def summarize(self, docs: Iterable[Document]) -> Arrays:
+        sigs, ids, keys = [np.empty((0, self.config.num_perm), dtype=np.uint32)], [], []
+        for batch in batched(docs):  # the shard streams; only signatures are kept
+            sigs.append(self.hasher.signatures([d.text for d in batch]))
+            ids.extend(d.id for d in batch)
+            keys.extend(self.key(d) for d in batch)
+        if keys and not all(isinstance(k, (str, int, float)) for k in keys):
+            raise DataError(f"{self.name}: sharded near dedup needs a key of str or numbers, got {keys[0]!r}")
+        return {
+            "signatures": np.concatenate(sigs),
+            "ids": np.array(ids, dtype=str) if ids else np.empty(0, dtype="<U1"),
+            "keys": np.array(keys) if keys else np.empty(0, dtype="<U1"),
+        }
+
+    def decide(self, summaries: Sequence[Arrays], shard_docs: ShardDocs) -> list[Arrays]:
+        shard, pos = global_order(summaries)
+        if len(shard) == 0:
+            self.decide_counters = {}
+            return split_by_shard(len(summaries), shard, drop=pos, duplicate_of=pos.astype(str))
+        keys = np.concatenate([s["keys"] for s in summaries])
+        ids = np.concatenate([s["ids"] for s in summaries])
+        order = np.lexsort((pos, shard, keys))  # smallest key first, as in-process
+        sigs = np.concatenate([s["signatures"] for s in summaries])[order]
+
+        def shingle_sets(idx: Sequence[int]) -> list[np.ndarray]:
+            wanted: dict[tuple[int, int], int] = {}
+            for j, i in enumerate(idx):
+                wanted[(int(shard[order[i]]), int(pos[order[i]]))] = j
+            texts: list[str] = [""] * len(idx)
+            for s in sorted({k[0] for k in wanted}):
+                for p, doc in enumerate(shard_docs(s)):
+                    if (s, p) in wanted:
+                        texts[wanted[(s, p)]] = doc.text
+            return self.hasher.shingler.shingle_sets(texts)
+
+        result = cluster(sigs, self.config, shingle_sets=shingle_sets, valid=MinHasher.has_shingles(sigs))
+        dups = result.duplicates
+        rows, kept = order[dups], order[result.roots[dups]]
+        self.decide_counters = {**result.counters, "clusters": int(np.unique(kept).size)}
+        return split_by_shard(len(summaries), shard[rows], drop=pos[rows], duplicate_of=ids[kept])
+
+    def apply(self, docs: Iterator[Document], decision: Arrays, summary: Arrays) -> Iterator[Document]:
+        dup_of = dict(zip(decision["drop"].tolist(), decision["duplicate_of"].tolist(), strict=True))
+        for i, doc in enumerate(docs):
+            check_position(self.name, summary, i, doc)
+            if i in dup_of:
+                doc.metadata["duplicate_of"] = dup_of[i]
                 self.drop(doc, "near_duplicate")
             else:
                 yield self.keep(doc)

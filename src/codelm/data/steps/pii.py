@@ -149,6 +149,8 @@ def _keep_email(value: str) -> bool:
 class PiiRedactor(PipelineStep):
     """Replace PII and secrets by placeholders; keeps every document, counts replacements by kind."""
 
+    config_class = PiiConfig  # YAML settings of the step that are fields of this config
+
     def __init__(self, config: PiiConfig | None = None, *, name: str | None = None) -> None:
         super().__init__(name=name)
         self.config = config or PiiConfig()
