@@ -171,6 +171,35 @@ def cmd_data_quality_train(args: argparse.Namespace) -> None:
     print(quality_train_from_args(args))
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    from codelm.train.cli import train_from_args
+
+    out = train_from_args(args)
+    if out is not None:
+        print(out)
+
+
+def cmd_tokenizer_train(args: argparse.Namespace) -> None:
+    from codelm.train.cli import tokenizer_train_from_args
+
+    print(tokenizer_train_from_args(args))
+
+
+def _train_parsers(sub) -> None:
+    from codelm.train.cli import add_tokenizer_train_args, add_train_args
+
+    tr = sub.add_parser(
+        "train", help="run one training stage (pretrain/FIM/long-context, SFT, DPO) from YAML"
+    )
+    add_train_args(tr)
+    tr.set_defaults(func=cmd_train)
+    tok = sub.add_parser("tokenizer", help="train a byte-level BPE tokenizer in a family's format")
+    tsub = tok.add_subparsers(dest="tokenizer_verb", metavar="ACTION", required=True)
+    tt = tsub.add_parser("train", help="train on files or directories of code and save an HF tokenizer")
+    add_tokenizer_train_args(tt)
+    tt.set_defaults(func=cmd_tokenizer_train)
+
+
 def _data_parsers(sub) -> None:
     from codelm.data.curate import add_curate_args
     from codelm.data.quality.train import add_quality_train_args
@@ -227,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(ch)
     ch.set_defaults(func=cmd_chat)
     _data_parsers(sub)
+    _train_parsers(sub)
 
     sv = sub.add_parser("serve", help="OpenAI-compatible server with FIM, chat, streaming and a playground")
     sv.add_argument("--model", required=True, help="checkpoint directory or hub id (the family is detected)")

@@ -193,5 +193,15 @@ def test_request_object_api(tiny_engine):
 
 def test_hub_id_that_cannot_be_fetched_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(CheckpointError, match="could not load 'nobody-here/no-such-model' from the Hugging Face Hub"):
+    with pytest.raises(
+        CheckpointError, match="could not load 'nobody-here/no-such-model' from the Hugging Face Hub"
+    ):
         Engine.from_pretrained("nobody-here/no-such-model")
+
+
+def test_codegen1_stream_equals_generate(tiny_engine):
+    e = tiny_engine("codegen1")
+    for seed in range(3):
+        req = e.completion_request("def f(x):\n", max_new_tokens=40, temperature=1.0, seed=seed)
+        streamed = "".join(c.text for c in e.stream(req))
+        assert streamed == e.generate([req])[0].text

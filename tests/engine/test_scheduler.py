@@ -44,7 +44,8 @@ def test_late_request_joins_running_batch(tiny_engine, scheduler):
     e = tiny_engine("llama")
     long = e.completion_request(PROMPTS[0], max_new_tokens=400, temperature=0.0, ignore_eos=True)
     first, events, _ = collect(scheduler, long)
-    while len(events) < 20:  # the long one is decoding
+    deadline = time.monotonic() + 60
+    while len(events) < 20 and time.monotonic() < deadline:  # the long one is decoding
         time.sleep(0.005)
     late = e.completion_request(PROMPTS[1], max_new_tokens=5, temperature=0.0, ignore_eos=True)
     second, _, _ = collect(scheduler, late)
@@ -112,12 +113,30 @@ def test_merge_into_running_batch_per_architecture(tiny_engine, family):
         a = e.completion_request(PROMPTS[2], max_new_tokens=40, temperature=0.0, ignore_eos=True)
         b = e.completion_request(PROMPTS[3], max_new_tokens=10, temperature=0.0, ignore_eos=True)
         first, events, _ = collect(s, a)
-        while len(events) < 5:
+        deadline = time.monotonic() + 60
+        while len(events) < 5 and time.monotonic() < deadline:  # a is decoding
             time.sleep(0.002)
+        assert not first.done.is_set()
         second, _, _ = collect(s, b)
         assert first.done.wait(60) and second.done.wait(60)
         assert s.stats.max_rows == 2
         for t, r in ((first, a), (second, b)):
             assert t.result().completions[0].token_ids == e.generate([r])[0].completions[0].token_ids
+    finally:
+        s.close()
+
+
+def test_batch_never_exceeds_max_batch_size(tiny_engine):
+    e = tiny_engine("llama")
+    s = Scheduler(e, max_batch_size=2).start()
+    try:
+        reqs = [e.completion_request(p, max_new_tokens=6, ignore_eos=True) for p in PROMPTS * 2]
+        tickets = [collect(s, r)[0] for r in reqs]
+        big = collect(s, e.completion_request("y", max_new_tokens=3, n=3, temperature=0.5, ignore_eos=True))[
+            0
+        ]
+        assert all(t.done.wait(60) for t in [*tickets, big])
+        assert s.stats.max_rows == 3  # only the oversized request, alone
+        assert len(big.result().completions) == 3
     finally:
         s.close()

@@ -41,3 +41,32 @@ def test_incremental_decoder_matches_full_decode(tiny_checkpoint):
     ids = tok(text, add_special_tokens=False)["input_ids"]
     dec = IncrementalDecoder(tok, context_ids=tok("prompt", add_special_tokens=False)["input_ids"])
     assert "".join(dec.push(i) for i in ids) == text
+
+
+def test_codegen_truncation_while_streaming_matches_post_hoc():
+    from codelm.engine.text import CodegenTruncatingMatcher
+    from codelm.models.codegen_truncate import codegen_truncate
+
+    patterns = [r"\n\n^#", "^'''", "\n\n\n"]
+    text = "    x = 1\n    return x\n\n\n# test\nprint(f())\n"
+    m = CodegenTruncatingMatcher([], patterns)
+    out, hit = "", False
+    for ch in text:  # one character at a time: the worst case for hold-back
+        piece, hit = m.feed(ch)
+        out += piece
+        if hit:
+            break
+    assert hit and out == codegen_truncate(text, patterns) == "    x = 1\n    return x"
+
+
+def test_codegen_truncation_streaming_holds_only_the_last_line():
+    from codelm.engine.text import CodegenTruncatingMatcher
+
+    m = CodegenTruncatingMatcher([], ["^'''"])
+    assert m.feed("a = 1\nb = ") == ("a = 1", False)
+    assert m.feed("2\n") == ("\nb = 2", False)
+    assert m.feed("'''doc") == ("\n", True)  # a line starting with ''' ends the sample before it
+    m2 = CodegenTruncatingMatcher([], ["ZZZ"])
+    for piece in ["print(1)\n", "x\n", "print(2)\n"]:
+        m2.feed(piece)
+    assert m2.flush() == "" and m2.text.startswith("print(1)\nx\n")

@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from codelm.engine import rules
 from codelm.engine.decode import Row, generate_rows
 from codelm.engine.loader import Loaded, load_checkpoint
 from codelm.engine.params import Completion, Request, Result, SamplingParams, StreamChunk
 from codelm.engine.sampling import RowSampler
-from codelm.engine.text import IncrementalDecoder, StopMatcher
+from codelm.engine.text import CodegenTruncatingMatcher, IncrementalDecoder, StopMatcher
 from codelm.errors import RequestError
 from codelm.models.codegen_truncate import codegen_truncate
 from codelm.models.formats import cut_at_first, render_chat, render_chat_template, render_fim
@@ -35,7 +36,9 @@ class Engine:
         self.vocab_size = int(self.model.get_output_embeddings().weight.shape[0])
         tok = self.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        self._stop_ids = {k: self._token_ids(self._stop_tokens(k)) for k in ("completion", "infill", "chat")}
+        self._stop_ids = {
+            k: self._token_ids(rules.stop_tokens(self.family, k)) for k in ("completion", "infill", "chat")
+        }
         gen_eos = getattr(self.model.generation_config, "eos_token_id", None)
         if gen_eos is not None:
             extra = gen_eos if isinstance(gen_eos, list) else [gen_eos]
@@ -47,21 +50,13 @@ class Engine:
         return cls(load_checkpoint(name, **load_kwargs), max_batch_size=max_batch_size)
 
     # -- family rules ---------------------------------------------------------------------------
-    def _stop_tokens(self, kind: str) -> list[str]:
-        tokens = list(self.family.stop_tokens)
-        if kind == "chat" and self.family.chat:
-            tokens += self.family.chat.stop_tokens
-        return tokens
-
     def _token_ids(self, tokens: Sequence[str]) -> set[int]:
         unk = self.tokenizer.unk_token_id
         ids = {self.tokenizer.convert_tokens_to_ids(t) for t in tokens}
         return {i for i in ids if i is not None and i != unk}
 
     def stop_strings(self, kind: str, params: SamplingParams) -> list[str]:
-        if params.ignore_eos:
-            return list(params.stop)
-        return [*params.stop, *self.family.sentinel_strings, *self._stop_tokens(kind)]
+        return rules.stop_strings(self.family, kind, params)
 
     def stop_ids(self, kind: str, params: SamplingParams) -> frozenset[int]:
         own = set() if params.ignore_eos else self._stop_ids[kind]
@@ -69,11 +64,7 @@ class Engine:
 
     def params(self, kind: str = "completion", **overrides: Any) -> SamplingParams:
         """The family's recommended sampling for `kind`, with the caller's overrides."""
-        table = self.family.sampling
-        defaults = table.get("completion", {})
-        if kind == "chat":
-            defaults = table.get("chat", defaults)
-        return SamplingParams.build(defaults, **overrides)
+        return rules.sampling_params(self.family, kind, **overrides)
 
     # -- building requests ----------------------------------------------------------------------
     def completion_request(self, prompt: str, **sampling: Any) -> Request:
@@ -135,18 +126,28 @@ class Engine:
                 stops,
                 RowSampler.create(p, j, ids, self.vocab_size, device),
                 IncrementalDecoder(self.tokenizer, ids),
-                StopMatcher(strings),
+                self._matcher(request, strings),
                 index=j,
             )
             for j in range(p.n)
         ]
         return ids, rows
 
+    def _truncates(self, request: Request) -> bool:
+        """CodeGen1 completions get `truncate_before_pattern` (its README's recommended decode)."""
+        p = request.params
+        return request.kind == "completion" and bool(self.family.truncate_before_pattern) and not p.ignore_eos
+
+    def _matcher(self, request: Request, strings: list[str]) -> StopMatcher:
+        if self._truncates(request):
+            return CodegenTruncatingMatcher(strings, self.family.truncate_before_pattern)
+        return StopMatcher(strings)
+
     def finish(self, request: Request, row: Row) -> Completion:
         """The row's final text: cut at stops again (leaked sentinels), CodeGen1 truncation."""
         text, cut = cut_at_first(row.text, self.stop_strings(request.kind, request.params))
         reason = "stop" if cut else row.finish_reason or "length"
-        if request.kind == "completion" and self.family.truncate_before_pattern:
+        if self._truncates(request):
             short = codegen_truncate(text, self.family.truncate_before_pattern)
             if short != text:
                 text, reason = short, "stop"

@@ -32,6 +32,10 @@ class QueueFullError(CodelmError):
     """Too many requests are waiting; try again later."""
 
 
+class SchedulerClosedError(CodelmError):
+    """The scheduler has been shut down and takes no more requests."""
+
+
 @dataclass
 class Event:
     """New text of one sample; the sample's last event has finish_reason set."""
@@ -125,7 +129,7 @@ class Scheduler:
         ticket = Ticket(self.engine, request, callback, time.monotonic() + timeout_s if timeout_s else None)
         with self._cond:
             if self._closed:
-                raise CodelmError("the scheduler is shut down")
+                raise SchedulerClosedError("the scheduler is shut down")
             if len(self._pending) >= self.max_queue:
                 raise QueueFullError(f"server busy: {len(self._pending)} requests are already waiting")
             self._pending.append(ticket)
@@ -139,7 +143,10 @@ class Scheduler:
         with self._cond:
             while not self._closed and not self._pending and not self._batch:
                 self._cond.wait()
-            while self._pending and (not rows or len(rows) + len(self._pending[0].rows) <= room):
+            # fill the free rows; a request larger than the whole batch runs alone when nothing else does
+            while self._pending and (
+                len(rows) + len(self._pending[0].rows) <= room or (not rows and self._batch is None)
+            ):
                 ticket = self._pending.popleft()
                 if ticket.cancelled:
                     self._drop(ticket.rows, "cancelled")

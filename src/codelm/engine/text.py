@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from codelm.models.codegen_truncate import codegen_truncate
 from codelm.models.formats import cut_at_first
 
 
@@ -74,3 +75,47 @@ class StopMatcher:
     def flush(self) -> str:
         out, self.pending = self.pending, ""
         return out
+
+
+class CodegenTruncatingMatcher(StopMatcher):
+    """StopMatcher plus CodeGen1's `truncate_before_pattern`, applied while streaming.
+
+    Every CodeGen terminal (and its print/def heuristics) cuts at a line start or at the newline
+    run before one, so text before the newline run that precedes the unfinished last line is final
+    and can be emitted; the rest waits. When a terminal appears the sample stops there, which also
+    saves the tokens the post-hoc cut would have thrown away.
+    """
+
+    def __init__(self, stops: Sequence[str], patterns: Sequence[str]) -> None:
+        super().__init__(stops)
+        self.patterns = list(patterns)
+        self.text = ""  # everything past the stop-string hold-back
+        self.emitted = 0
+
+    @staticmethod
+    def _final_len(text: str) -> int:
+        j = text.rfind("\n")
+        if j < 0:
+            return 0
+        while j > 0 and text[j - 1] == "\n":
+            j -= 1
+        return j
+
+    def _release(self, upto: int) -> str:
+        out = self.text[self.emitted : max(upto, self.emitted)]
+        self.emitted = max(upto, self.emitted)
+        return out
+
+    def feed(self, delta: str) -> tuple[str, bool]:
+        piece, hit = super().feed(delta)
+        self.text += piece
+        cut = len(codegen_truncate(self.text, self.patterns))
+        if cut < len(self.text):
+            return self._release(cut), True
+        if hit:
+            return self._release(len(self.text)), True
+        return self._release(self._final_len(self.text)), False
+
+    def flush(self) -> str:
+        self.text += super().flush()
+        return self._release(len(codegen_truncate(self.text, self.patterns)))

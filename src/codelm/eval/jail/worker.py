@@ -1,0 +1,230 @@
+"""Sandbox worker: isolates itself once, then runs one job per request, each in a fresh process.
+
+Started by ``codelm.eval.worker.SandboxWorker`` with a scrubbed environment; it reads
+length-prefixed JSON jobs on stdin and answers on stdout (see ``protocol``). Per job it writes the
+files into a new work directory on its private tmpfs (owned by the samples' uid), compiles Python
+source, forks the sample (``child.spawn``), drains its output up to a cap while enforcing the
+wall-clock timeout (``outcome``), kills its whole PID namespace when time is up, turns what
+happened into a verdict and deletes the directory.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import os
+import shutil
+import signal
+import sys
+import time
+import traceback
+
+from . import child, linux, outcome, protocol
+from .isolate import as_namespace_init, isolate, unisolated
+
+# Processes that share the sample's uid when it is the worker's own (outer worker, worker, sample).
+_HARNESS_PROCESSES = 3
+_MAX_SOURCE = 16 << 20  # characters of Python source the worker agrees to compile
+
+
+def _report_cleanup_error(function, path, exc_info) -> None:
+    print(f"codelm sandbox: could not remove {path}: {exc_info[1]}", file=sys.stderr, flush=True)
+
+
+def _remove(workdir: str) -> None:
+    """Delete a work directory; the common case (one file, written by us) without a tree walk."""
+    try:
+        with os.scandir(workdir) as entries:
+            names = [e.name for e in entries if e.is_file(follow_symlinks=False)]
+        for name in names:
+            os.unlink(os.path.join(workdir, name))
+        os.rmdir(workdir)
+    except OSError:  # subdirectories, or files the sample made hard to delete: walk the tree
+        shutil.rmtree(workdir, onerror=_report_cleanup_error)
+
+
+def _result(status: str, detail: str) -> dict:
+    return {"status": status, "returncode": None, "runtime": 0.0, "stdout": "", "stderr": "",
+            "detail": detail, "truncated": False}
+
+
+def _write_files(workdir: str, files: list, owner: int | None, encoded: bool = True) -> None:
+    for name, data in files:
+        path = os.path.normpath(os.path.join(workdir, name))
+        if not path.startswith(workdir + os.sep):
+            raise ValueError(f"file name {name!r} escapes the work directory")
+        parent = os.path.dirname(path)
+        if parent != workdir:
+            os.makedirs(parent, exist_ok=True)
+            if owner is not None:
+                for directory in _parents_below(parent, workdir):
+                    os.chown(directory, owner, owner)
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(data) if encoded else data.encode("utf-8", "surrogatepass"))
+        if owner is not None:
+            os.chown(path, owner, owner)
+
+
+def _parents_below(path: str, root: str) -> list[str]:
+    parents = []
+    while path != root:
+        parents.append(path)
+        path = os.path.dirname(path)
+    return parents
+
+
+class Worker:
+    """Per-process state: what isolation took effect, the scratch directory, a job counter."""
+
+    def __init__(self, info: dict, pidns_fd: int | None) -> None:
+        self.info = info
+        self.scratch = info["scratch"]
+        self.pidns_fd = pidns_fd if info.get("pid_namespace") else None
+        self.sample_uid = info.get("sample_uid")
+        self.jobs = 0
+
+    def run_job(self, job: dict) -> dict:
+        """Fresh work directory, files, optional compile step, run step; always cleaned up."""
+        self.jobs += 1
+        workdir = os.path.join(self.scratch, f"job{self.jobs}")
+        os.mkdir(workdir, 0o700)
+        try:
+            if self.sample_uid is not None:
+                os.chown(workdir, self.sample_uid, self.sample_uid)
+            _write_files(workdir, job.get("files", []), self.sample_uid)
+            if job.get("compile"):
+                result = self.run_step(job["compile"], workdir)
+                if result["status"] == "error":  # e.g. the compiler is not installed
+                    result["detail"] = f"compile step: {result['detail']}"
+                    return result
+                if result["status"] != "passed":
+                    errors = [line for line in result["stderr"].splitlines() if "error" in line.lower()]
+                    reason = errors[0].strip()[:500] if errors else result["detail"] or "compilation failed"
+                    detail = f"compile step {result['status']}: {reason}"
+                    result.update(status="compile_error", detail=detail)
+                    return result
+            return self.run_step(job["run"], workdir)
+        finally:
+            _remove(workdir)
+
+    def _prepare(self, step: dict, workdir: str) -> dict:
+        step = dict(step)
+        limits = dict(step["limits"])
+        if limits.get("nproc") is not None:  # RLIMIT_NPROC counts every process of the sample's uid
+            others = self.info.get("nproc_baseline", 0) + _HARNESS_PROCESSES
+            if self.sample_uid is not None and self.info["user_namespace"]:  # a uid of its own
+                others = 1
+            limits["nproc"] = int(limits["nproc"]) + others
+        step["limits"] = limits
+        step["sample_uid"] = self.sample_uid
+        step["env"] = {**step.get("env", {}), "HOME": workdir, "TMPDIR": workdir, "PWD": workdir}
+        return step
+
+    def run_step(self, step: dict, workdir: str) -> dict:
+        """Run one step (compile or run) in a fresh child and return its verdict."""
+        step = self._prepare(step, workdir)
+        code = None
+        if "source" in step:
+            if len(step["source"]) > _MAX_SOURCE:
+                return _result("error", f"source of {len(step['source'])} characters exceeds {_MAX_SOURCE}")
+            _write_files(workdir, [[step.get("filename", "main.py"), step["source"]]], self.sample_uid,
+                         encoded=False)
+            code, error = child.compile_source(step, workdir)
+            if code is None:
+                return _result("syntax_error", error)
+        pipes = {name: os.pipe() for name in ("out", "err", "marker")}
+        ends = {name: w for name, (_, w) in pipes.items()}
+        watched = outcome.watch({pipes["out"][0]: "out", pipes["err"][0]: "err"})
+        write_ends = tuple(ends.values())
+        start = time.monotonic()
+        try:
+            pid = child.spawn(step, workdir, ends, self.pidns_fd,
+                              drop_caps=bool(self.info.get("user_namespace")), code=code)
+        except BaseException:
+            for r, _ in pipes.values():
+                os.close(r)
+            raise
+        finally:
+            for fd in write_ends:
+                os.close(fd)
+        collected = outcome.collect(pid, watched, start, step)
+        marker_fd = pipes["marker"][0]
+        # The markers are a few bytes, read once the sample is gone: polling them would wake the
+        # worker while the sample runs, and every page the worker touches then is copied.
+        collected["marker"] = outcome.read_available(marker_fd)
+        return outcome.verdict(collected, step)
+
+
+def _nproc_baseline(uid: int) -> int:
+    """Processes this uid already runs (RLIMIT_NPROC counts them all when not in a user namespace)."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                count += os.stat(f"/proc/{entry}").st_uid == uid
+            except FileNotFoundError:
+                continue  # exited while we were counting
+    return count
+
+
+def main() -> None:
+    """Read the config, isolate, report what took effect, then serve jobs until end of input."""
+    ctl_in, ctl_out = os.dup(0), os.dup(1)  # dup() results are close-on-exec
+    devnull = os.open("/dev/null", os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    config = protocol.read_frame(ctl_in)
+    if config is None:
+        return
+    problems = []
+    for name in config.get("preload", []):
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            problems.append(f"preload {name}: {exc}")
+    uid = os.getuid()
+    map_to = config.get("map_root_to") if uid == 0 else None
+    if config.get("isolate", True):
+        info = isolate(config.get("hide", []), config.get("keep", []), int(config["scratch_bytes"]), map_to)
+    else:
+        info = unisolated("isolation disabled by the caller (isolate=False)")
+    info["problems"] = problems + info["problems"]
+    pidns_fd = None
+    if info.get("worker_pid_namespace"):
+        _become_namespace_init(ctl_in, ctl_out)
+        pidns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        for found in (as_namespace_init(int(config["max_tasks"])), child.probe_pid_namespace(pidns_fd)):
+            info["problems"] += found.pop("problems")
+            info.update(found)
+    if not info["user_namespace"]:
+        if map_to is not None:  # no namespace, but as real root we can still make samples nobody
+            info.update(sample_uid=map_to, host_uid=map_to)
+        info["nproc_baseline"] = _nproc_baseline(info.get("sample_uid", uid))
+    info.setdefault("host_uid", uid)
+    info["rlimit_nproc_effective"] = info["host_uid"] != 0  # the kernel exempts root from it
+    protocol.write_frame(ctl_out, {"ready": True, "info": info})
+    worker = Worker(info, pidns_fd)
+    try:
+        while (job := protocol.read_frame(ctl_in)) is not None:
+            try:
+                result = worker.run_job(job)
+            except Exception:  # a harness bug must not take the worker down: report it per job
+                result = _result("error", traceback.format_exc()[-4000:])
+            protocol.write_frame(ctl_out, result)
+    finally:
+        if not info["user_namespace"]:
+            shutil.rmtree(worker.scratch, onerror=_report_cleanup_error)
+
+
+def _become_namespace_init(ctl_in: int, ctl_out: int) -> None:
+    """Fork the process that serves jobs as PID 1 of the worker's PID namespace (its death ends
+    every sample); the original process only waits for it. Returns in the child."""
+    pid = os.fork()
+    if pid == 0:
+        linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+        linux.set_process_name("codelm-worker")
+        return
+    os.close(ctl_in)
+    os.close(ctl_out)
+    status = os.waitpid(pid, 0)[1]
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)

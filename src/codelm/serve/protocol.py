@@ -1,0 +1,203 @@
+"""The wire format: OpenAI-compatible request and response schemas, plus codelm's code extras.
+
+Field names and shapes follow the OpenAI API (and vLLM's extensions `top_k`, `repetition_penalty`,
+`ignore_eos`), so the official `openai` client and tools written for vLLM work unchanged. The extras
+for code completion are codelm's own: `mode` (line or block), `timeout_ms` (a time budget),
+`context_files` (other files of the repository) and `path` (the file being edited).
+
+Unknown fields are ignored, as OpenAI-compatible servers do, so that clients sending newer fields
+keep working. Validation of sampling values is left to the engine (`SamplingParams`), so the HTTP
+API and the Python API reject the same values with the same messages.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# -- requests ------------------------------------------------------------------------------------
+class StreamOptions(_Schema):
+    include_usage: bool = False
+
+
+class ContextFile(_Schema):
+    """Another file of the repository, shown to the model before the prompt."""
+
+    path: str
+    content: str
+
+
+class SamplingFields(_Schema):
+    """Sampling fields shared by completions and chat; None takes the family's recommendation."""
+
+    model: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None  # vLLM extra
+    repetition_penalty: float | None = None  # vLLM extra
+    n: int = 1
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    ignore_eos: bool = False  # vLLM extra: benchmarks that must do a fixed amount of work
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    presence_penalty: float = 0.0  # accepted for compatibility; only 0 is supported
+    frequency_penalty: float = 0.0
+    timeout_ms: int | None = Field(default=None, gt=0, description="time budget; ends with 'length'")
+    user: str | None = None
+
+    def stop_list(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+
+class CompletionRequest(SamplingFields):
+    prompt: str | list[str] | list[int] | list[list[int]]
+    suffix: str | None = None  # fill-in-the-middle, rendered in the family's own format
+    logprobs: int | None = None
+    echo: bool = False
+    mode: Literal["line", "block"] = "block"  # line: stop at the first newline
+    context_files: list[ContextFile] = Field(default_factory=list)
+    path: str | None = None  # the file being completed, headed like the context files
+
+
+class ChatMessage(_Schema):
+    role: Literal["system", "user", "assistant"]
+    content: str | list[TextPart] | None = None
+
+    def text(self) -> str:
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.text for part in self.content)
+
+
+class TextPart(_Schema):
+    type: Literal["text"]
+    text: str
+
+
+class ChatCompletionRequest(SamplingFields):
+    messages: list[ChatMessage]
+    max_completion_tokens: int | None = None  # the newer OpenAI name for max_tokens
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+
+
+# -- responses -----------------------------------------------------------------------------------
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+class Usage(_Schema):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+    @classmethod
+    def of(cls, prompt_tokens: int, completion_tokens: int) -> Usage:
+        total = prompt_tokens + completion_tokens
+        return cls(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, total_tokens=total)
+
+
+class CompletionChoice(_Schema):
+    index: int
+    text: str
+    logprobs: None = None
+    finish_reason: str | None = None
+
+
+class CompletionResponse(_Schema):
+    id: str = Field(default_factory=lambda: new_id("cmpl"))
+    object: Literal["text_completion"] = "text_completion"
+    created: int = Field(default_factory=_now)
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage | None = None
+
+
+class AssistantMessage(_Schema):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(_Schema):
+    index: int
+    message: AssistantMessage
+    logprobs: None = None
+    finish_reason: str | None = None
+
+
+class ChatCompletionResponse(_Schema):
+    id: str = Field(default_factory=lambda: new_id("chatcmpl"))
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int = Field(default_factory=_now)
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+
+
+class Delta(_Schema):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChatChunkChoice(_Schema):
+    index: int
+    delta: Delta
+    logprobs: None = None
+    finish_reason: str | None = None
+
+
+class ChatCompletionChunk(_Schema):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChatChunkChoice]
+    usage: Usage | None = None
+
+
+class ModelCard(_Schema):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = Field(default_factory=_now)
+    owned_by: str = "codelm"
+    family: str  # codelm extra: which prompt formats the server renders
+    supports_fim: bool
+    supports_chat: bool
+    context_window: int | None = None
+
+
+class ModelList(_Schema):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class ErrorInfo(_Schema):
+    message: str
+    type: str
+    code: str | None = None
+    param: str | None = None
+
+
+class ErrorResponse(_Schema):
+    error: ErrorInfo
+
+
+ChatMessage.model_rebuild()

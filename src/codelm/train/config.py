@@ -1,0 +1,226 @@
+"""Stage configs: one YAML per training stage, parsed into small validated dataclasses.
+
+    stage: pretrain            # pretrain (incl. FIM and long context) | sft | dpo
+    model:  {family: llama, size: tiny, tokenizer: tok/}      # or init_from: a checkpoint
+    pretrain: {shards: [data/shards], fim_rate: 0.5}          # the section named after the stage
+    batch:  {seq_len: 256, micro_batch_size: 4, global_batch_size: 8}
+    optim:  {lr: 3.0e-3, warmup_steps: 10, decay: cosine}
+    run:    {out_dir: runs/x, max_steps: 100, save_every: 50}
+
+`load_config(path, ["optim.lr=1e-3", ...])` applies `--set` overrides to the raw YAML before the
+dataclasses are built, so every value, overridden or not, goes through the same validation; values are
+coerced to the field's type ("1e-3" is a float, "true" a bool, "[a, b]" a list). Unknown keys are
+errors with a "did you mean" (as the family registry does), never silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from codelm.errors import CodelmError
+from codelm.train.cfgparse import apply_override, build_section, unknown
+from codelm.train.packing import PACKED_ATTENTION
+from codelm.train.schedule import DECAYS
+
+STAGES = ("pretrain", "sft", "dpo")
+
+
+def _check(ok: bool, msg: str) -> None:
+    if not ok:
+        raise CodelmError(f"bad train config: {msg}")
+
+
+@dataclass
+class ModelConfig:
+    family: str | None = None  # model family (codegen1, codegemma, stablecode, seedcoder, llama)
+    size: str = "tiny"  # "tiny", or a real size of the family (350M, 2b, 3b, 8b ...) for a new model
+    init_from: str | None = None  # continue from this HF checkpoint instead of a random init
+    tokenizer: str | None = None  # tokenizer directory (default: init_from's); may have grown
+    overrides: dict[str, Any] = field(default_factory=dict)  # model-config fields, e.g. num_hidden_layers
+    rope_theta: float | None = None  # new RoPE base (long-context stage); not for CodeGen (fixed 10000)
+    max_position_embeddings: int | None = None  # new context length (long-context stage)
+    attn_implementation: str | None = None  # sdpa, eager, flash_attention_2 (default: transformers')
+    packed_attention: str = "positions"  # how packed documents are kept apart: positions | block_mask
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.family is not None or self.init_from is not None, "model needs family or init_from")
+        _check(
+            self.packed_attention in PACKED_ATTENTION, f"model.packed_attention: one of {PACKED_ATTENTION}"
+        )
+        _check(self.rope_theta is None or self.rope_theta > 0, "model.rope_theta must be positive")
+
+
+@dataclass
+class PretrainConfig:
+    shards: list[str] = field(default_factory=list)  # shard directories (train/shards.py), read in order
+    fim_rate: float = 0.0  # share of documents FIM-permuted on the fly (0.5 Seed-Coder, 0.9 CodeGemma)
+    fim_spm_rate: float | None = None  # share of FIM documents in SPM order (default: the family's order)
+    shuffle: bool = True  # a seeded document order per epoch
+
+    def __post_init__(self) -> None:
+        _check(bool(self.shards), "pretrain.shards: at least one shard directory")
+        _check(0.0 <= self.fim_rate <= 1.0, "pretrain.fim_rate must be in [0, 1]")
+        _check(
+            self.fim_spm_rate is None or 0.0 <= self.fim_spm_rate <= 1.0, "pretrain.fim_spm_rate in [0, 1]"
+        )
+
+
+@dataclass
+class SFTConfig:
+    data: str = ""  # JSONL of {"messages": [...]} (or {"prompt", "completion"} for base formats)
+    packing: bool = True  # several conversations per row, attention kept apart
+    shuffle: bool = True
+
+    def __post_init__(self) -> None:
+        _check(bool(self.data), "sft.data: a JSONL file")
+
+
+@dataclass
+class DPOConfig:
+    data: str = ""  # JSONL of {"prompt", "chosen", "rejected"}
+    beta: float = 0.1  # strength of the KL anchor to the reference (Rafailov et al. 2023)
+    reference: str = "model"  # "model": frozen copy in memory; "precomputed": log-probs computed once
+    reference_model: str | None = None  # reference checkpoint (default: the starting weights)
+    shuffle: bool = True
+
+    def __post_init__(self) -> None:
+        _check(bool(self.data), "dpo.data: a JSONL file")
+        _check(self.beta > 0, "dpo.beta must be positive")
+        _check(self.reference in ("model", "precomputed"), "dpo.reference: model or precomputed")
+
+
+@dataclass
+class BatchConfig:
+    seq_len: int = 2048  # tokens per row
+    micro_batch_size: int = 1  # rows (DPO: pairs) per forward pass per process
+    global_batch_size: int = 8  # rows (pairs) per optimizer step, or tokens when unit is "tokens"
+    unit: str = "sequences"  # sequences | tokens
+
+    def __post_init__(self) -> None:
+        _check(
+            self.seq_len > 1 and self.micro_batch_size > 0 and self.global_batch_size > 0, "batch sizes > 0"
+        )
+        _check(self.unit in ("sequences", "tokens"), "batch.unit: sequences or tokens")
+        _check(
+            self.unit == "sequences" or self.global_batch_size % self.seq_len == 0,
+            "batch.global_batch_size in tokens must be a multiple of seq_len",
+        )
+
+    @property
+    def global_sequences(self) -> int:
+        return self.global_batch_size if self.unit == "sequences" else self.global_batch_size // self.seq_len
+
+    def accumulation(self, world: int) -> int:
+        """Micro-batches per process per step; the global batch must split evenly."""
+        per = self.micro_batch_size * world
+        if self.global_sequences % per:
+            raise CodelmError(
+                f"bad train config: global batch of {self.global_sequences} does not split into micro-batches"
+                f" of {self.micro_batch_size} on {world} process(es)"
+            )
+        return self.global_sequences // per
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 3e-4  # peak learning rate
+    min_lr_ratio: float = 0.1  # decay floor, as a fraction of lr
+    warmup_steps: int = 0
+    decay: str = "cosine"  # cosine | linear | constant
+    weight_decay: float = 0.1  # on matrices only, never on norms and biases
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    eps: float = 1e-8
+    grad_clip: float = 1.0  # max global gradient norm (0 = off)
+    fused: bool = True  # fused AdamW kernel (torch >= 2.8 on CPU and CUDA; what HF Trainer defaults to)
+
+    def __post_init__(self) -> None:
+        _check(self.lr > 0 and 0 <= self.min_lr_ratio <= 1, "optim.lr > 0 and optim.min_lr_ratio in [0, 1]")
+        _check(self.decay in DECAYS, f"optim.decay: one of {DECAYS}")
+        _check(
+            len(self.betas) == 2 and self.warmup_steps >= 0 and self.grad_clip >= 0, "optim.betas/warmup/clip"
+        )
+
+
+@dataclass
+class RunConfig:
+    out_dir: str = "runs/train"
+    max_steps: int = 100
+    seed: int = 0
+    precision: str = "fp32"  # fp32 | bf16 (autocast, fp32 master weights)
+    save_every: int = 0  # checkpoint every N steps (0: only at the end)
+    keep_checkpoints: int = 2  # newest checkpoints kept
+    log_every: int = 1
+    deterministic: bool = True  # torch.use_deterministic_algorithms
+    threads: int | None = None  # CPU threads for torch
+    device: str | None = None  # cpu to force the CPU; default: whatever accelerate finds
+    peak_tflops: float | None = None  # for MFU when the device is not in metrics.PEAK_TFLOPS
+    tensorboard: bool = True  # also log to TensorBoard when it is installed
+    plot: bool = True  # write loss.png at the end (needs matplotlib)
+
+    def __post_init__(self) -> None:
+        _check(self.max_steps > 0 and self.save_every >= 0 and self.log_every > 0, "run step counts")
+        _check(self.precision in ("fp32", "bf16"), "run.precision: fp32 or bf16")
+        _check(self.keep_checkpoints >= 1, "run.keep_checkpoints >= 1")
+
+
+SECTIONS = {"model": ModelConfig, "batch": BatchConfig, "optim": OptimConfig, "run": RunConfig}
+STAGE_SECTIONS = {"pretrain": PretrainConfig, "sft": SFTConfig, "dpo": DPOConfig}
+
+
+@dataclass
+class TrainConfig:
+    stage: str
+    model: ModelConfig
+    data: PretrainConfig | SFTConfig | DPOConfig  # the section named after the stage
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.stage in STAGES, f"stage: one of {STAGES}")
+        _check(isinstance(self.data, STAGE_SECTIONS[self.stage]), f"the {self.stage} section")
+        if self.stage == "dpo":
+            _check(self.model.init_from is not None, "DPO starts from a trained checkpoint (model.init_from)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config, as YAML would hold it (stage section under its own name)."""
+        out = {
+            "stage": self.stage,
+            "model": dataclasses.asdict(self.model),
+            self.stage: dataclasses.asdict(self.data),
+        }
+        out.update({k: dataclasses.asdict(getattr(self, k)) for k in ("batch", "optim", "run")})
+        return out
+
+
+def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
+    raw = dict(raw)
+    stage = raw.pop("stage", None)
+    if stage not in STAGES:
+        raise unknown("stage", str(stage), list(STAGES))
+    for key in raw:
+        if key not in SECTIONS and key != stage:
+            raise unknown("section", key, [*SECTIONS, stage])
+    parts = {name: build_section(cls, raw.get(name), name) for name, cls in SECTIONS.items()}
+    return TrainConfig(stage=stage, data=build_section(STAGE_SECTIONS[stage], raw.get(stage), stage), **parts)
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
+    """Parse a stage YAML (or nothing, with `path=None`) and apply `--set` overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise CodelmError(f"train config {p} does not exist")
+        raw = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(raw, dict):
+            raise CodelmError(f"{p}: a train config is a YAML mapping")
+    for o in overrides or []:
+        apply_override(raw, o)
+    return config_from_dict(raw)

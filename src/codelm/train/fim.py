@@ -1,0 +1,122 @@
+"""Fill-in-the-middle applied on the fly, per document, with the family's own sentinels.
+
+The transform of Bavarian et al. 2022 ("Efficient Training of Language Models to Fill in the Middle")
+as StarCoder and Seed-Coder use it: two cut points drawn uniformly over the *characters* of a document
+split it into prefix / middle / suffix, each piece is tokenized on its own, and the pieces are joined in
+PSM order (`<pre>P<suf>S<mid>M`) or in SPM order. SPM here is the family's SPM as `render_fim` renders
+it (Seed-Coder: `<suf>S<pre>P<mid>M`), so training and the engine's infill prompts agree token for token;
+a PSM family given an SPM share gets the FIM paper's SPM variant `<pre><suf>S<mid>PM` (StarCoder's).
+
+A FIM document always ends with EOS: that is how the model learns to stop after the middle. FIM never
+crosses documents: the split is drawn inside one document (or one chunk of a long one, see below), and
+the packer keeps documents apart in attention (train/packing.py).
+
+Rates follow the recipes in shared/research/data-recipes.md: Seed-Coder 0.5 (SPM only), CodeGemma
+0.8-0.9 with 50/50 PSM/SPM, StarCoder 0.5 PSM. Every decision comes from an RNG seeded by
+(seed, epoch, document index), so a resumed run re-draws exactly the same splits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from codelm.errors import CodelmError, UnsupportedFeatureError
+from codelm.models.registry import Family
+
+
+@dataclass
+class Piece:
+    """Tokens of one training document; `eos` says whether an EOS follows (a real document end)."""
+
+    ids: list[int]
+    eos: bool
+
+
+def split_points(length: int, rng: np.random.Generator) -> tuple[int, int]:
+    """Two sorted cut points in [0, length], uniform (StarCoder's `permute`)."""
+    a, b = sorted(int(x) for x in rng.integers(0, length + 1, size=2))
+    return a, b
+
+
+class FimTransform:
+    """Turn a document's token ids into training pieces, FIM-permuted at `rate`."""
+
+    def __init__(
+        self,
+        family: Family,
+        tokenizer: Any,
+        rate: float,
+        spm_rate: float | None = None,
+        *,
+        max_tokens: int = 2048,
+    ) -> None:
+        if not 0.0 <= rate <= 1.0:
+            raise CodelmError(f"FIM rate must be in [0, 1], got {rate}")
+        if rate > 0 and family.fim is None:
+            raise UnsupportedFeatureError(
+                f"model family {family.name} has no FIM sentinels (set fim_rate: 0)"
+            )
+        if spm_rate is None:  # the family's own order (Seed-Coder trains SPM only)
+            spm_rate = 1.0 if family.fim is not None and family.fim.order == "spm" else 0.0
+        if not 0.0 <= spm_rate <= 1.0:
+            raise CodelmError(f"FIM SPM share must be in [0, 1], got {spm_rate}")
+        self.family, self.tokenizer = family, tokenizer
+        self.rate, self.spm_rate, self.max_tokens = rate, spm_rate, max_tokens
+        if family.fim is not None:
+            conv = tokenizer.convert_tokens_to_ids
+            self.pre, self.suf, self.mid = (conv(t) for t in family.fim.sentinels)
+            if tokenizer.unk_token_id is not None and tokenizer.unk_token_id in (
+                self.pre,
+                self.suf,
+                self.mid,
+            ):
+                raise CodelmError(f"the tokenizer lacks {family.name}'s FIM sentinels")
+
+    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+
+    def permute(self, text: str, rng: np.random.Generator, spm: bool) -> list[int]:
+        """One FIM example from `text`: sentinels and pieces in PSM or SPM order, without EOS."""
+        a, b = split_points(len(text), rng)
+        prefix, middle, suffix = self._encode([text[:a], text[a:b], text[b:]])
+        if spm and self.family.fim.order == "spm":  # the family's own SPM (Seed-Coder, render_fim)
+            return [self.suf, *suffix, self.pre, *prefix, self.mid, *middle]
+        if spm:  # SPM for a PSM family: the FIM paper's variant (section 3), as StarCoder implements it
+            return [self.pre, self.suf, *suffix, self.mid, *prefix, *middle]
+        return [self.pre, *prefix, self.suf, *suffix, self.mid, *middle]
+
+    def _one(self, text: str, rng: np.random.Generator, last: bool) -> Piece:
+        if rng.random() < self.rate:
+            return Piece(self.permute(text, rng, spm=rng.random() < self.spm_rate), eos=True)
+        return Piece(self._encode([text])[0], eos=last)
+
+    def __call__(self, ids: np.ndarray, rng: np.random.Generator) -> list[Piece]:
+        """Pieces of one document. Without FIM the stored ids are used as they are."""
+        if self.rate == 0.0 or len(ids) == 0:
+            return [Piece(ids.tolist(), eos=True)]
+        if len(ids) <= self.max_tokens:
+            if rng.random() >= self.rate:
+                return [Piece(ids.tolist(), eos=True)]
+            text = self.tokenizer.decode(ids.tolist())
+            return [Piece(self.permute(text, rng, spm=rng.random() < self.spm_rate), eos=True)]
+        # A long document is cut into chunks of about max_tokens at line ends, and each chunk gets its
+        # own FIM draw, so the prefix, middle and suffix of a FIM example stay within one sequence.
+        text = self.tokenizer.decode(ids.tolist())
+        chunks = chunk_text(text, max(1, int(len(text) * self.max_tokens * 0.9 / len(ids))))
+        return [self._one(c, rng, last=i == len(chunks) - 1) for i, c in enumerate(chunks)]
+
+
+def chunk_text(text: str, max_chars: int) -> list[str]:
+    """`text` cut into pieces of at most `max_chars`, at the last newline before the limit if any."""
+    out, start = [], 0
+    while len(text) - start > max_chars:
+        cut = text.rfind("\n", start, start + max_chars)
+        cut = start + max_chars if cut <= start else cut + 1
+        out.append(text[start:cut])
+        start = cut
+    out.append(text[start:])
+    return out

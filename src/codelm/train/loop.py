@@ -1,0 +1,267 @@
+"""The one training loop, on accelerate, shared by every stage (pretrain/FIM/long context, SFT, DPO).
+
+    from codelm.train.config import load_config
+    from codelm.train.loop import train
+    train(load_config("configs/train/pretrain-fim.yaml", ["run.max_steps=10"]))
+
+Single process, DDP (`accelerate launch --multi_gpu`, also on CPU with gloo), FSDP and DeepSpeed all
+run this same code; the accelerate config file picks the strategy (configs/train/accelerate/).
+
+One step: take the next global batch of units from the stage's source (every process computes the
+same global order and keeps its slice), run its micro-batches under `accelerator.accumulate`, scaling
+each micro-batch's loss *sum* by world * accumulation / units-in-the-global-batch, so that after
+accelerate's 1/accumulation and DDP's 1/world the gradient is that of the global per-unit mean; then
+clip, step the optimizer and the schedule, log, and checkpoint every `save_every` steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from codelm.errors import CodelmError
+from codelm.train import checkpoint as ckpt
+from codelm.train.config import TrainConfig
+from codelm.train.init import build_model, context_length, load_tokenizer, resolve_family
+from codelm.train.metrics import MetricsWriter, device_peak_tflops, flops_per_token, plot_metrics
+from codelm.train.packing import collate
+from codelm.train.prefetch import Prefetcher, StepData
+from codelm.train.schedule import make_scheduler
+from codelm.train.stages import build_stage
+
+
+@contextlib.contextmanager
+def _runtime(cfg: TrainConfig) -> Iterator[None]:
+    """Threads and determinism for the run, restored afterwards; accelerate's singletons reset.
+
+    `train` may run several times in one process (a recipe's stages in sequence, the tests), and
+    accelerate refuses a second Accelerator with another precision unless its state is cleared.
+    """
+    from accelerate.state import AcceleratorState, GradientState
+
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
+    if cfg.run.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS determinism, before CUDA init
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+        AcceleratorState._reset_state()  # keeps PartialState, i.e. the process group
+        GradientState._reset_state()
+
+
+def _configure_deepspeed(acc: Any, cfg: TrainConfig, rows_per_unit: int) -> None:
+    """DeepSpeed reads batch size and clipping from its own config; fill them from the stage's."""
+    plugin = getattr(acc.state, "deepspeed_plugin", None)
+    if plugin is None:
+        return
+    ds = plugin.deepspeed_config
+    ds["train_micro_batch_size_per_gpu"] = cfg.batch.micro_batch_size * rows_per_unit
+    ds["gradient_clipping"] = cfg.optim.grad_clip
+    ds.pop("train_batch_size", None)  # derived by DeepSpeed from the two above and the world size
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW with weight decay on matrices only (not on norms, biases)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.optim.weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    o = cfg.optim
+    fused = o.fused and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+    return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, fused=fused or None)
+
+
+@dataclass
+class Run:
+    """Everything one training run holds between steps."""
+
+    cfg: TrainConfig
+    acc: Any
+    model: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    stage: Any
+    family: Any
+    tokenizer: Any
+    metrics: MetricsWriter
+    world: int
+    accum: int
+    step: int = 0
+    tokens_seen: int = 0
+    data_state: dict[str, Any] | None = None  # source position after the last step trained
+
+    def meta(self) -> dict[str, Any]:
+        model = self.acc.unwrap_model(self.model)
+        meta = ckpt.run_meta(
+            self.cfg, self.stage, self.family, model, self.step, self.tokens_seen, self.world
+        )
+        meta["data"]["position"] = self.data_state  # the source itself may have run ahead (prefetch)
+        return meta
+
+
+def prepare(cfg: TrainConfig, resume: bool) -> Run:
+    """Accelerator, model, stage, optimizer and schedule; restored from the newest checkpoint on resume."""
+    from accelerate import Accelerator, PartialState
+    from accelerate.utils import set_seed
+
+    out = Path(cfg.run.out_dir)
+    cpu = cfg.run.device == "cpu"
+    world = PartialState(cpu=cpu).num_processes
+    accum = cfg.batch.accumulation(world)
+    precision = "bf16" if cfg.run.precision == "bf16" else "no"
+    acc = Accelerator(cpu=cpu, mixed_precision=precision, gradient_accumulation_steps=accum)
+    found = ckpt.latest_checkpoint(out)
+    if found is not None and not resume:
+        raise CodelmError(f"{out} already has checkpoints: pass --resume, or choose another run.out_dir")
+    if resume and found is None:
+        raise CodelmError(f"nothing to resume: no checkpoint under {out}/checkpoints")
+    set_seed(cfg.run.seed)
+    family = resolve_family(cfg.model)
+    tokenizer = load_tokenizer(cfg.model)
+    model = build_model(cfg.model, tokenizer, family, cfg.batch.seq_len)
+    stage = build_stage(cfg, tokenizer, family, model.to(acc.device), acc.device)
+    optimizer = make_optimizer(model, cfg)
+    o = cfg.optim
+    scheduler = make_scheduler(
+        optimizer,
+        warmup_steps=o.warmup_steps,
+        max_steps=cfg.run.max_steps,
+        decay=o.decay,
+        min_lr_ratio=o.min_lr_ratio,
+    )
+    _configure_deepspeed(acc, cfg, stage.source.rows_per_unit)
+    model, optimizer = acc.prepare(model, optimizer)
+    acc.register_for_checkpointing(scheduler)
+    metrics = MetricsWriter(
+        out, max_steps=cfg.run.max_steps, tensorboard=cfg.run.tensorboard, enabled=acc.is_main_process
+    )
+    run = Run(cfg, acc, model, optimizer, scheduler, stage, family, tokenizer, metrics, world, accum)
+    if resume:
+        state, meta = ckpt.load_checkpoint(acc, found)
+        ckpt.check_resume_config(meta["config"], cfg.to_dict())
+        stage.source.load_state_dict(state["data"])
+        run.step, run.tokens_seen = state["step"], state["tokens_seen"]
+    metrics.truncate_after(run.step)  # a fresh run drops a crashed earlier run's records (step 0)
+    run.data_state = stage.source.state_dict()
+    return run
+
+
+def step_producer(run: Run) -> Callable[[], StepData]:
+    """A function that prepares the next step's data for this process (run in the prefetch thread)."""
+    cfg, source, stage = run.cfg, run.stage.source, run.stage
+    pad_id = run.tokenizer.convert_tokens_to_ids(run.family.tokenizer.pad)
+    rpu, per = source.rows_per_unit, cfg.batch.global_sequences // run.world
+    micro = cfg.batch.micro_batch_size * rpu
+    lo = run.acc.process_index * per * rpu
+
+    def produce() -> StepData:
+        rows = source.next_units(cfg.batch.global_sequences)  # the global batch, the same on every process
+        mine = rows[lo : lo + per * rpu]
+        batches = [collate(mine[i : i + micro], pad_id) for i in range(0, len(mine), micro)]
+        tokens = sum(len(r) for r in rows)
+        return StepData(batches, max(1, stage.units(rows)), tokens, source.state_dict())
+
+    return produce
+
+
+def train_step(run: Run, data: StepData) -> tuple[torch.Tensor, dict[str, torch.Tensor], Any]:
+    """One optimizer step; returns the loss sum, the objective's metric sums and the gradient norm."""
+    acc = run.acc
+    scale = run.world * run.accum / data.units
+    loss_sum = torch.zeros((), device=acc.device, dtype=torch.float64)
+    sums: dict[str, torch.Tensor] = {}
+    for batch in data.micro:
+        with acc.accumulate(run.model):
+            loss, extra = run.stage.objective(run.model, batch.to(acc.device))
+            acc.backward(loss * scale)
+        loss_sum += loss.detach().double()
+        for k, v in extra.items():
+            sums[k] = sums.get(k, 0) + v.double()
+    clip = run.cfg.optim.grad_clip
+    grad_norm = acc.clip_grad_norm_(run.model.parameters(), clip) if clip else None
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.step += 1
+    run.tokens_seen += data.tokens
+    run.data_state = data.state
+    return loss_sum, sums, grad_norm
+
+
+def log_step(run: Run, data: StepData, sums: list[torch.Tensor], names: list[str], **fields: Any) -> dict:
+    """Reduce the step's sums across processes into per-unit means, and write them."""
+    totals = run.acc.reduce(torch.stack(sums), reduction="sum").tolist()
+    record = {"step": run.step, "loss": totals[0] / data.units, **fields, "tokens": run.tokens_seen}
+    record.update({k: v / data.units for k, v in zip(names, totals[1:], strict=True)})
+    run.metrics.log(record)
+    return record
+
+
+def train(
+    cfg: TrainConfig, *, resume: bool = False, on_step: Callable[[int, dict[str, Any]], None] | None = None
+) -> Path:
+    """Run the stage `cfg` describes; returns the final HF checkpoint directory (OUT/final).
+
+    `on_step(step, record)` is called after every step (and its checkpoint); `record` holds the
+    logged metrics on logging steps, else it is empty.
+    """
+    with _runtime(cfg):
+        run = prepare(cfg, resume)
+        acc, out = run.acc, Path(cfg.run.out_dir)
+        fpt = flops_per_token(acc.unwrap_model(run.model), cfg.batch.seq_len)
+        device_name, peak = device_peak_tflops(acc.device, cfg.run.precision)
+        peak = cfg.run.peak_tflops or peak
+        run.model.train()
+        prefetch = Prefetcher(step_producer(run))
+        try:
+            while run.step < cfg.run.max_steps:
+                t0 = time.perf_counter()
+                lr = run.optimizer.param_groups[0]["lr"]
+                data = prefetch.next()
+                loss_sum, sums, grad_norm = train_step(run, data)
+                record: dict[str, Any] = {}
+                if run.step % cfg.run.log_every == 0 or run.step == cfg.run.max_steps:
+                    dt = time.perf_counter() - t0
+                    extra = {"grad_norm": float(grad_norm)} if grad_norm is not None else {}
+                    mfu = fpt * data.tokens / dt / (peak * 1e12 * run.world) if peak == peak else None
+                    record = log_step(
+                        run,
+                        data,
+                        [loss_sum, *sums.values()],
+                        list(sums),
+                        lr=lr,
+                        tokens_per_s=data.tokens / dt,
+                        step_time_s=dt,
+                        mfu=mfu,
+                        **extra,
+                    )
+                if (
+                    cfg.run.save_every and run.step % cfg.run.save_every == 0
+                ) or run.step == cfg.run.max_steps:
+                    state = {"step": run.step, "tokens_seen": run.tokens_seen, "data": run.data_state}
+                    ckpt.save_checkpoint(acc, out, run.step, state, run.meta(), cfg.run.keep_checkpoints)
+                if on_step is not None:
+                    on_step(run.step, record)
+        finally:
+            prefetch.close()
+        run.metrics.close()
+        meta = run.meta() | {"device": {"name": device_name, "peak_tflops": peak, "processes": run.world}}
+        context = context_length(acc.unwrap_model(run.model).config)
+        final = ckpt.export_final(acc, run.model, run.tokenizer, run.family, out / "final", meta, context)
+        if acc.is_main_process and cfg.run.plot and (out / "metrics.jsonl").is_file():
+            plot_metrics(out / "metrics.jsonl", out / "loss.png")
+        acc.end_training()
+        return final

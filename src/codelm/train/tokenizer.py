@@ -1,0 +1,203 @@
+"""`codelm tokenizer train`: a byte-level BPE for code, dressed in a family's tokens and chat template.
+
+    codelm tokenizer train --family llama --input src/ data.jsonl --vocab-size 32000 --out tok/
+
+Code-friendly pre-tokenization, as the code models did it:
+- digits are split one by one before BPE (StarCoder's and Llama's `Digits(individual_digits=True)`), so
+  numbers are not memorised as arbitrary merges;
+- runs of 2..31 spaces and 2..9 tabs are whole tokens (CodeGen1 added exactly these 38 tokens to GPT-2's
+  BPE, jaxformer `create_custom_gpt2_tokenizer`); here any family can have them, so indentation costs
+  one token instead of several;
+- the family's special tokens (BOS/EOS/PAD, FIM sentinels, file separator, chat markers) come first, in
+  the family's order, so their ids match the real models where known (codelm.models.tokenizer).
+
+Inputs are files, directories (read recursively, in sorted order) and JSONL files with a `text` field
+(`.jsonl` or `.jsonl.gz`). The output loads with `AutoTokenizer.from_pretrained(out)` and carries a
+`codelm_tokenizer.json` with the corpus lineage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
+from codelm.errors import CodelmError
+from codelm.models.registry import Family, get_family
+from codelm.models.tokenizer import save_tokenizer, whitespace_run_tokens
+
+CODEGEN_RUNS = {"spaces": [31, 2], "tabs": [9, 2]}  # CodeGen1's runs (jaxformer sample.py)
+TEXT_SUFFIXES = {".py", ".js", ".ts", ".java", ".c", ".h", ".cc", ".cpp", ".hpp", ".go", ".rs", ".rb", ".php"}
+TEXT_SUFFIXES |= {".cs", ".kt", ".swift", ".scala", ".sh", ".sql", ".md", ".txt", ".rst", ".json", ".yaml"}
+TEXT_SUFFIXES |= {".yml", ".toml", ".html", ".css", ".lua", ".r", ".jl", ".hs", ".ml", ".tex"}
+
+
+class CorpusStats:
+    """What was read, so the lineage is honest about skipped files."""
+
+    def __init__(self) -> None:
+        self.files = 0
+        self.documents = 0
+        self.chars = 0
+        self.skipped: dict[str, int] = {}
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+
+def _jsonl_texts(path: Path, stats: CorpusStats) -> Iterator[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                raise CodelmError(f"{path}:{n}: a JSONL corpus record needs a string 'text' field")
+            yield record["text"]
+
+
+def _is_text(path: Path) -> bool:
+    return path.suffix.lower() in TEXT_SUFFIXES or path.name.endswith((".jsonl", ".jsonl.gz"))
+
+
+def iter_corpus(
+    paths: Sequence[str | Path], *, max_bytes: int | None = None, stats: CorpusStats | None = None
+) -> Iterator[str]:
+    """Texts of `paths` (files, directories, JSONL), in a fixed order, up to `max_bytes` characters."""
+    stats = stats if stats is not None else CorpusStats()
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise CodelmError(f"tokenizer corpus input {path} does not exist")
+        if path.is_dir():
+            files = [p for p in sorted(path.rglob("*")) if p.is_file() and _is_text(p)]
+        else:
+            files = [path]
+        for file in files:
+            if file.name.endswith((".jsonl", ".jsonl.gz")):
+                texts: Iterable[str] = _jsonl_texts(file, stats)
+            else:
+                try:
+                    texts = [file.read_text(encoding="utf-8")]
+                except UnicodeDecodeError:
+                    stats.skip("not UTF-8")
+                    continue
+            stats.files += 1
+            for text in texts:
+                stats.documents += 1
+                stats.chars += len(text)
+                yield text
+                if max_bytes is not None and stats.chars >= max_bytes:
+                    return
+
+
+def code_pre_tokenizer(split_digits: bool = True) -> pre_tokenizers.PreTokenizer:
+    """GPT-2's byte-level regex split, after splitting digits one by one (StarCoder's recipe)."""
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    if not split_digits:
+        return byte_level
+    return pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+
+
+def train_code_tokenizer(
+    texts: Iterable[str],
+    family: Family | str,
+    vocab_size: int,
+    *,
+    min_frequency: int = 2,
+    split_digits: bool = True,
+    whitespace_runs: bool = True,
+) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE for code on `texts`, with `family`'s special tokens and chat template."""
+    fam = get_family(family) if isinstance(family, str) else family
+    spec = fam.tokenizer
+    specials = list(dict.fromkeys([*spec.special_tokens, spec.bos, spec.eos, spec.pad]))
+    if vocab_size < len(specials) + 256 + 64:
+        raise CodelmError(f"vocab size {vocab_size} is too small: 256 bytes + {len(specials)} special tokens")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = code_pre_tokenizer(split_digits)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    if whitespace_runs:
+        runs = spec.whitespace_runs or CODEGEN_RUNS
+        dressed = dataclasses.replace(fam, tokenizer=dataclasses.replace(spec, whitespace_runs=runs))
+        tok.add_tokens(
+            [AddedToken(t, normalized=False, special=False) for t in whitespace_run_tokens(dressed)]
+        )
+    if spec.add_bos:
+        bos_id = tok.token_to_id(spec.bos)
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{spec.bos} $A", pair=f"{spec.bos} $A {spec.bos} $B", special_tokens=[(spec.bos, bos_id)]
+        )
+    named = {spec.bos, spec.eos, spec.pad, spec.unk}
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=spec.bos,
+        eos_token=spec.eos,
+        pad_token=spec.pad,
+        unk_token=spec.unk,
+        additional_special_tokens=[t for t in specials if t not in named],
+        clean_up_tokenization_spaces=False,
+    )
+    if fam.chat is not None:
+        hf.chat_template = fam.chat.template
+    return hf
+
+
+def default_max_len(family: Family) -> int:
+    """The context length of the family's smallest real size (2048 when it has none)."""
+    smallest = min(family.sizes.values(), key=lambda s: s.published_params, default=None)
+    if smallest is None:
+        return 2048
+    cfg = smallest.config_dict()
+    return int(cfg.get("max_position_embeddings") or cfg.get("n_positions") or 2048)
+
+
+def tokenizer_train_from_args(args: Any) -> Path:
+    """Run `codelm tokenizer train`; prints and returns the output directory."""
+    fam = get_family(args.family)
+    stats = CorpusStats()
+    texts = iter_corpus(args.input, max_bytes=args.max_bytes, stats=stats)
+    tok = train_code_tokenizer(
+        texts,
+        fam,
+        args.vocab_size,
+        min_frequency=args.min_frequency,
+        split_digits=not args.no_split_digits,
+        whitespace_runs=not args.no_whitespace_runs,
+    )
+    if stats.documents == 0:
+        raise CodelmError(f"no text found in {' '.join(map(str, args.input))}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_tokenizer(tok, fam, out, args.max_len or default_max_len(fam))
+    lineage = {
+        "family": fam.name,
+        "vocab_size": len(tok),
+        "requested_vocab_size": args.vocab_size,
+        "split_digits": not args.no_split_digits,
+        "whitespace_runs": not args.no_whitespace_runs,
+        "inputs": [str(p) for p in args.input],
+        "files": stats.files,
+        "documents": stats.documents,
+        "chars": stats.chars,
+        "skipped": stats.skipped,
+    }
+    (out / "codelm_tokenizer.json").write_text(json.dumps(lineage, indent=2) + "\n")
+    skipped = f", skipped {stats.skipped}" if stats.skipped else ""
+    print(f"trained a {len(tok)}-token {fam.name} tokenizer on {stats.documents} documents{skipped} -> {out}")
+    return out

@@ -1,0 +1,86 @@
+"""The execution pool: ordering, mixed outcomes, recovery from a lost worker, timeout calibration."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+
+from codelm.eval.execution import ExecutionPool, calibrate_timeouts, status_counts
+from codelm.eval.program import Limits, Program, Status
+from codelm.eval.sandbox import CodeExecutionNotAllowed
+
+from .conftest import assert_no_strays
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with ExecutionPool(2, Limits(timeout=10), allow_code_execution=True) as p:
+        p.start()
+        yield p
+    assert_no_strays()
+
+
+def test_pool_needs_opt_in():
+    with pytest.raises(CodeExecutionNotAllowed):
+        ExecutionPool(2)
+
+
+def test_map_keeps_input_order_and_separates_statuses(pool):
+    programs = [Program(source=f"print({i})") for i in range(20)]
+    programs += [Program(source="raise SystemExit(2)"), Program(source="while True: pass", timeout=0.5),
+                 Program(source="def ("), Program(argv=("no-such-binary-here",))]
+    results = pool.map(programs)
+    assert [r.stdout for r in results[:20]] == [f"{i}\n" for i in range(20)]
+    assert [r.status for r in results[20:]] == [Status.FAILED, Status.TIMEOUT, Status.SYNTAX_ERROR,
+                                                Status.ERROR]
+    counts = status_counts(results)
+    assert counts == {"passed": 20, "failed": 1, "timeout": 1, "syntax_error": 1, "compile_error": 0,
+                      "error": 1}
+
+
+def test_imap_unordered_can_stop_early(pool):
+    seen = []
+    for index, result in pool.imap_unordered(Program(source=f"print({i})") for i in range(10)):
+        seen.append(index)
+        assert result.stdout == f"{index}\n"
+        if len(seen) == 3:
+            break
+    assert pool.map([Program(source="print('again')")])[0].stdout == "again\n"
+
+
+def test_lost_worker_gives_error_not_a_verdict_and_the_pool_recovers():
+    with ExecutionPool(1, allow_code_execution=True) as pool:
+        pool.start()
+        worker_pid = pool._workers[0].pid
+        # Samples cannot reach their worker (see test_sandbox_hostile), but an operator or the OOM
+        # killer can: the running sample must come back as ERROR, the queued one must still run.
+        killer = threading.Timer(1.0, os.killpg, (worker_pid, signal.SIGKILL))
+        killer.start()
+        try:
+            programs = [Program(source="import time\ntime.sleep(30)"), Program(source="print('queued')")]
+            results = pool.map(programs, Limits(timeout=60))
+        finally:
+            killer.cancel()
+        assert results[0].status == Status.ERROR and "worker lost" in results[0].detail
+        assert results[1].status == Status.PASSED and results[1].stdout == "queued\n"
+        assert pool._workers[0].pid != worker_pid
+    assert_no_strays()
+
+
+def test_calibrated_timeouts_scale_with_the_reference(pool):
+    references = {"fast": Program(source="x = 1"),
+                  "slow": Program(source="import time\ntime.sleep(0.3)")}
+    timeouts = calibrate_timeouts(pool, references, floor=0.5, factor=4.0)
+    assert timeouts["fast"] >= 0.5  # the floor wins for a fast reference
+    assert timeouts["slow"] >= 4.0 * 0.3  # never below factor x the reference's runtime
+    with pytest.raises(ValueError):
+        calibrate_timeouts(pool, references, floor=0)
+
+
+def test_failing_reference_is_logged(pool, caplog):
+    timeouts = calibrate_timeouts(pool, {"broken": Program(source="raise ValueError")}, floor=1.0)
+    assert timeouts == {"broken": 1.0}
+    assert "did not pass" in caplog.text

@@ -1,0 +1,79 @@
+"""FIM on the fly: the family's sentinels and order, character-level splits, never across documents."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from codelm.errors import UnsupportedFeatureError
+from codelm.models import get_family
+from codelm.models.formats import render_fim
+from codelm.train.fim import FimTransform, chunk_text
+
+TEXT = "import os\n\n\ndef walk(root):\n    for d, _, files in os.walk(root):\n        yield d, files\n"
+
+
+def transform(tokenizer_of, family, rate=1.0, spm=None, max_tokens=2048):
+    tok = tokenizer_of(family)
+    return tok, FimTransform(get_family(family), tok, rate, spm, max_tokens=max_tokens)
+
+
+@pytest.mark.parametrize("family", ["llama", "codegemma", "stablecode", "seedcoder"])
+def test_fim_example_is_the_engines_infill_prompt_plus_middle(tokenizer_of, family):
+    tok, fim = transform(tokenizer_of, family)
+    fam = get_family(family)
+    ids = np.asarray(tok(TEXT, add_special_tokens=False)["input_ids"])
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        (piece,) = fim(ids, rng)
+        assert piece.eos  # the model learns to stop after the middle
+        text = tok.decode(piece.ids)
+        head, middle = text.split(fam.fim.middle)
+        prefix_start = head.index(fam.fim.prefix) + len(fam.fim.prefix)
+        suffix_start = head.index(fam.fim.suffix) + len(fam.fim.suffix)
+        if fam.fim.order == "psm":
+            prefix, suffix = head[prefix_start : head.index(fam.fim.suffix)], head[suffix_start:]
+        else:
+            suffix, prefix = head[suffix_start : head.index(fam.fim.prefix)], head[prefix_start:]
+        assert prefix + middle + suffix == TEXT  # a character-level split of this document only
+        assert head == render_fim(fam, prefix, suffix).removesuffix(fam.fim.middle)
+
+
+def test_spm_share_for_a_psm_family_uses_the_fim_papers_variant(tokenizer_of):
+    tok, fim = transform(tokenizer_of, "stablecode", spm=1.0)
+    ids = np.asarray(tok(TEXT, add_special_tokens=False)["input_ids"])
+    (piece,) = fim(ids, np.random.default_rng(0))
+    text = tok.decode(piece.ids)
+    assert text.startswith("<fim_prefix><fim_suffix>")
+    suffix, rest = text.removeprefix("<fim_prefix><fim_suffix>").split("<fim_middle>")
+    assert rest + suffix == TEXT
+
+
+def test_rate_and_determinism(tokenizer_of):
+    tok, fim = transform(tokenizer_of, "llama", rate=0.5)
+    ids = np.asarray(tok(TEXT, add_special_tokens=False)["input_ids"])
+    draws = [fim(ids, np.random.default_rng([0, 0, i]))[0].ids for i in range(400)]
+    share = sum(d[0] == fim.pre for d in draws) / len(draws)
+    assert 0.4 < share < 0.6
+    again = [fim(ids, np.random.default_rng([0, 0, i]))[0].ids for i in range(400)]
+    assert draws == again  # a resumed run re-draws the same splits
+    plain = [d for d in draws if d[0] != fim.pre][0]
+    assert plain == ids.tolist()  # no FIM: the stored tokens, untouched
+
+
+def test_long_documents_are_chunked_at_line_ends(tokenizer_of):
+    tok, fim = transform(tokenizer_of, "llama", rate=1.0, max_tokens=16)
+    text = TEXT * 4
+    ids = np.asarray(tok(text, add_special_tokens=False)["input_ids"])
+    pieces = fim(ids, np.random.default_rng(0))
+    assert len(pieces) > 2 and all(p.eos for p in pieces)
+    assert all(p.ids[0] == fim.pre and p.ids.count(fim.mid) == 1 for p in pieces)
+    assert chunk_text("ab\ncd\nef", 4) == ["ab\n", "cd\n", "ef"]
+    assert "".join(chunk_text(text, 10)) == text
+
+
+def test_codegen1_refuses_fim(tokenizer_of):
+    with pytest.raises(UnsupportedFeatureError, match="no FIM sentinels"):
+        transform(tokenizer_of, "codegen1", rate=0.5)
+    tok, fim = transform(tokenizer_of, "codegen1", rate=0.0)
+    assert fim(np.arange(5), np.random.default_rng(0))[0].ids == [0, 1, 2, 3, 4]
