@@ -7,7 +7,9 @@ STAMP  := $(VENV)/.installed
 
 # System packages later features need: compilers and runtimes for multi-language evaluation
 # (HumanEval-X) and Chromium for the playground's browser test. Tests skip visibly without them.
-SYSTEM_PACKAGES := g++ libboost-dev libssl-dev default-jdk-headless nodejs npm golang-go \
+# Node.js comes separately: a machine may already have a vendor build whose bundled npm
+# conflicts with Debian's npm package.
+SYSTEM_PACKAGES := g++ libboost-dev libssl-dev default-jdk-headless golang-go \
 	golang-github-stretchr-testify-dev rustc librust-rand-dev librust-regex-dev librust-md5-dev \
 	chromium chromium-driver util-linux
 
@@ -42,6 +44,9 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 			$(SYSTEM_PACKAGES) >/dev/null \
 		|| echo "system-deps: some packages failed to install; tests needing them will skip"; \
+		command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends nodejs npm >/dev/null \
+		|| echo "system-deps: nodejs/npm failed to install; JavaScript evaluation will skip"; \
 	fi
 
 clean:

@@ -101,15 +101,21 @@ def datatrove_steps(config: MinHashConfig, workdir: Path):
         def span_tokenize(self, text: str) -> list[tuple[int, int]]:
             return [(0, len(text))]
 
-    dt_config = MinhashConfig(n_grams=config.shingle_size, num_buckets=config.num_bands,
-                              hashes_per_bucket=config.rows_per_band, hash_config=HashConfig(precision=64))
+    dt_config = MinhashConfig(
+        n_grams=config.shingle_size,
+        num_buckets=config.num_bands,
+        hashes_per_bucket=config.rows_per_band,
+        hash_config=HashConfig(precision=64),
+    )
     tok = RegexWordTokenizer()
     return (
         MinhashDedupSignature(output_folder=str(workdir / "sigs"), config=dt_config, language=tok),
-        MinhashDedupBuckets(input_folder=str(workdir / "sigs"), output_folder=str(workdir / "buckets"),
-                            config=dt_config),
-        MinhashDedupCluster(input_folder=str(workdir / "buckets"), output_folder=str(workdir / "remove"),
-                            config=dt_config),
+        MinhashDedupBuckets(
+            input_folder=str(workdir / "sigs"), output_folder=str(workdir / "buckets"), config=dt_config
+        ),
+        MinhashDedupCluster(
+            input_folder=str(workdir / "buckets"), output_folder=str(workdir / "remove"), config=dt_config
+        ),
         MinhashDedupFilter(input_folder=str(workdir / "remove")),
     )
 
@@ -157,12 +163,17 @@ def precision_recall(flagged: set, truth: set) -> tuple[float, float]:
 def machine_info() -> str:
     cpu = "unknown CPU"
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration) as e:
         print(f"cannot read the CPU model: {e!r}")
-    return (f"{cpu}, {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}, "
-            f"numpy {np.__version__}, datatrove {version('datatrove')}, xxhash {version('xxhash')}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}, "
+        f"numpy {np.__version__}, datatrove {version('datatrove')}, xxhash {version('xxhash')}"
+    )
 
 
 def time_methods(docs: list[Document], cfg: MinHashConfig, repeat: int):
@@ -219,8 +230,10 @@ def main() -> None:
     docs, skipped = load_stdlib()
     mb = sum(len(d.text.encode("utf-8")) for d in docs) / 1e6
     cfg = MinHashConfig()
-    print(f"{len(docs)} files ({skipped} skipped: not UTF-8), {mb:.1f} MB; shingles {cfg.shingle_size}, "
-          f"{cfg.num_bands} bands x {cfg.rows_per_band} rows, threshold {cfg.threshold}")
+    print(
+        f"{len(docs)} files ({skipped} skipped: not UTF-8), {mb:.1f} MB; shingles {cfg.shingle_size}, "
+        f"{cfg.num_bands} bands x {cfg.rows_per_band} rows, threshold {cfg.threshold}"
+    )
     timed, dt_pairs = time_methods(docs, cfg, args.repeat)
     flagged, truth, dt_truth, n_candidates = judge_pairs(docs, cfg, dt_pairs)
 
@@ -232,11 +245,15 @@ def main() -> None:
             p2, r2 = precision_recall(dt_pairs, dt_truth)
             extra = f" (vs its own normalized-word shingles: P {p2:.3f}, R {r2:.3f})"
         rows.append((name, mb / secs, secs, len(gone), len(flagged[name]), p, r, extra))
-        print(f"{name:28s} {mb / secs:7.2f} MB/CPU-s ({secs:6.2f} s)  removed {len(gone):4d}  "
-              f"pairs {len(flagged[name]):5d}  precision {p:.3f}  recall {r:.3f}{extra}")
+        print(
+            f"{name:28s} {mb / secs:7.2f} MB/CPU-s ({secs:6.2f} s)  removed {len(gone):4d}  "
+            f"pairs {len(flagged[name]):5d}  precision {p:.3f}  recall {r:.3f}{extra}"
+        )
     ratio = rows[0][1] / rows[2][1]
-    print(f"candidate pairs {n_candidates}, true (Jaccard >= {cfg.threshold}) {len(truth)}; "
-          f"ratio codelm default / datatrove = {ratio:.1f}x (target {TARGET:g}x)")
+    print(
+        f"candidate pairs {n_candidates}, true (Jaccard >= {cfg.threshold}) {len(truth)}; "
+        f"ratio codelm default / datatrove = {ratio:.1f}x (target {TARGET:g}x)"
+    )
     if not args.no_record:
         record(args.results, docs, mb, cfg, rows, n_candidates, len(truth), ratio, args.repeat)
     print(f"RESULT name=dedup ratio={ratio:.2f} target={TARGET:g}")

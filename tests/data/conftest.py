@@ -16,9 +16,7 @@ STDLIB = Path(sysconfig.get_paths()["stdlib"])
 
 def stdlib_py_files(n: int, *, max_bytes: int = 40_000) -> list[Path]:
     """`n` stdlib .py files spread over the whole tree (every k-th in sorted order), not too big."""
-    files = sorted(
-        p for p in STDLIB.glob("*.py") if p.is_file() and 200 < p.stat().st_size <= max_bytes
-    )
+    files = sorted(p for p in STDLIB.glob("*.py") if p.is_file() and 200 < p.stat().st_size <= max_bytes)
     step = max(1, len(files) // n)
     return files[::step][:n]
 

@@ -21,5 +21,6 @@ def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
 
 def doc(text: str, id: str = "d", language: str | None = "python", **kw) -> Document:
     """A document of repo "r" whose path is its id."""
-    return Document(text=text, id=id, repo=kw.pop("repo", "r"), path=kw.pop("path", id), language=language,
-                    **kw)
+    return Document(
+        text=text, id=id, repo=kw.pop("repo", "r"), path=kw.pop("path", id), language=language, **kw
+    )

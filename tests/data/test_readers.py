@@ -17,20 +17,23 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 def repos(tmp_path):
     """Two repositories side by side, one a git checkout, with every kind of file a crawl meets."""
     root = tmp_path / "repos"
-    write_tree(root, {
-        "alpha/.git/HEAD": "ref: refs/heads/main\n",
-        "alpha/.git/refs/heads/main": SHA + "\n",
-        "alpha/.git/objects/ab/cdef": b"\x78\x01binary git object",
-        "alpha/src/app.py": "def main():\n    return 1\n",
-        "alpha/Makefile": "all:\n\techo hi\n",
-        "alpha/bin/tool": "#!/usr/bin/env python3\nprint('x')\n",
-        "alpha/logo.png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
-        "alpha/latin1.c": "/* caf\xe9 */ int x;\n".encode("latin-1"),
-        "alpha/big.js": "x" * 5000,
-        "beta/lib/util.go": "package lib\n",
-        "beta/README.md": "# beta\n",
-        "top.txt": "loose file\n",
-    })
+    write_tree(
+        root,
+        {
+            "alpha/.git/HEAD": "ref: refs/heads/main\n",
+            "alpha/.git/refs/heads/main": SHA + "\n",
+            "alpha/.git/objects/ab/cdef": b"\x78\x01binary git object",
+            "alpha/src/app.py": "def main():\n    return 1\n",
+            "alpha/Makefile": "all:\n\techo hi\n",
+            "alpha/bin/tool": "#!/usr/bin/env python3\nprint('x')\n",
+            "alpha/logo.png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+            "alpha/latin1.c": "/* caf\xe9 */ int x;\n".encode("latin-1"),
+            "alpha/big.js": "x" * 5000,
+            "beta/lib/util.go": "package lib\n",
+            "beta/README.md": "# beta\n",
+            "top.txt": "loose file\n",
+        },
+    )
     (root / "beta" / "link.py").symlink_to(root / "alpha" / "src" / "app.py")
     return root
 
@@ -45,8 +48,14 @@ def read_all(reader):
 def test_multi_repo_tree(repos):
     docs, stats = read_all(DirectoryReader(repos, max_bytes=4096))
     by_id = {d.id: d for d in docs}
-    assert sorted(by_id) == ["alpha/Makefile", "alpha/bin/tool", "alpha/src/app.py",
-                             "beta/README.md", "beta/lib/util.go", "repos/top.txt"]
+    assert sorted(by_id) == [
+        "alpha/Makefile",
+        "alpha/bin/tool",
+        "alpha/src/app.py",
+        "beta/README.md",
+        "beta/lib/util.go",
+        "repos/top.txt",
+    ]
     assert stats.dropped == {"binary": 1, "invalid_utf8": 1, "too_large": 1, "symlink": 1}
     assert stats.docs_in == 10  # nothing under .git was even looked at
     app = by_id["alpha/src/app.py"]
@@ -83,10 +92,15 @@ def test_reader_errors(tmp_path):
 
 
 def test_git_head_variants(tmp_path):
-    write_tree(tmp_path, {"a/.git/HEAD": SHA + "\n",
-                          "b/.git/HEAD": "ref: refs/heads/dev\n",
-                          "b/.git/packed-refs": f"# pack-refs\n{SHA} refs/heads/dev\n",
-                          "c/.git/HEAD": "ref: refs/heads/main\n"})
+    write_tree(
+        tmp_path,
+        {
+            "a/.git/HEAD": SHA + "\n",
+            "b/.git/HEAD": "ref: refs/heads/dev\n",
+            "b/.git/packed-refs": f"# pack-refs\n{SHA} refs/heads/dev\n",
+            "c/.git/HEAD": "ref: refs/heads/main\n",
+        },
+    )
     assert git_head(tmp_path / "a") == SHA  # detached
     assert git_head(tmp_path / "b") == SHA  # packed ref
     assert git_head(tmp_path / "c") is None  # no commit yet
@@ -136,11 +150,13 @@ def test_parquet_reader(tmp_path):
     pa = pytest.importorskip("pyarrow", reason="pyarrow not installed (the data extra)")
     import pyarrow.parquet as pq
 
-    table = pa.table({
-        "content": [b"int main() { return 0; }\n", b"\xff\xfe bad", b"x" * 50],
-        "path": ["m.c", "bad.c", "big.txt"],
-        "repo_name": ["o/c", "o/c", "o/c"],
-    })
+    table = pa.table(
+        {
+            "content": [b"int main() { return 0; }\n", b"\xff\xfe bad", b"x" * 50],
+            "path": ["m.c", "bad.c", "big.txt"],
+            "repo_name": ["o/c", "o/c", "o/c"],
+        }
+    )
     pq.write_table(table, tmp_path / "s.parquet")
     docs, stats = read_all(ParquetReader(tmp_path / "s.parquet", max_bytes=40, batch_size=2))
     assert [(d.id, d.language, d.repo) for d in docs] == [("s.parquet:0", "c", "o/c")]

@@ -32,8 +32,9 @@ def test_merge_refuses_different_pipelines():
 
 
 def test_json_round_trip_and_summary():
-    s = PipelineStats({"pii": StepStats(docs_in=2, kept=2, modified=Counter(email=3)),
-                       "f": shard(2, 1, too_short=1)})
+    s = PipelineStats(
+        {"pii": StepStats(docs_in=2, kept=2, modified=Counter(email=3)), "f": shard(2, 1, too_short=1)}
+    )
     back = PipelineStats.from_json(s.to_json())
     assert back.to_dict() == s.to_dict()
     assert list(back.steps) == ["pii", "f"]

@@ -30,15 +30,29 @@ def test_pool_needs_opt_in():
 
 def test_map_keeps_input_order_and_separates_statuses(pool):
     programs = [Program(source=f"print({i})") for i in range(20)]
-    programs += [Program(source="raise SystemExit(2)"), Program(source="while True: pass", timeout=0.5),
-                 Program(source="def ("), Program(argv=("no-such-binary-here",))]
+    programs += [
+        Program(source="raise SystemExit(2)"),
+        Program(source="while True: pass", timeout=0.5),
+        Program(source="def ("),
+        Program(argv=("no-such-binary-here",)),
+    ]
     results = pool.map(programs)
     assert [r.stdout for r in results[:20]] == [f"{i}\n" for i in range(20)]
-    assert [r.status for r in results[20:]] == [Status.FAILED, Status.TIMEOUT, Status.SYNTAX_ERROR,
-                                                Status.ERROR]
+    assert [r.status for r in results[20:]] == [
+        Status.FAILED,
+        Status.TIMEOUT,
+        Status.SYNTAX_ERROR,
+        Status.ERROR,
+    ]
     counts = status_counts(results)
-    assert counts == {"passed": 20, "failed": 1, "timeout": 1, "syntax_error": 1, "compile_error": 0,
-                      "error": 1}
+    assert counts == {
+        "passed": 20,
+        "failed": 1,
+        "timeout": 1,
+        "syntax_error": 1,
+        "compile_error": 0,
+        "error": 1,
+    }
 
 
 def test_imap_unordered_can_stop_early(pool):
@@ -71,8 +85,7 @@ def test_lost_worker_gives_error_not_a_verdict_and_the_pool_recovers():
 
 
 def test_calibrated_timeouts_scale_with_the_reference(pool):
-    references = {"fast": Program(source="x = 1"),
-                  "slow": Program(source="import time\ntime.sleep(0.3)")}
+    references = {"fast": Program(source="x = 1"), "slow": Program(source="import time\ntime.sleep(0.3)")}
     timeouts = calibrate_timeouts(pool, references, floor=0.5, factor=4.0)
     assert timeouts["fast"] >= 0.5  # the floor wins for a fast reference
     assert timeouts["slow"] >= 4.0 * 0.3  # never below factor x the reference's runtime

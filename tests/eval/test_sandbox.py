@@ -25,8 +25,15 @@ def test_execution_needs_explicit_opt_in():
 
 
 def test_sandbox_info_reports_what_it_got(info):
-    for key in ("user_namespace", "network_isolated", "readonly_root", "pid_namespace", "private_proc",
-                "problems", "summary"):
+    for key in (
+        "user_namespace",
+        "network_isolated",
+        "readonly_root",
+        "pid_namespace",
+        "private_proc",
+        "problems",
+        "summary",
+    ):
         assert key in info
     if not (info["network_isolated"] and info["readonly_root"] and info["pid_namespace"]):
         assert info["problems"], "degraded isolation must say why"
@@ -81,9 +88,11 @@ def test_run_name_none_skips_main_guard(worker):
 
 
 def test_files_cwd_home_and_tmpdir_are_the_work_directory(worker):
-    source = ("import os, tempfile\nprint(open('data/in.txt').read())\n"
-              "print(os.getcwd() == os.environ['HOME'] == tempfile.gettempdir())\n"
-              "open('scratch.txt', 'w').write('x')\n")
+    source = (
+        "import os, tempfile\nprint(open('data/in.txt').read())\n"
+        "print(os.getcwd() == os.environ['HOME'] == tempfile.gettempdir())\n"
+        "open('scratch.txt', 'w').write('x')\n"
+    )
     result = worker.run(Program(source=source, files={"data/in.txt": "payload", "blob.bin": b"\x00\x01"}))
     assert result.status == Status.PASSED, result
     assert result.stdout == "payload\nTrue\n"

@@ -51,8 +51,10 @@ def test_infinite_loop(worker):
 
 
 def test_busy_loop_ignoring_sigterm_and_sigint(worker):
-    source = ("import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-              "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n")
+    source = (
+        "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n"
+    )
     result = run_contained(worker, source, Limits(timeout=1))
     assert result.status == Status.TIMEOUT
 
@@ -88,8 +90,10 @@ def test_network_connect_fails(worker, info):
 
 def test_cannot_delete_or_change_files_outside_its_directory(worker, info, tmp_path):
     if not info["readonly_root"]:
-        pytest.skip("no read-only mount namespace here: rlimits alone cannot stop a sample deleting "
-                    f"the user's files ({info['problems']})")
+        pytest.skip(
+            "no read-only mount namespace here: rlimits alone cannot stop a sample deleting "
+            f"the user's files ({info['problems']})"
+        )
     canaries = [tmp_path / "canary.txt"]  # under /tmp, which the sandbox hides
     shared_tmp = Path("/var/tmp")
     visible = None
@@ -127,9 +131,13 @@ def test_cannot_read_the_parents_environment(monkeypatch, info):
     scan_proc = bool(info["private_proc"])  # else /proc shows the test runner's own environment
     source = (
         "import os\nseen = repr(dict(os.environ))\n"
-        + ("for pid in os.listdir('/proc'):\n    try:\n"
-           "        seen += open(f'/proc/{pid}/environ', 'rb').read().decode('latin-1')\n"
-           "    except (OSError, ValueError):\n        pass\n" if scan_proc else "")
+        + (
+            "for pid in os.listdir('/proc'):\n    try:\n"
+            "        seen += open(f'/proc/{pid}/environ', 'rb').read().decode('latin-1')\n"
+            "    except (OSError, ValueError):\n        pass\n"
+            if scan_proc
+            else ""
+        )
         + f"print('LEAKED' if {secret!r} in seen else 'clean')\n"
     )
     with SandboxWorker(allow_code_execution=True) as worker:  # started after the secret was set
@@ -149,8 +157,10 @@ def test_killing_everything_it_can_see(worker, info):
     if not info["pid_namespace"]:
         pytest.skip("without a PID namespace kill(-1) would reach every process of this user")
     pid_before = worker.pid
-    source = ("import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\n"
-              "except ProcessLookupError:\n    print('nothing else visible')\n")
+    source = (
+        "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\n"
+        "except ProcessLookupError:\n    print('nothing else visible')\n"
+    )
     result = run_contained(worker, source, Limits(timeout=10))
     assert result.status == Status.PASSED and result.stdout == "nothing else visible\n", result
     assert worker.pid == pid_before
@@ -160,10 +170,12 @@ def test_daemons_and_double_forks_do_not_outlive_the_sample(worker, info):
     if not info["pid_namespace"]:
         pytest.skip("without a PID namespace a setsid'd grandchild escapes the process-group kill")
     marker = f"9{os.getpid():08d}"  # an unlikely sleep length, unique to this test run
-    source = ("import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
-              "        time.sleep(1000)\n    os._exit(0)\n"
-              f"import subprocess\nsubprocess.Popen(['sleep', '{marker}'], start_new_session=True)\n"
-              "print('parent done')\n")
+    source = (
+        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+        "        time.sleep(1000)\n    os._exit(0)\n"
+        f"import subprocess\nsubprocess.Popen(['sleep', '{marker}'], start_new_session=True)\n"
+        "print('parent done')\n"
+    )
     result = run_contained(worker, source, Limits(timeout=10), markers=(marker,))
     assert result.status == Status.PASSED and result.stdout == "parent done\n", result
 
@@ -186,9 +198,11 @@ def test_reading_stdin_gets_end_of_file(worker):
 
 
 def test_file_size_and_open_file_limits(worker):
-    big = run_contained(worker, "open('big', 'wb').write(b'x' * (8 * 1024 * 1024))\n",
-                        Limits(timeout=10, file_size_bytes=MiB))
+    big = run_contained(
+        worker, "open('big', 'wb').write(b'x' * (8 * 1024 * 1024))\n", Limits(timeout=10, file_size_bytes=MiB)
+    )
     assert big.status == Status.FAILED and "File too large" in big.stderr, big
-    many = run_contained(worker, "files = [open('/dev/null') for _ in range(1000)]\n",
-                         Limits(timeout=10, max_open_files=64))
+    many = run_contained(
+        worker, "files = [open('/dev/null') for _ in range(1000)]\n", Limits(timeout=10, max_open_files=64)
+    )
     assert many.status == Status.FAILED and "Too many open files" in many.stderr, many

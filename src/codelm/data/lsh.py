@@ -60,8 +60,9 @@ def group_pairs(group: np.ndarray, max_all_pairs: int | None) -> np.ndarray:
     return np.concatenate([star, chain])
 
 
-def candidate_pairs(keys: np.ndarray, valid: np.ndarray | None = None,
-                    max_all_pairs: int | None = None) -> np.ndarray:
+def candidate_pairs(
+    keys: np.ndarray, valid: np.ndarray | None = None, max_all_pairs: int | None = None
+) -> np.ndarray:
     """Unique (i < j) pairs sharing at least one bucket, sorted; (0, 2) if none."""
     parts = [group_pairs(g, max_all_pairs) for g in bucket_groups(keys, valid)]
     if not parts:

@@ -184,8 +184,9 @@ class MinHasher:
 
     def __init__(self, config: MinHashConfig | None = None) -> None:
         self.config = config or MinHashConfig()
-        self.shingler = ShingleHasher(self.config.shingle_size, lowercase=self.config.lowercase,
-                                      seed=self.config.seed)
+        self.shingler = ShingleHasher(
+            self.config.shingle_size, lowercase=self.config.lowercase, seed=self.config.seed
+        )
         rng = np.random.default_rng(self.config.seed + 1)
         self._a = (_odd_u64(rng, self.config.num_perm) >> U64(32)).astype(np.uint32)[:, None] | np.uint32(1)
         self._b = (_odd_u64(rng, self.config.num_perm) >> U64(32)).astype(np.uint32)[:, None]

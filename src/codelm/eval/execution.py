@@ -32,8 +32,14 @@ _PIPELINE_DEPTH = 2
 class ExecutionPool:
     """``workers`` sandbox workers that run programs concurrently, one sample per fresh process."""
 
-    def __init__(self, workers: int = 2, limits: Limits | None = None, isolation: Isolation | None = None,
-                 *, allow_code_execution: bool = False) -> None:
+    def __init__(
+        self,
+        workers: int = 2,
+        limits: Limits | None = None,
+        isolation: Isolation | None = None,
+        *,
+        allow_code_execution: bool = False,
+    ) -> None:
         require_opt_in(allow_code_execution)
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
@@ -56,8 +62,9 @@ class ExecutionPool:
             self._started = True
         return self._workers[0].info
 
-    def imap_unordered(self, programs: Iterable[Program], limits: Limits | None = None
-                       ) -> Iterator[tuple[int, ExecResult]]:
+    def imap_unordered(
+        self, programs: Iterable[Program], limits: Limits | None = None
+    ) -> Iterator[tuple[int, ExecResult]]:
         """Yield ``(index, result)`` as programs finish, in completion order. One call at a time."""
         if not self._busy.acquire(blocking=False):
             raise RuntimeError("this ExecutionPool is already running a map; use one call at a time")
@@ -132,8 +139,14 @@ class ExecutionPool:
         self.close()
 
 
-def calibrate_timeouts(pool: ExecutionPool, references: Mapping[str, Program], *, floor: float = 3.0,
-                       factor: float = 10.0, reference_timeout: float = 60.0) -> dict[str, float]:
+def calibrate_timeouts(
+    pool: ExecutionPool,
+    references: Mapping[str, Program],
+    *,
+    floor: float = 3.0,
+    factor: float = 10.0,
+    reference_timeout: float = 60.0,
+) -> dict[str, float]:
     """Per-key timeout ``max(floor, factor x runtime of the reference program)``.
 
     References run with ``reference_timeout`` so a slow machine cannot fail them. A reference that

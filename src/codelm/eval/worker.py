@@ -101,13 +101,25 @@ class SandboxWorker:
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(
             [sys.executable, "-E", "-s", "-c", _BOOTSTRAP, str(_JAIL_INIT)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, bufsize=0,
-            env={"PATH": base_env()["PATH"], "LANG": "C.UTF-8"}, cwd="/", start_new_session=True)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            bufsize=0,
+            env={"PATH": base_env()["PATH"], "LANG": "C.UTF-8"},
+            cwd="/",
+            start_new_session=True,
+        )
         capacity = min(_pipe_size(self._proc.stdin.fileno()), _pipe_size(self._proc.stdout.fileno()))
         self._pipeline_bytes = capacity // 2
-        config = {"isolate": iso.enabled, "hide": iso.hidden_paths(), "keep": iso.kept_paths(),
-                  "scratch_bytes": iso.scratch_bytes, "preload": list(iso.preload),
-                  "max_tasks": iso.max_tasks, "map_root_to": iso.root_maps_to}
+        config = {
+            "isolate": iso.enabled,
+            "hide": iso.hidden_paths(),
+            "keep": iso.kept_paths(),
+            "scratch_bytes": iso.scratch_bytes,
+            "preload": list(iso.preload),
+            "max_tasks": iso.max_tasks,
+            "map_root_to": iso.root_maps_to,
+        }
         try:
             protocol.write_frame(self._proc.stdin.fileno(), config)
         except OSError as exc:
@@ -154,8 +166,12 @@ class SandboxWorker:
         self._queue.append(entry)
         if len(self._queue) == 1:
             self._deliver(entry)
-        elif (all(j.sent for j in self._queue if j is not entry) and len(entry.frame) <= self._pipeline_bytes
-              and self._proc is not None and self._proc.poll() is None):
+        elif (
+            all(j.sent for j in self._queue if j is not entry)
+            and len(entry.frame) <= self._pipeline_bytes
+            and self._proc is not None
+            and self._proc.poll() is None
+        ):
             try:  # fits in the pipe, so at worst this waits for the worker to read the job before
                 protocol.write_all(self._proc.stdin.fileno(), entry.frame)
                 entry.sent = True
@@ -179,9 +195,15 @@ class SandboxWorker:
             result = ExecResult(Status.ERROR, None, 0.0, detail=f"sandbox worker lost: {exc}; {tail}"[:2000])
         else:
             self._queue.popleft()
-            result = ExecResult(status=Status(reply["status"]), returncode=reply["returncode"],
-                                runtime=reply["runtime"], stdout=reply["stdout"], stderr=reply["stderr"],
-                                detail=reply["detail"], truncated=reply["truncated"])
+            result = ExecResult(
+                status=Status(reply["status"]),
+                returncode=reply["returncode"],
+                runtime=reply["runtime"],
+                stdout=reply["stdout"],
+                stderr=reply["stderr"],
+                detail=reply["detail"],
+                truncated=reply["truncated"],
+            )
         if self._queue and not self._queue[0].sent:
             self._deliver(self._queue[0])
         return result

@@ -16,10 +16,12 @@ from transformers import PreTrainedTokenizerFast
 
 from codelm.models.registry import Family
 
+CODEGEN_RUNS = {"spaces": [31, 2], "tabs": [9, 2]}  # CodeGen1's runs (jaxformer sample.py)
 
-def whitespace_run_tokens(family: Family) -> list[str]:
-    """CodeGen1's added whitespace tokens: 31..2 spaces then 9..2 tabs (jaxformer sample.py)."""
-    runs = family.tokenizer.whitespace_runs or {}
+
+def whitespace_run_tokens(family: Family, runs: dict[str, list[int]] | None = None) -> list[str]:
+    """Whitespace-run tokens, CodeGen1's by default: 31..2 spaces then 9..2 tabs (jaxformer sample.py)."""
+    runs = runs if runs is not None else (family.tokenizer.whitespace_runs or {})
     out: list[str] = []
     for char, key in ((" ", "spaces"), ("\t", "tabs")):
         if key in runs:
@@ -28,14 +30,32 @@ def whitespace_run_tokens(family: Family) -> list[str]:
     return out
 
 
+def code_pre_tokenizer(split_digits: bool = False) -> pre_tokenizers.PreTokenizer:
+    """GPT-2's byte-level regex split, optionally after splitting digits one by one (StarCoder)."""
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    if not split_digits:
+        return byte_level
+    return pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+
+
 def train_tokenizer(
-    texts: Iterable[str], family: Family, vocab_size: int = 4096, min_frequency: int = 2
+    texts: Iterable[str],
+    family: Family,
+    vocab_size: int = 4096,
+    min_frequency: int = 2,
+    *,
+    split_digits: bool = False,
+    whitespace_runs: bool | None = None,
 ) -> PreTrainedTokenizerFast:
-    """Train a byte-level BPE on `texts` and dress it in `family`'s tokens and chat template."""
+    """Train a byte-level BPE on `texts` and dress it in `family`'s tokens and chat template.
+
+    `whitespace_runs`: None adds the family's own run tokens (CodeGen1 has 38), True adds
+    CodeGen1's runs to any family, False none.
+    """
     spec = family.tokenizer
     specials = list(dict.fromkeys([*spec.special_tokens, spec.bos, spec.eos, spec.pad]))
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = code_pre_tokenizer(split_digits)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -45,7 +65,8 @@ def train_tokenizer(
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer)
-    ws = whitespace_run_tokens(family)
+    runs = {True: spec.whitespace_runs or CODEGEN_RUNS, False: {}}.get(whitespace_runs)
+    ws = whitespace_run_tokens(family, runs)
     if ws:
         tok.add_tokens([AddedToken(t, normalized=False, special=False) for t in ws])
     if spec.add_bos:

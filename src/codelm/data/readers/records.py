@@ -70,13 +70,23 @@ class RecordReader(Reader):
     def to_document(self, record: dict[str, Any], fallback_id: str) -> Document | Unreadable:
         used = set()
         fields: dict[str, Any] = {}
-        for name, keys in (("id", self.id_keys), ("repo", self.repo_keys), ("path", self.path_keys),
-                           ("language", self.language_keys), ("text", self.text_keys)):
+        for name, keys in (
+            ("id", self.id_keys),
+            ("repo", self.repo_keys),
+            ("path", self.path_keys),
+            ("language", self.language_keys),
+            ("text", self.text_keys),
+        ):
             key, fields[name] = _first(record, keys)
             used.add(key)
         metadata = {k: v for k, v in record.items() if k not in used}
-        doc = Document(text="", id=str(fields["id"] if fields["id"] is not None else fallback_id),
-                       repo=fields["repo"], path=fields["path"], metadata=metadata)
+        doc = Document(
+            text="",
+            id=str(fields["id"] if fields["id"] is not None else fallback_id),
+            repo=fields["repo"],
+            path=fields["path"],
+            metadata=metadata,
+        )
         text = fields["text"]
         if isinstance(text, bytes):
             text = decode_text(text, self.max_bytes)
@@ -152,8 +162,9 @@ class JsonlReader(RecordReader):
 class ParquetReader(RecordReader):
     """One document per row of each Parquet file, read in batches; sharded by file."""
 
-    def __init__(self, paths: str | Path | Sequence[str | Path], *, batch_size: int = 1024,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, paths: str | Path | Sequence[str | Path], *, batch_size: int = 1024, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.paths = _as_paths(paths)
         self.batch_size = batch_size
@@ -176,8 +187,15 @@ class ParquetReader(RecordReader):
 class HubReader(RecordReader):
     """Stream a dataset from the Hugging Face hub (needs network and `datasets`); sharded by row."""
 
-    def __init__(self, dataset: str, *, config: str | None = None, split: str = "train",
-                 streaming: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        dataset: str,
+        *,
+        config: str | None = None,
+        split: str = "train",
+        streaming: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.dataset, self.config, self.split, self.streaming = dataset, config, split, streaming
 

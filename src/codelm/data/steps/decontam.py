@@ -132,8 +132,14 @@ class NgramIndex:
 class Decontaminate(PipelineStep):
     """Drop documents with at least `min_matches` benchmark n-grams (`contaminated:<benchmark>`)."""
 
-    def __init__(self, index: NgramIndex, *, batch_size: int = 256, name: str | None = None,
-                 exclusion_writer: JsonlWriter | None = None) -> None:
+    def __init__(
+        self,
+        index: NgramIndex,
+        *,
+        batch_size: int = 256,
+        name: str | None = None,
+        exclusion_writer: JsonlWriter | None = None,
+    ) -> None:
         super().__init__(name=name, exclusion_writer=exclusion_writer)
         self.index = index
         self.batch_size = batch_size

@@ -106,8 +106,13 @@ class HeuristicFilter(Filter):
 
     config_class = HeuristicsConfig  # YAML settings of the step that are fields of this config
 
-    def __init__(self, config: HeuristicsConfig | None = None, *, name: str | None = None,
-                 exclusion_writer: JsonlWriter | None = None) -> None:
+    def __init__(
+        self,
+        config: HeuristicsConfig | None = None,
+        *,
+        name: str | None = None,
+        exclusion_writer: JsonlWriter | None = None,
+    ) -> None:
         super().__init__(name=name, exclusion_writer=exclusion_writer)
         self.config = config or HeuristicsConfig()
 

@@ -18,8 +18,13 @@ from codelm.data.writers import JsonlWriter
 class LanguageFilter(Filter):
     """Keep documents whose `language` is in `languages`."""
 
-    def __init__(self, languages: Iterable[str], *, name: str | None = None,
-                 exclusion_writer: JsonlWriter | None = None) -> None:
+    def __init__(
+        self,
+        languages: Iterable[str],
+        *,
+        name: str | None = None,
+        exclusion_writer: JsonlWriter | None = None,
+    ) -> None:
         super().__init__(name=name, exclusion_writer=exclusion_writer)
         self.languages = frozenset(languages)
         unknown = self.languages - set(language_table().grammars)

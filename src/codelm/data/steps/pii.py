@@ -32,11 +32,22 @@ from codelm.data.config import StageConfig
 from codelm.data.document import DataError, Document
 from codelm.data.pipeline import PipelineStep
 
-PUBLIC_DNS = frozenset({
-    "8.8.8.8", "8.8.4.4", "1.1.1.1", "1.0.0.1", "9.9.9.9", "149.112.112.112",
-    "208.67.222.222", "208.67.220.220", "2001:4860:4860::8888", "2001:4860:4860::8844",
-    "2606:4700:4700::1111", "2606:4700:4700::1001",
-})
+PUBLIC_DNS = frozenset(
+    {
+        "8.8.8.8",
+        "8.8.4.4",
+        "1.1.1.1",
+        "1.0.0.1",
+        "9.9.9.9",
+        "149.112.112.112",
+        "208.67.222.222",
+        "208.67.220.220",
+        "2001:4860:4860::8888",
+        "2001:4860:4860::8844",
+        "2606:4700:4700::1111",
+        "2606:4700:4700::1001",
+    }
+)
 # RFC 2606 reserved names: used in docs and tests precisely because they are nobody's
 EXAMPLE_DOMAINS = re.compile(r"(?:^|\.)(?:example\.(?:com|org|net)|(?:example|test|invalid|localhost))$")
 
@@ -46,20 +57,26 @@ IPV4 = re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?!\.?\w)")
 IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 PRIVATE_KEY = re.compile(
     r"-----BEGIN ((?:RSA |DSA |EC |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----"
-    r".*?-----END \1-----", re.DOTALL)
+    r".*?-----END \1-----",
+    re.DOTALL,
+)
 AWS_KEY = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}(?![A-Z0-9])")
 GITHUB_TOKEN = re.compile(
-    r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{60,255})")
+    r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{60,255})"
+)
 SLACK_TOKEN = re.compile(
-    r"xox[abposr]-[A-Za-z0-9-]{10,250}|https://hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/[A-Za-z0-9_]+")
+    r"xox[abposr]-[A-Za-z0-9-]{10,250}|https://hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/[A-Za-z0-9_]+"
+)
 JWT = re.compile(r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 # `api_key = "..."`, `"password": "..."`, `secret: '...'`: the quoted value is the secret
 ASSIGNED_SECRET = re.compile(  # starts at the keyword: a leading `[\w.-]*` makes the scan quadratic
     r"""(?i)(?P<name>(?:api[_-]?key|secret|token|passw(?:or)?d|passwd|pwd|credentials?|auth[_-]?key)"""
-    r"""[\w.-]*)["']?\s*(?::=|=|:|=>)\s*(?P<q>["'])(?P<value>[^"'\s]{8,200})(?P=q)""")
+    r"""[\w.-]*)["']?\s*(?::=|=|:|=>)\s*(?P<q>["'])(?P<value>[^"'\s]{8,200})(?P=q)"""
+)
 QUOTED = re.compile(r"""(["'`])([A-Za-z0-9+/=_-]{20,500})\1""")
 _TEMPLATED = re.compile(  # ${VAR}, {{ var }}, <your-key>, %(pw)s, xxxx, ****, placeholders
-    r"^(?:\$\{.*\}|\{\{.*\}\}|<.*>|%\(.*\)s|x+|\*+|\.+|your[_-].*|changeme|test.*|dummy.*)$", re.IGNORECASE)
+    r"^(?:\$\{.*\}|\{\{.*\}\}|<.*>|%\(.*\)s|x+|\*+|\.+|your[_-].*|changeme|test.*|dummy.*)$", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -160,8 +177,13 @@ class PiiRedactor(PipelineStep):
         counts: Counter[str] = Counter()
         cfg = self.config
 
-        def sub(pattern: re.Pattern[str], kind: str, placeholder: str | Callable[[re.Match[str]], str],
-                keep: Callable[[re.Match[str]], bool] = lambda m: False, group: int | str = 0) -> None:
+        def sub(
+            pattern: re.Pattern[str],
+            kind: str,
+            placeholder: str | Callable[[re.Match[str]], str],
+            keep: Callable[[re.Match[str]], bool] = lambda m: False,
+            group: int | str = 0,
+        ) -> None:
             nonlocal text
 
             def repl(m: re.Match[str]) -> str:
@@ -181,8 +203,13 @@ class PiiRedactor(PipelineStep):
             sub(SLACK_TOKEN, "slack_token", "<KEY>")
             sub(AWS_KEY, "aws_key", "<KEY>")
             sub(ASSIGNED_SECRET, "assigned_secret", _assigned_placeholder, keep=_keep_assigned, group="value")
-            sub(QUOTED, "high_entropy", "<KEY>", group=2,
-                keep=lambda m: not looks_like_key(m.group(2), cfg.entropy_min_length, cfg.entropy_bits))
+            sub(
+                QUOTED,
+                "high_entropy",
+                "<KEY>",
+                group=2,
+                keep=lambda m: not looks_like_key(m.group(2), cfg.entropy_min_length, cfg.entropy_bits),
+            )
         if cfg.emails:
             sub(EMAIL, "email", "<EMAIL>", keep=lambda m: _keep_email(m.group(0)))
         if cfg.ip_addresses:

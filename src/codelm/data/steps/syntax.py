@@ -57,8 +57,13 @@ class SyntaxFilter(Filter):
     languages: restrict checking to these languages (others pass as unchecked); None = all known.
     """
 
-    def __init__(self, *, languages: Iterable[str] | None = None, name: str | None = None,
-                 exclusion_writer: JsonlWriter | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        languages: Iterable[str] | None = None,
+        name: str | None = None,
+        exclusion_writer: JsonlWriter | None = None,
+    ) -> None:
         super().__init__(name=name, exclusion_writer=exclusion_writer)
         self.languages = frozenset(languages) if languages is not None else None
         self._parsers: dict[str, Any] = {}

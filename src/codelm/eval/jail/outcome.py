@@ -53,8 +53,12 @@ def watch(fds: dict[int, str]) -> dict:
     poller = select.poll()
     for fd in fds:
         poller.register(fd, select.POLLIN)
-    return {"fds": fds, "poller": poller, "data": {name: bytearray() for name in fds.values()},
-            "total": {name: 0 for name in fds.values()}}
+    return {
+        "fds": fds,
+        "poller": poller,
+        "data": {name: bytearray() for name in fds.values()},
+        "total": {name: 0 for name in fds.values()},
+    }
 
 
 def collect(pid: int, watched: dict, start: float, step: dict) -> dict:
@@ -109,8 +113,14 @@ def collect(pid: int, watched: dict, start: float, step: dict) -> dict:
         wall = time.monotonic() - start
     if pidfd is not None:
         os.close(pidfd)
-    return {"data": data, "total": total, "killed": killed, "wait_status": status, "wall": wall,
-            "cpu": usage.ru_utime + usage.ru_stime if usage else 0.0}
+    return {
+        "data": data,
+        "total": total,
+        "killed": killed,
+        "wait_status": status,
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime if usage else 0.0,
+    }
 
 
 def verdict(c: dict, step: dict) -> dict:
@@ -143,5 +153,12 @@ def verdict(c: dict, step: dict) -> dict:
         else:
             last = stderr.strip().splitlines()[-1:] or [f"exit code {returncode}"]
             detail = last[0][:500]
-    return {"status": status, "returncode": returncode, "runtime": runtime, "stdout": stdout,
-            "stderr": stderr, "detail": detail, "truncated": truncated}
+    return {
+        "status": status,
+        "returncode": returncode,
+        "runtime": runtime,
+        "stdout": stdout,
+        "stderr": stderr,
+        "detail": detail,
+        "truncated": truncated,
+    }

@@ -30,7 +30,7 @@ def write_all(fd: int, data: bytes) -> None:
     """Write every byte (os.write may write less than asked)."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def write_frame(fd: int, message: dict) -> None:

