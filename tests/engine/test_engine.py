@@ -205,3 +205,23 @@ def test_codegen1_stream_equals_generate(tiny_engine):
         req = e.completion_request("def f(x):\n", max_new_tokens=40, temperature=1.0, seed=seed)
         streamed = "".join(c.text for c in e.stream(req))
         assert streamed == e.generate([req])[0].text
+
+
+def test_logprobs_match_a_direct_forward_pass(tiny_engine):
+    import torch
+
+    e = tiny_engine("llama")
+    c = e.complete(PROMPT, max_new_tokens=6, temperature=0.0, logprobs=3, ignore_eos=True).completions[0]
+    assert len(c.logprobs) == len(c.token_ids) == 6
+    ids = e.encode(PROMPT) + c.token_ids
+    with torch.inference_mode():
+        logp = torch.log_softmax(e.model(torch.tensor([ids])).logits[0].float(), dim=-1)
+    n = len(ids) - len(c.token_ids)
+    for i, entry in enumerate(c.logprobs):
+        assert entry.token_id == c.token_ids[i]
+        assert entry.logprob == pytest.approx(float(logp[n - 1 + i, entry.token_id]), abs=1e-4)
+        assert len(entry.top) == 3 and entry.top[0][0] == entry.token_id  # greedy picks the top token
+        assert [lp for _, lp in entry.top] == sorted((lp for _, lp in entry.top), reverse=True)
+    assert e.complete(PROMPT, max_new_tokens=2).completions[0].logprobs is None
+    with pytest.raises(RequestError, match="logprobs"):
+        e.complete(PROMPT, logprobs=21)

@@ -140,3 +140,12 @@ def test_batch_never_exceeds_max_batch_size(tiny_engine):
         assert len(big.result().completions) == 3
     finally:
         s.close()
+
+
+def test_events_carry_logprobs(tiny_engine, scheduler):
+    e = tiny_engine("llama")
+    req = e.completion_request(PROMPTS[1], max_new_tokens=12, temperature=0.0, logprobs=2, ignore_eos=True)
+    ticket, events, _ = collect(scheduler, req)
+    assert ticket.done.wait(60)
+    streamed = [lp for ev in events for lp in (ev.logprobs or [])]
+    assert streamed == ticket.result().completions[0].logprobs and len(streamed) == 12

@@ -47,7 +47,7 @@ CASES = [
     ("/v1/completions", '{"prompt": 5}', 400, "prompt: Input should be", "prompt"),
     ("/v1/completions", '{"prompt": [1, 2, 3]}', 400, "token-id prompts are not supported", "prompt"),
     ("/v1/completions", '{"prompt": []}', 400, "prompt must not be empty", "prompt"),
-    ("/v1/completions", '{"prompt": "x", "logprobs": 1}', 400, "logprobs are not supported", "logprobs"),
+    ("/v1/completions", '{"prompt": "x", "logprobs": 21}', 400, "less than or equal to 20", None),
     ("/v1/completions", '{"prompt": "x", "echo": true}', 400, "echo is not supported", "echo"),
     ("/v1/completions", '{"prompt": "x", "frequency_penalty": 1}', 400, "use repetition_penalty", None),
     (
@@ -82,10 +82,10 @@ CASES = [
     ("/v1/chat/completions", '{"messages": "hi"}', 400, "messages: Input should be a valid list", "messages"),
     (
         "/v1/chat/completions",
-        '{"messages": [{"role": "user", "content": "x"}], "logprobs": true}',
+        '{"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2}',
         400,
-        "logprobs",
-        None,
+        "top_logprobs needs logprobs: true",
+        "top_logprobs",
     ),
     (
         "/v1/chat/completions",

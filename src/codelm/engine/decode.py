@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import DynamicCache
 
+from codelm.engine.params import TokenLogprob
 from codelm.engine.sampling import RowSampler, choose_tokens
 from codelm.engine.text import IncrementalDecoder, StopMatcher
 
@@ -32,12 +33,22 @@ class Row:
     text: str = ""
     generated: int = 0
     finish_reason: str | None = None
+    logprobs: list[TokenLogprob] | None = None  # filled when the request asks for logprobs
+    logprobs_sent: int = 0  # how many of them the scheduler has already put in events
     index: int = 0  # which of its request's n samples
     owner: object = None  # whoever waits for this row's text (the scheduler's ticket)
 
     def emit(self, piece: str) -> str:
         self.text += piece
         return piece
+
+    def take_logprobs(self) -> list[TokenLogprob] | None:
+        """Log-probabilities not yet sent with an event (None when not asked for)."""
+        if self.logprobs is None:
+            return None
+        new = self.logprobs[self.logprobs_sent :]
+        self.logprobs_sent = len(self.logprobs)
+        return new
 
     def finish(self, reason: str) -> str:
         """End the row now (cancel, deadline); returns held-back text, if any is to be shown."""
@@ -103,9 +114,13 @@ def prefill(model, rows: list[Row], pad_id: int) -> Batch:
 def choose_and_advance(batch: Batch) -> Iterator[tuple[Row, str]]:
     """Choose every row's next token, advance the rows, drop the finished ones, run the next step."""
     tokens, chosen = choose_tokens(batch.logits, [r.sampler for r in batch.rows])
+    scored = _logprobs(batch, tokens)
     keep = []
     for j, row in enumerate(batch.rows):
+        kept = len(row.token_ids)
         piece = step_row(row, tokens[j])
+        if j in scored and len(row.token_ids) > kept:  # the token is part of the output
+            row.logprobs.append(scored[j])
         if piece:
             yield row, piece
         if row.finish_reason is None:
@@ -117,6 +132,23 @@ def choose_and_advance(batch: Batch) -> Iterator[tuple[Row, str]]:
         select(batch, keep)
         chosen = chosen[torch.tensor(keep, dtype=torch.long, device=chosen.device)]
     forward(batch, chosen)
+
+
+def _logprobs(batch: Batch, tokens: list[int]) -> dict[int, TokenLogprob]:
+    """Log-probabilities of the chosen tokens for the rows that asked, from the raw logits."""
+    want = [j for j, r in enumerate(batch.rows) if r.logprobs is not None]
+    if not want:
+        return {}
+    logp = torch.log_softmax(batch.logits[want].float(), dim=-1)
+    out = {}
+    for i, j in enumerate(want):
+        k = batch.rows[j].sampler.params.logprobs or 0
+        top = []
+        if k:
+            values, ids = torch.topk(logp[i], k)
+            top = list(zip(ids.tolist(), values.tolist(), strict=True))
+        out[j] = TokenLogprob(tokens[j], float(logp[i, tokens[j]]), top)
+    return out
 
 
 def forward(batch: Batch, tokens: torch.Tensor) -> None:

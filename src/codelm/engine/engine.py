@@ -93,6 +93,12 @@ class Engine:
     def chat(self, messages: Sequence[dict[str, Any]], **sampling: Any) -> Result:
         return self.generate([self.chat_request(messages, **sampling)])[0]
 
+    def token_text(self, token_id: int) -> str:
+        """How one token reads, special tokens included (for logprobs)."""
+        return self.tokenizer.decode(
+            [token_id], skip_special_tokens=False, clean_up_tokenization_spaces=False
+        )
+
     # -- generation ------------------------------------------------------------------------------
     def encode(self, prompt: str) -> list[int]:
         """Prompt ids; BOS is added by family rule unless the rendered prompt already has it."""
@@ -127,6 +133,7 @@ class Engine:
                 RowSampler.create(p, j, ids, self.vocab_size, device),
                 IncrementalDecoder(self.tokenizer, ids),
                 self._matcher(request, strings),
+                logprobs=[] if p.logprobs is not None else None,
                 index=j,
             )
             for j in range(p.n)
@@ -151,7 +158,7 @@ class Engine:
             short = codegen_truncate(text, self.family.truncate_before_pattern)
             if short != text:
                 text, reason = short, "stop"
-        return Completion(text, reason, row.generated, row.token_ids)
+        return Completion(text, reason, row.generated, row.token_ids, row.logprobs)
 
     def generate(self, requests: Sequence[Request]) -> list[Result]:
         """Generate every request, batching up to `max_batch_size` sample rows at a time."""

@@ -23,6 +23,7 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
     ignore_eos: bool = False  # benchmarking: only the caller's own stops end a sample (as in vLLM)
+    logprobs: int | None = None  # report each token's log-probability and this many alternatives
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> RequestError:
@@ -42,6 +43,8 @@ class SamplingParams:
             raise bad(f"n must be a positive integer, got {self.n!r}")
         if self.seed is not None and not isinstance(self.seed, int):
             raise bad(f"seed must be an integer, got {self.seed!r}")
+        if self.logprobs is not None and (not isinstance(self.logprobs, int) or not 0 <= self.logprobs <= 20):
+            raise bad(f"logprobs must be an integer from 0 to 20, got {self.logprobs!r}")
         if isinstance(self.stop, str) or not all(isinstance(s, str) and s for s in self.stop):
             raise bad("stop must be a list of non-empty strings")
         object.__setattr__(self, "stop", tuple(self.stop))
@@ -89,11 +92,22 @@ class Request:
 
 
 @dataclass
+class TokenLogprob:
+    """A generated token's log-probability under the model (raw logits, before sampling
+    transforms, as vLLM and OpenAI report them) and the most likely alternatives."""
+
+    token_id: int
+    logprob: float
+    top: list[tuple[int, float]] = field(default_factory=list)
+
+
+@dataclass
 class Completion:
     text: str
     finish_reason: str  # "stop" (EOS, stop token or stop string) or "length"
     completion_tokens: int
     token_ids: list[int] = field(default_factory=list)
+    logprobs: list[TokenLogprob] | None = None  # one per token in token_ids, when asked for
 
 
 @dataclass

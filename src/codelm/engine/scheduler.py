@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from codelm.engine.decode import Batch, Row, choose_and_advance, merge, prefill, select
 from codelm.engine.engine import Engine
-from codelm.engine.params import Request, Result
+from codelm.engine.params import Request, Result, TokenLogprob
 from codelm.errors import CodelmError
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class Event:
     text: str
     finish_reason: str | None = None  # stop, length, cancelled, error
     completion_tokens: int = 0
+    logprobs: list[TokenLogprob] | None = None  # of the tokens since the sample's previous event
 
 
 class Ticket:
@@ -66,7 +67,7 @@ class Ticket:
         self.cancelled = True
 
     def _finished(self, row: Row) -> None:
-        self._emit(Event(row.index, "", row.finish_reason, row.generated))
+        self._emit(Event(row.index, "", row.finish_reason, row.generated, row.take_logprobs()))
         self._open -= 1
         if self._open == 0:
             self.done.set()
@@ -215,7 +216,7 @@ class Scheduler:
         self.stats.steps += 1
         self.stats.max_rows = max(self.stats.max_rows, len(before))
         for row, piece in choose_and_advance(batch):
-            row.owner._emit(Event(row.index, piece))
+            row.owner._emit(Event(row.index, piece, logprobs=row.take_logprobs()))
         for row in before:
             if row.finish_reason is not None:
                 row.owner._finished(row)

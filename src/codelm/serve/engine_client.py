@@ -85,7 +85,7 @@ class Dispatcher:
         with self._lock:
             batch, self._pending, self._scheduled = self._pending, [], False
         for gen, offset, ev in batch:
-            gen.put(Event(ev.index + offset, ev.text, ev.finish_reason, ev.completion_tokens))
+            gen.put(Event(ev.index + offset, ev.text, ev.finish_reason, ev.completion_tokens, ev.logprobs))
 
 
 class LocalGeneration:
@@ -112,6 +112,8 @@ class LocalGeneration:
         last = self._events[-1] if self._events else None
         if last is not None and last.index == ev.index and last.finish_reason is None:
             last.text += ev.text  # not yet seen by the consumer: merge
+            if ev.logprobs:
+                last.logprobs = [*(last.logprobs or []), *ev.logprobs]
             last.finish_reason, last.completion_tokens = ev.finish_reason, ev.completion_tokens
         else:
             self._events.append(ev)
@@ -163,6 +165,9 @@ class LocalEngineClient:
 
     def chat_request(self, messages: Sequence[dict[str, Any]], **sampling: Any) -> Request:
         return self.engine.chat_request(messages, **sampling)
+
+    def token_text(self, token_id: int) -> str:
+        return self.engine.token_text(token_id)
 
     def check_budget(self, request: Request) -> None:
         """An explicit max_tokens must fit the context window with the prompt (the engine would

@@ -64,7 +64,7 @@ class SamplingFields(_Schema):
 class CompletionRequest(SamplingFields):
     prompt: str | list[str] | list[int] | list[list[int]]
     suffix: str | None = None  # fill-in-the-middle, rendered in the family's own format
-    logprobs: int | None = None
+    logprobs: int | None = Field(default=None, ge=0, le=20, description="alternatives per token")
     echo: bool = False
     mode: Literal["line", "block"] = "block"  # line: stop at the first newline
     context_files: list[ContextFile] = Field(default_factory=list)
@@ -92,7 +92,7 @@ class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessage]
     max_completion_tokens: int | None = None  # the newer OpenAI name for max_tokens
     logprobs: bool | None = None
-    top_logprobs: int | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
 
 
 # -- responses -----------------------------------------------------------------------------------
@@ -115,10 +115,31 @@ class Usage(_Schema):
         return cls(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, total_tokens=total)
 
 
+class TopLogprob(_Schema):
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+
+
+class ChatTokenLogprob(TopLogprob):
+    top_logprobs: list[TopLogprob] = Field(default_factory=list)
+
+
+class ChatLogprobs(_Schema):
+    content: list[ChatTokenLogprob]
+
+
+class CompletionLogprobs(_Schema):
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: list[dict[str, float]] | None = None
+    text_offset: list[int]
+
+
 class CompletionChoice(_Schema):
     index: int
     text: str
-    logprobs: None = None
+    logprobs: CompletionLogprobs | None = None
     finish_reason: str | None = None
 
 
@@ -139,7 +160,7 @@ class AssistantMessage(_Schema):
 class ChatChoice(_Schema):
     index: int
     message: AssistantMessage
-    logprobs: None = None
+    logprobs: ChatLogprobs | None = None
     finish_reason: str | None = None
 
 
@@ -160,7 +181,7 @@ class Delta(_Schema):
 class ChatChunkChoice(_Schema):
     index: int
     delta: Delta
-    logprobs: None = None
+    logprobs: ChatLogprobs | None = None
     finish_reason: str | None = None
 
 

@@ -4,7 +4,8 @@ This is where the API's meaning lives, independent of HTTP (routes.py) and of wh
 (engine_client.py, gateway.py): which model names are accepted, how `suffix` turns a completion
 into fill-in-the-middle in the family's format, how repository context and the current file's
 path are placed before the prompt, what line mode means (stop at the first newline), and which
-OpenAI features are refused because the engine cannot honour them (logprobs, echo, penalties).
+OpenAI features are refused because the engine cannot honour them (echo, penalties; logprobs in
+gateway mode).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from codelm.engine import Completion, Request
 from codelm.models.formats import render_repo_context
 from codelm.serve.engine_client import Backend, Generation
 from codelm.serve.errors import APIError
+from codelm.serve.logprobs import chat_logprobs, completion_logprobs
 from codelm.serve.metrics import Metrics, Tracker
 from codelm.serve.protocol import (
     AssistantMessage,
@@ -33,7 +35,7 @@ from codelm.serve.protocol import (
 )
 from codelm.serve.sse import ChatChunks, CompletionChunks, stream_events
 
-NO_LOGPROBS = "logprobs are not supported: the codelm engine does not compute log probabilities"
+NO_LOGPROBS = "logprobs are not supported in gateway mode (codelm does not relay the upstream's)"
 
 
 class Serving:
@@ -59,10 +61,19 @@ class Serving:
         tracker = self.metrics.track("completions")
         gen = await self._start(tracker, req, req.max_tokens, lambda: self.completion_requests(req))
         if req.stream:
-            return stream_events(gen, tracker, CompletionChunks(self.model_name), self._usage_wanted(req))
+            chunks = CompletionChunks(self.model_name, self._speller(), top=bool(req.logprobs))
+            return stream_events(gen, tracker, chunks, self._usage_wanted(req))
         done = await self._collect(gen, tracker)
         choices = [
-            CompletionChoice(index=i, text=c.text, finish_reason=c.finish_reason) for i, c in enumerate(done)
+            CompletionChoice(
+                index=i,
+                text=c.text,
+                finish_reason=c.finish_reason,
+                logprobs=None
+                if c.logprobs is None
+                else completion_logprobs(c.logprobs, self._token_text(), top=bool(req.logprobs)),
+            )
+            for i, c in enumerate(done)
         ]
         return CompletionResponse(model=self.model_name, choices=choices, usage=_usage(gen, done))
 
@@ -71,10 +82,16 @@ class Serving:
         max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
         gen = await self._start(tracker, req, max_tokens, lambda: [self.chat_request(req, max_tokens)])
         if req.stream:
-            return stream_events(gen, tracker, ChatChunks(self.model_name), self._usage_wanted(req))
+            chunks = ChatChunks(self.model_name, self._speller())
+            return stream_events(gen, tracker, chunks, self._usage_wanted(req))
         done = await self._collect(gen, tracker)
         choices = [
-            ChatChoice(index=i, message=AssistantMessage(content=c.text), finish_reason=c.finish_reason)
+            ChatChoice(
+                index=i,
+                message=AssistantMessage(content=c.text),
+                finish_reason=c.finish_reason,
+                logprobs=None if c.logprobs is None else chat_logprobs(c.logprobs, self._token_text()),
+            )
             for i, c in enumerate(done)
         ]
         return ChatCompletionResponse(model=self.model_name, choices=choices, usage=_usage(gen, done))
@@ -83,11 +100,12 @@ class Serving:
     def completion_requests(self, req: CompletionRequest) -> list[Request]:
         """The engine requests for `req`: one per prompt, FIM when `suffix` is set, context first."""
         if req.logprobs is not None:
-            raise APIError(400, NO_LOGPROBS, "unsupported_feature", "logprobs")
+            self._token_text()  # refuses in gateway mode
         if req.echo:
             raise APIError(400, "echo is not supported", "unsupported_feature", "echo")
         prompts = _prompts(req.prompt)
         sampling = self._sampling(req, req.max_tokens, ["\n"] if req.mode == "line" else [])
+        sampling["logprobs"] = req.logprobs
         fam = self.backend.family
         context = render_repo_context(fam, [(f.path, f.content) for f in req.context_files])
         header = ""
@@ -99,12 +117,26 @@ class Serving:
         return [replace(r, prompt=context + r.prompt) for r in requests] if context else requests
 
     def chat_request(self, req: ChatCompletionRequest, max_tokens: int | None) -> Request:
-        if req.logprobs or req.top_logprobs:
-            raise APIError(400, NO_LOGPROBS, "unsupported_feature", "logprobs")
+        if req.top_logprobs and not req.logprobs:
+            raise APIError(400, "top_logprobs needs logprobs: true", "invalid_request", "top_logprobs")
+        if req.logprobs:
+            self._token_text()  # refuses in gateway mode
         if not req.messages:
             raise APIError(400, "messages must hold at least one message", "invalid_request", "messages")
         messages = [{"role": m.role, "content": m.text()} for m in req.messages]
-        return self.backend.chat_request(messages, **self._sampling(req, max_tokens))
+        sampling = self._sampling(req, max_tokens)
+        sampling["logprobs"] = (req.top_logprobs or 0) if req.logprobs else None
+        return self.backend.chat_request(messages, **sampling)
+
+    def _speller(self) -> Callable[[int], str] | None:
+        """How the backend spells a token id; only an in-process engine knows its tokenizer."""
+        return getattr(self.backend, "token_text", None)
+
+    def _token_text(self) -> Callable[[int], str]:
+        token_text = self._speller()
+        if token_text is None:
+            raise APIError(400, NO_LOGPROBS, "unsupported_feature", "logprobs")
+        return token_text
 
     def _sampling(
         self, req: SamplingFields, max_tokens: int | None, extra_stops: list[str] | None = None

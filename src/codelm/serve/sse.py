@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from codelm.engine.scheduler import Event
 from codelm.serve.engine_client import Generation
 from codelm.serve.errors import APIError
+from codelm.serve.logprobs import TokenText, chat_logprobs, completion_logprobs
 from codelm.serve.metrics import Tracker
 from codelm.serve.protocol import (
     ChatChunkChoice,
@@ -47,11 +48,21 @@ def sse(payload: BaseModel | dict) -> str:
 class CompletionChunks:
     """Events -> `text_completion` chunks."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, token_text: TokenText | None = None, top: bool = True) -> None:
         self.id, self.created, self.model = new_id("cmpl"), int(time.time()), model
+        self.token_text, self.top = token_text, top
+        self._offsets: dict[int, int] = {}  # per choice: text offset of its next token
 
     def event(self, ev: Event) -> list[BaseModel]:
-        choice = CompletionChoice(index=ev.index, text=ev.text, finish_reason=ev.finish_reason)
+        logprobs = None
+        if ev.logprobs is not None and self.token_text is not None:
+            logprobs = completion_logprobs(
+                ev.logprobs, self.token_text, self._offsets.get(ev.index, 0), self.top
+            )
+            self._offsets[ev.index] = self._offsets.get(ev.index, 0) + sum(map(len, logprobs.tokens))
+        choice = CompletionChoice(
+            index=ev.index, text=ev.text, finish_reason=ev.finish_reason, logprobs=logprobs
+        )
         return [CompletionResponse(id=self.id, created=self.created, model=self.model, choices=[choice])]
 
     def usage(self, usage: Usage) -> BaseModel:
@@ -61,8 +72,9 @@ class CompletionChunks:
 class ChatChunks:
     """Events -> `chat.completion.chunk` chunks, opening each choice with the assistant role."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, token_text: TokenText | None = None) -> None:
         self.id, self.created, self.model = new_id("chatcmpl"), int(time.time()), model
+        self.token_text = token_text
         self._opened: set[int] = set()
 
     def _chunk(self, choices: list[ChatChunkChoice], usage: Usage | None = None) -> ChatCompletionChunk:
@@ -77,8 +89,12 @@ class ChatChunks:
             out.append(
                 self._chunk([ChatChunkChoice(index=ev.index, delta=Delta(role="assistant", content=""))])
             )
-        if ev.text:
-            out.append(self._chunk([ChatChunkChoice(index=ev.index, delta=Delta(content=ev.text))]))
+        logprobs = None
+        if ev.logprobs and self.token_text is not None:
+            logprobs = chat_logprobs(ev.logprobs, self.token_text)
+        if ev.text or logprobs:
+            delta = Delta(content=ev.text)
+            out.append(self._chunk([ChatChunkChoice(index=ev.index, delta=delta, logprobs=logprobs)]))
         if ev.finish_reason:
             out.append(
                 self._chunk([ChatChunkChoice(index=ev.index, delta=Delta(), finish_reason=ev.finish_reason)])

@@ -17,7 +17,7 @@ SECRETS = [
     ('t = "ghp_abcdefghijklmnopqrstuvwxyzABCDEFGHIJ"', 't = "<KEY>"', "github_token"),
     ('s = "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"', 's = "<KEY>"', "slack_token"),
     (
-        'jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"',
+        'jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"',  # noqa: E501
         'jwt = "<KEY>"',
         "jwt",
     ),
