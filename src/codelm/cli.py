@@ -174,9 +174,7 @@ def cmd_data_quality_train(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from codelm.train.cli import train_from_args
 
-    out = train_from_args(args)
-    if out is not None:
-        print(out)
+    train_from_args(args)  # prints the output directory itself
 
 
 def cmd_tokenizer_train(args: argparse.Namespace) -> None:
@@ -200,6 +198,12 @@ def _train_parsers(sub) -> None:
     tt.set_defaults(func=cmd_tokenizer_train)
 
 
+def cmd_data_pack(args: argparse.Namespace) -> None:
+    from codelm.data.pack import pack_from_args
+
+    print(pack_from_args(args))
+
+
 def _data_parsers(sub) -> None:
     from codelm.data.curate import add_curate_args
     from codelm.data.quality.train import add_quality_train_args
@@ -209,6 +213,11 @@ def _data_parsers(sub) -> None:
     cur = dsub.add_parser("curate", help="run a curation YAML (readers, steps, executor) into OUT")
     add_curate_args(cur)
     cur.set_defaults(func=cmd_data_curate)
+    from codelm.data.pack import add_pack_args
+
+    pk = dsub.add_parser("pack", help="tokenize curated documents into training shards (optionally FIM)")
+    add_pack_args(pk)
+    pk.set_defaults(func=cmd_data_pack)
     qt = dsub.add_parser("quality-train", help="label a sample with an oracle and fit the quality scorer")
     add_quality_train_args(qt)
     qt.set_defaults(func=cmd_data_quality_train)

@@ -77,7 +77,10 @@ class FimTransform:
                 raise CodelmError(f"the tokenizer lacks {family.name}'s FIM sentinels")
 
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
-        return self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+        # split_special_tokens: text that spells a sentinel is data, never a control token
+        return self.tokenizer(
+            list(texts), add_special_tokens=False, split_special_tokens=True, verbose=False
+        )["input_ids"]
 
     def permute(self, text: str, rng: np.random.Generator, spm: bool) -> list[int]:
         """One FIM example from `text`: sentinels and pieces in PSM or SPM order, without EOS."""

@@ -228,7 +228,10 @@ def pack_texts(
     texts: Iterable[str], tokenizer: Any, out_dir: str | Path, *, family: str | None = None, **kwargs: Any
 ) -> Path:
     """Tokenize `texts` (no BOS/EOS) and write them as shards; the minimal `codelm data pack`."""
-    docs = (tokenizer(t, add_special_tokens=False, verbose=False)["input_ids"] for t in texts)
+    docs = (
+        tokenizer(t, add_special_tokens=False, split_special_tokens=True, verbose=False)["input_ids"]
+        for t in texts
+    )
     info = tokenizer_info(tokenizer, family)
     return write_shards(docs, out_dir, vocab_size=len(tokenizer), tokenizer=info, **kwargs)
 

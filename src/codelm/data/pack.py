@@ -1,0 +1,198 @@
+"""`codelm data pack`: tokenize curated documents into training shards, optionally FIM-permuted.
+
+The last step from raw code to training data. Documents come from a curation's output
+(`OUT/data/*.jsonl.gz` or `*.parquet`) or any JSONL / Parquet files; each is tokenized with an HF
+tokenizer, without BOS/EOS (the trainer adds them by the family's rule), and written in the
+packed-shard format of `codelm.train.shards`. Its offsets record every document boundary, so
+training packs documents into fixed-length rows without letting them attend to each other.
+
+FIM, with `fim_rate > 0`: each document is permuted here, per document and never across files,
+with the target family's sentinels: two character-level cut points split it into prefix / middle /
+suffix (Bavarian et al. 2022), joined in PSM order or, for the `fim_spm_rate` share, in SPM order
+(Seed-Coder's `<[fim-suffix]>S<[fim-prefix]>P<[fim-middle]>M`; a PSM family gets the FIM paper's
+SPM variant). It reuses the trainer's `FimTransform`, so pre-applied and on-the-fly FIM agree token
+for token. Each piece is tokenized on its own and joined with sentinel ids, so a document that
+merely contains sentinel text cannot forge one. Documents longer than `max_document_tokens` are cut
+at line ends into pieces with their own draws, keeping a FIM example inside one training row. The
+index records `fim_applied`, and the trainer then refuses to apply FIM a second time. Draws are
+seeded by (seed, document position): re-running gives identical shards, which is also how a
+crashed pack resumes (the index is written last; `--overwrite` replaces a finished one).
+
+    codelm data pack runs/data/stdlib --tokenizer runs/tok --out runs/shards/stdlib \\
+        --family llama --fim-rate 0.5 --fim-spm-rate 0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from codelm.data.document import DataError, Document
+from codelm.data.readers.records import JsonlReader, ParquetReader
+from codelm.data.stats import StepStats
+
+SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
+
+
+def input_files(paths: Sequence[str | Path]) -> list[Path]:
+    """JSONL / Parquet files named or found below directories (a curation's OUT means OUT/data)."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            root = p / "data" if (p / "stats.json").is_file() and (p / "data").is_dir() else p
+            files += sorted(f for f in root.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES))
+        elif p.is_file() and p.name.endswith(SUFFIXES):
+            files.append(p)
+        else:
+            raise DataError(f"{p} is neither a directory nor a .jsonl/.jsonl.gz/.parquet file")
+    if not files:
+        raise DataError(f"no .jsonl/.jsonl.gz/.parquet files in {', '.join(map(str, paths))}")
+    return files
+
+
+def read_documents(files: Sequence[Path], stats: list[StepStats]) -> Iterator[Document]:
+    """Documents of every file in order; unreadable records are dropped and counted, not raised."""
+    jsonl = [f for f in files if not f.name.endswith(".parquet")]
+    parquet = [f for f in files if f.name.endswith(".parquet")]
+    for reader in ([JsonlReader(jsonl)] if jsonl else []) + ([ParquetReader(parquet)] if parquet else []):
+        stats.append(reader.stats)
+        yield from reader(iter(()))
+
+
+def _family(name: str | None, tokenizer_dir: Path):
+    from codelm.models import get_family
+    from codelm.models.detect import detect_family
+
+    if name:
+        return get_family(name)
+    if (tokenizer_dir / "config.json").is_file():
+        return detect_family(tokenizer_dir)
+    return None
+
+
+def pack(
+    inputs: Sequence[str | Path],
+    tokenizer_dir: str | Path,
+    out: str | Path,
+    *,
+    family: str | None = None,
+    fim_rate: float = 0.0,
+    fim_spm_rate: float | None = None,
+    seed: int = 0,
+    max_document_tokens: int = 8192,
+    tokens_per_shard: int = 1 << 26,
+    overwrite: bool = False,
+) -> Path:
+    """Tokenize (and FIM-permute) the documents of `inputs` into shards in `out`."""
+    from transformers import AutoTokenizer
+
+    from codelm.train.fim import FimTransform
+    from codelm.train.shards import ShardWriter, tokenizer_info
+
+    out, tokenizer_dir = Path(out), Path(tokenizer_dir)
+    if (out / "index.json").exists():
+        if not overwrite:
+            raise DataError(f"{out} already holds packed shards; pass --overwrite to replace them")
+        shutil.rmtree(out)
+    files = input_files(inputs)
+    fam = _family(family, tokenizer_dir)
+    if fim_rate > 0 and fam is None:
+        raise DataError("FIM needs the target family's sentinels: pass --family")
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    fim = FimTransform(fam, tok, fim_rate, fim_spm_rate, max_tokens=max_document_tokens) if fim_rate else None
+    settings = {
+        "fim_rate": fim_rate,
+        "fim_spm_rate": fim.spm_rate if fim else None,
+        "seed": seed,
+        "max_document_tokens": max_document_tokens,
+    }
+    lineage: dict[str, Any] = {"inputs": [str(f) for f in files], "tokenizer": str(tokenizer_dir), **settings}
+    for p in map(Path, inputs):
+        if (p / "stats.json").is_file():  # a curation's funnel travels with the data it made
+            lineage.setdefault("curation", {})[str(p)] = json.loads((p / "stats.json").read_text())
+    reader_stats: list[StepStats] = []
+    counts = {"documents": 0, "pieces": 0, "fim_pieces": 0, "empty": 0}
+    writer = ShardWriter(
+        out,
+        vocab_size=len(tok),
+        tokens_per_shard=tokens_per_shard,
+        fim_applied=fim is not None,
+        tokenizer=tokenizer_info(tok, fam.name if fam else None),
+        lineage=lineage,
+    )
+    with writer:
+        for position, doc in enumerate(read_documents(files, reader_stats)):
+            counts["documents"] += 1
+            # split_special_tokens: a document that spells "<fim_middle>" gets text, not the sentinel
+            encoded = tok(doc.text, add_special_tokens=False, split_special_tokens=True, verbose=False)
+            ids = np.asarray(encoded["input_ids"])
+            if len(ids) == 0:
+                counts["empty"] += 1
+                continue
+            if fim is None:
+                writer.add(ids)
+                counts["pieces"] += 1
+                continue
+            rng = np.random.default_rng([seed, position])
+            for piece in fim(ids, rng):
+                writer.add(piece.ids)
+                counts["pieces"] += 1
+                counts["fim_pieces"] += piece.ids[:1] in ([fim.pre], [fim.suf])
+        writer.lineage["pack"] = {**counts, "dropped": _dropped(reader_stats)}
+    return out
+
+
+def _dropped(stats: list[StepStats]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for s in stats:
+        for reason, n in s.dropped.items():
+            out[reason] = out.get(reason, 0) + n
+    return out
+
+
+def add_pack_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "inputs", nargs="+", help="curation output dirs, or .jsonl/.jsonl.gz/.parquet files or dirs"
+    )
+    p.add_argument("--tokenizer", required=True, help="tokenizer or checkpoint directory (or hub id)")
+    p.add_argument("--out", required=True, help="shard directory to write")
+    p.add_argument("--family", help="target family for FIM sentinels (default: detected from --tokenizer)")
+    p.add_argument("--fim-rate", type=float, default=0.0, help="share of documents FIM-permuted (0 = none)")
+    p.add_argument(
+        "--fim-spm-rate", type=float, help="share of FIM documents in SPM order (default: family's)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-document-tokens", type=int, default=8192, help="longer documents are cut at lines")
+    p.add_argument("--tokens-per-shard", type=int, default=1 << 26)
+    p.add_argument("--overwrite", action="store_true", help="replace finished shards in --out")
+
+
+def pack_from_args(args: argparse.Namespace) -> Path:
+    from codelm.train.shards import read_index
+
+    out = pack(
+        args.inputs,
+        args.tokenizer,
+        args.out,
+        family=args.family,
+        fim_rate=args.fim_rate,
+        fim_spm_rate=args.fim_spm_rate,
+        seed=args.seed,
+        max_document_tokens=args.max_document_tokens,
+        tokens_per_shard=args.tokens_per_shard,
+        overwrite=args.overwrite,
+    )
+    index = read_index(out)
+    info = index["lineage"]["pack"]
+    print(
+        f"{info['documents']} documents -> {info['pieces']} pieces ({info['fim_pieces']} FIM), "
+        f"{index['stats']['tokens']} tokens in {len(index['shards'])} shard(s); "
+        f"dropped: {info['dropped'] or 'none'}"
+    )
+    return out
