@@ -204,6 +204,12 @@ def cmd_data_pack(args: argparse.Namespace) -> None:
     print(pack_from_args(args))
 
 
+def cmd_run(args: argparse.Namespace) -> None:
+    from codelm.recipes.plan import run_from_args
+
+    run_from_args(args)
+
+
 def _data_parsers(sub) -> None:
     from codelm.data.curate import add_curate_args
     from codelm.data.quality.train import add_quality_train_args
@@ -266,6 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
     ch.set_defaults(func=cmd_chat)
     _data_parsers(sub)
     _train_parsers(sub)
+    from codelm.recipes.plan import add_run_args
+
+    rn = sub.add_parser("run", help="plan a model recipe (recipes/*.yaml) with --dry-run")
+    add_run_args(rn)
+    rn.set_defaults(func=cmd_run)
 
     sv = sub.add_parser("serve", help="OpenAI-compatible server with FIM, chat, streaming and a playground")
     sv.add_argument("--model", required=True, help="checkpoint directory or hub id (the family is detected)")

@@ -1,0 +1,163 @@
+"""`codelm run RECIPE --dry-run`: what a recipe costs before anyone pays for it.
+
+The model is built on the meta device (no memory), so the parameter count is the real one
+(`8.25B parameters` for Seed-Coder-8B). Per stage: tokens, training FLOPs as 6N per token plus
+attention (12 x layers x attention width x sequence length, PaLM appendix B; the same formula the
+trainer's MFU uses), and GPU-hours and wall-clock days at the recipe's assumed MFU on its GPUs.
+Memory per GPU follows mixed-precision Adam (bf16 weights and gradients, fp32 master copy and two
+moments: 2 + 2 + 12 bytes per parameter, ZeRO, Rajbhandari et al. 2020), sharded by the ZeRO stage
+over data-parallel ranks and by tensor parallelism, plus the activations of one sequence with flash
+attention and no recomputation (34 x seq x hidden bytes per layer, Korthikanti et al. 2022).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
+
+from codelm.models import get_family
+from codelm.models.sizes import format_count
+from codelm.recipes.schema import Recipe, StageSpec
+from codelm.train.metrics import PEAK_TFLOPS, flops_per_token
+
+TINY_VOCAB = 2048  # the tiny scale's tokenizer size, for planning before it is trained
+
+
+def recipe_config(recipe: Recipe) -> PretrainedConfig:
+    """The model config a recipe trains: a published size, or the family's tiny config."""
+    fam = get_family(recipe.model.family)
+    if recipe.model.size == "tiny":
+        from codelm.models.tiny import tiny_config
+
+        config = tiny_config(fam, TINY_VOCAB, {"bos": 0, "eos": 1, "pad": 2})
+    else:
+        from codelm.models.sizes import size_config
+
+        config = size_config(fam, recipe.model.size)
+    if recipe.model.overrides:
+        raw = config.to_dict()
+        raw.update(recipe.model.overrides)
+        model_type = raw.pop("model_type")
+        config = AutoConfig.for_model(model_type, **raw)
+    return config
+
+
+@dataclass
+class StagePlan:
+    stage: StageSpec
+    tokens: float
+    flops: float
+    gpu_hours: float
+    days: float
+
+
+@dataclass
+class Plan:
+    recipe: Recipe
+    params: int
+    stages: list[StagePlan]
+    memory_gib: dict[str, float]
+    recompute_activations_gib: float
+
+    @property
+    def total_flops(self) -> float:
+        return sum(s.flops for s in self.stages)
+
+    @property
+    def total_gpu_hours(self) -> float:
+        return sum(s.gpu_hours for s in self.stages)
+
+
+def _hidden_layers(config: PretrainedConfig) -> tuple[int, int]:
+    hidden = getattr(config, "hidden_size", None) or config.n_embd
+    layers = getattr(config, "num_hidden_layers", None) or config.n_layer
+    return hidden, layers
+
+
+def plan(recipe: Recipe) -> Plan:
+    config = recipe_config(recipe)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    params = sum(p.numel() for p in model.parameters())
+    hw = recipe.hardware
+    peak = PEAK_TFLOPS[hw.gpu]["bf16"] * 1e12
+    stages = []
+    for s in recipe.stages:
+        tokens = s.tokens or 0.0
+        flops = flops_per_token(model, s.seq_len) * tokens
+        gpu_hours = flops / (peak * hw.mfu) / 3600
+        stages.append(StagePlan(s, tokens, flops, gpu_hours, gpu_hours / hw.gpus / 24))
+    dp = hw.gpus // hw.tensor_parallel
+    shard = {"weights": hw.zero >= 3, "grads": hw.zero >= 2, "optimizer": hw.zero >= 1}
+    per_param = {"weights": 2, "grads": 2, "optimizer": 12}
+    memory = {
+        k: params * b / hw.tensor_parallel / (dp if shard[k] else 1) / 2**30 for k, b in per_param.items()
+    }
+    hidden, layers = _hidden_layers(config)
+    longest = max(s.seq_len for s in recipe.stages)
+    memory["activations (1 sequence)"] = 34 * longest * hidden * layers / hw.tensor_parallel / 2**30
+    # with full activation recomputation only each layer's bf16 input is kept
+    recompute = 2 * longest * hidden * layers / hw.tensor_parallel / 2**30
+    return Plan(recipe, params, stages, memory, recompute)
+
+
+def render(p: Plan) -> str:
+    r, hw = p.recipe, p.recipe.hardware
+    fam = get_family(r.model.family)
+    lines = [
+        f"recipe {r.name}: {fam.display_name} ({fam.architecture}, size {r.model.size}), "
+        f"{format_count(p.params)} parameters ({p.params:,})",
+        f"plan on {hw.gpus} x {hw.gpu.upper()} (bf16 peak {PEAK_TFLOPS[hw.gpu]['bf16']:.0f} TFLOP/s) at "
+        f"{hw.mfu:.0%} MFU, ZeRO-{hw.zero}, tensor parallel {hw.tensor_parallel}",
+        "",
+        f"{'stage':<14}{'kind':<10}{'seq':>7}{'tokens':>10}{'FLOPs':>11}{'GPU-hours':>12}{'days':>8}",
+    ]
+    for s in p.stages:
+        if s.stage.tokens is None:  # unpublished size: nothing to plan, and say so
+            lines.append(
+                f"{s.stage.name:<14}{s.stage.kind:<10}{s.stage.seq_len:>7}{'n/a':>10}   (tokens not set)"
+            )
+            continue
+        lines.append(
+            f"{s.stage.name:<14}{s.stage.kind:<10}{s.stage.seq_len:>7}{format_count(s.tokens):>10}"
+            f"{s.flops:>11.2e}{s.gpu_hours:>12,.0f}{s.days:>8.1f}"
+        )
+    lines.append(
+        f"{'total':<14}{'':<10}{'':>7}{format_count(sum(s.tokens for s in p.stages)):>10}"
+        f"{p.total_flops:>11.2e}{p.total_gpu_hours:>12,.0f}{p.total_gpu_hours / hw.gpus / 24:>8.1f}"
+    )
+    mem = ", ".join(f"{k} {v:.2f} GiB" for k, v in p.memory_gib.items())
+    lines += [
+        "",
+        f"memory per GPU: {mem}; total {sum(p.memory_gib.values()):.2f} GiB "
+        f"(activations {p.recompute_activations_gib:.2f} GiB with full recomputation)",
+    ]
+    return "\n".join(lines)
+
+
+def add_run_args(p) -> None:
+    p.add_argument("recipe", help="recipe YAML (recipes/*.yaml)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the plan: parameters, tokens, FLOPs, GPU-hours"
+    )
+    p.add_argument("--scale", help="apply the recipe's named scale first (e.g. tiny)")
+    p.add_argument("--gpus", type=int, help="plan for this many GPUs")
+    p.add_argument("--mfu", type=float, help="plan at this model FLOPs utilization")
+
+
+def run_from_args(args) -> None:
+    from dataclasses import replace
+
+    from codelm.errors import CodelmError
+    from codelm.recipes.schema import load_recipe
+
+    recipe = load_recipe(args.recipe, scale=args.scale)
+    hw = recipe.hardware
+    recipe.hardware = replace(hw, gpus=args.gpus or hw.gpus, mfu=args.mfu or hw.mfu)
+    if not args.dry_run:
+        raise CodelmError(
+            "executing recipes stage by stage is not built yet (issue #7); --dry-run plans them"
+        )
+    print(render(plan(recipe)))

@@ -1,0 +1,88 @@
+"""Every shipped recipe parses (at full and tiny scale) and plans to its published size."""
+
+from pathlib import Path
+
+import pytest
+
+from codelm.cli import main
+from codelm.errors import CodelmError
+from codelm.models import get_family
+from codelm.recipes.plan import plan
+from codelm.recipes.schema import load_recipe, parse_recipe
+
+RECIPES = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml"))
+
+
+def test_the_four_seed_recipes_ship():
+    assert [p.stem for p in RECIPES] == [
+        "codegemma-2b",
+        "codegen1-mono-2b",
+        "seed-coder-8b",
+        "stable-code-instruct-3b",
+    ]
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_recipe_plans_to_the_published_parameter_count(path):
+    recipe = load_recipe(path)
+    spec = get_family(recipe.model.family).size(recipe.model.size)
+    p = plan(recipe)
+    assert abs(p.params / spec.published_params - 1) < 0.01
+    assert recipe.sources, "every recipe cites where its numbers come from"
+    for s in p.stages:
+        assert s.flops == 0 if s.stage.tokens is None else s.flops > 6 * 1e8 * s.tokens
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_tiny_scale_keeps_the_stage_structure(path):
+    full, tiny = load_recipe(path), load_recipe(path, scale="tiny")
+    assert [(s.name, s.kind) for s in tiny.stages] == [(s.name, s.kind) for s in full.stages]
+    assert tiny.model.size == "tiny" and plan(tiny).params < 1_000_000
+
+
+def test_seed_coder_plan_numbers():
+    p = plan(load_recipe(RECIPES[2]))
+    assert p.params == 8_250_462_208
+    pre = p.stages[0]
+    # 6 N D with N excluding the untied input embedding, plus attention (12 L d s per token)
+    n = 8_250_462_208 - 155136 * 4096
+    assert pre.flops == pytest.approx((6 * n + 12 * 32 * 4096 * 8192) * 6e12)
+    assert pre.gpu_hours == pytest.approx(pre.flops / (989.4e12 * 0.45) / 3600)
+
+
+def test_zero_stages_shard_model_states():
+    raw = {
+        "name": "x",
+        "model": {"family": "seedcoder", "size": "8b"},
+        "stages": [{"name": "a", "kind": "pretrain", "tokens": 1e9}],
+        "hardware": {"gpus": 8, "zero": 1},
+    }
+    one = plan(parse_recipe(raw)).memory_gib
+    three = plan(parse_recipe({**raw, "hardware": {"gpus": 8, "zero": 3}})).memory_gib
+    assert three["weights"] == pytest.approx(one["weights"] / 8) and three["optimizer"] == one["optimizer"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            {"model": {"family": "llama"}, "stages": [{"name": "a", "kind": "pretrain"}], "stagez": []},
+            "did you mean 'stages'",
+        ),
+        ({"model": {"family": "llama"}, "stages": [{"name": "a", "kind": "rlhf"}]}, "kind must be one of"),
+        ({"model": {"family": "llama"}, "stages": []}, "at least one stage"),
+        (
+            {"model": {"family": "llama"}, "stages": [{"name": "a", "kind": "sft", "tokens": "many"}]},
+            "tokens must be a number",
+        ),
+    ],
+)
+def test_bad_recipes_say_what_is_wrong(raw, message):
+    with pytest.raises(CodelmError, match=message):
+        parse_recipe(raw)
+
+
+def test_cli_dry_run(capsys):
+    assert main(["run", str(RECIPES[2]), "--dry-run", "--gpus", "1024"]) == 0
+    out = capsys.readouterr().out
+    assert "8.25B parameters" in out and "1024 x H100" in out and "GPU-hours" in out
