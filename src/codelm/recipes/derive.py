@@ -1,0 +1,168 @@
+"""Instruction and preference data derived from a code corpus, for recipes that have none.
+
+The tiny recipe has no human-written instructions, so it makes them from the code it trained on:
+
+* SFT pairs (`docstring -> function`): every top-level function with a docstring becomes a user turn
+  "Write a Python function `name(args)` that: <docstring>" and an assistant turn with the function's
+  source without its docstring. Real recipes point at their own instruction data instead.
+* DPO pairs (`passes its doctest` vs `corrupted`): functions whose doctest examples pass when the
+  function runs on its own (checked in codelm's sandbox) are the chosen reply; a mutated copy whose
+  doctest then fails (an operator flipped, a comparison inverted, a constant changed; also checked)
+  is the rejected one. Only pairs whose verdicts were both confirmed are kept.
+
+Both are plain iterators over documents' text, written as the JSONL `codelm train` reads.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import random
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+_MUTATIONS: list[tuple[type, type]] = [
+    (ast.Add, ast.Sub),
+    (ast.Sub, ast.Add),
+    (ast.Mult, ast.FloorDiv),
+    (ast.Lt, ast.GtE),
+    (ast.Gt, ast.LtE),
+    (ast.LtE, ast.Gt),
+    (ast.GtE, ast.Lt),
+    (ast.Eq, ast.NotEq),
+    (ast.NotEq, ast.Eq),
+    (ast.And, ast.Or),
+    (ast.Or, ast.And),
+]
+
+
+def functions(text: str) -> Iterator[ast.FunctionDef]:
+    """Top-level functions of a Python source (nothing when it does not parse)."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            yield node
+
+
+def _without_docstring(fn: ast.FunctionDef) -> str:
+    import copy
+
+    clone = copy.deepcopy(fn)
+    if ast.get_docstring(clone) is not None:
+        clone.body = clone.body[1:] or [ast.Pass()]
+    return ast.unparse(clone)
+
+
+def sft_pairs(texts: Iterable[str], max_pairs: int = 2000, max_chars: int = 1500) -> Iterator[dict[str, Any]]:
+    """{"messages": [user, assistant]} for documented top-level functions."""
+    made = 0
+    for text in texts:
+        for fn in functions(text):
+            doc = ast.get_docstring(fn)
+            if not doc or len(doc) < 20 or fn.name.startswith("_"):
+                continue
+            code = _without_docstring(fn)
+            if len(code) > max_chars:
+                continue
+            signature = f"{fn.name}({ast.unparse(fn.args)})"
+            prompt = f"Write a Python function `{signature}` that: {doc.strip().splitlines()[0]}"
+            yield {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": code}]}
+            made += 1
+            if made >= max_pairs:
+                return
+
+
+def mutate(fn_source: str, rng: random.Random) -> str | None:
+    """A copy of the function with one operator swapped, or None when nothing can be swapped."""
+    tree = ast.parse(fn_source)
+    sites = [
+        (node, field, i, new)
+        for node in ast.walk(tree)
+        for field, value in ast.iter_fields(node)
+        for i, op in enumerate(value if isinstance(value, list) else [value])
+        for old, new in _MUTATIONS
+        if type(op) is old and field in ("op", "ops")
+    ]
+    if not sites:
+        return None
+    node, field, i, new = rng.choice(sites)
+    if field == "ops":
+        node.ops[i] = new()
+    else:
+        setattr(node, field, new())
+    return ast.unparse(tree)
+
+
+def doctest_program(module: str, name: str) -> str:
+    """The whole module, then a runner for `name`'s doctest that exits non-zero when one fails.
+
+    Running inside its own module gives the function its imports and helpers; the module runs
+    under a name other than __main__, so its script block does not."""
+    return (
+        f"{module}\n\n"
+        "import doctest as _doctest, sys as _sys\n"
+        f"_runner = _doctest.DocTestRunner(optionflags=_doctest.ELLIPSIS)\n"
+        f"for _t in _doctest.DocTestFinder(recurse=False).find({name}, globs=dict(globals())):\n"
+        "    _runner.run(_t, out=lambda s: None)\n"
+        "_sys.exit(1 if _runner.failures or not _runner.tries else 0)\n"
+    )
+
+
+def doctest_candidates(texts: Iterable[str], max_chars: int = 1500) -> Iterator[tuple[str, str, str]]:
+    """(module text, function name, function source) for functions whose docstrings hold examples."""
+    for text in texts:
+        for fn in functions(text):
+            doc = ast.get_docstring(fn) or ""
+            segment = ast.get_source_segment(text, fn)
+            if ">>>" in doc and segment and len(segment) <= max_chars and not fn.decorator_list:
+                yield text, fn.name, segment
+
+
+def dpo_pairs(
+    texts: Iterable[str], *, pool, max_pairs: int = 500, seed: int = 0, timeout: float = 5.0
+) -> list[dict[str, Any]]:
+    """Preference pairs whose chosen reply passes its doctest and rejected reply fails it.
+
+    `pool` is a started `codelm.eval.execution.ExecutionPool` (the caller opted in to executing
+    the corpus's code)."""
+    from codelm.eval.program import Limits, Program
+
+    rng = random.Random(seed)
+    candidates = []
+    for module, name, source in doctest_candidates(texts):
+        good = ast.unparse(ast.parse(source))
+        bad = mutate(good, rng)
+        if bad is not None and bad != good:
+            candidates.append((module, name, source, good, bad))
+    programs = []
+    for module, name, source, _, bad in candidates:
+        programs.append(Program(source=doctest_program(module, name), run_name="codelm_derive"))
+        programs.append(
+            Program(source=doctest_program(module.replace(source, bad, 1), name), run_name="codelm_derive")
+        )
+    results = pool.map(programs, Limits(timeout=timeout)) if programs else []
+    pairs = []
+    for k, (_, name, _, good, bad) in enumerate(candidates):
+        if results[2 * k].passed and not results[2 * k + 1].passed:
+            doc = (ast.get_docstring(ast.parse(good).body[0]) or "").strip().splitlines()[0]
+            pairs.append(
+                {"prompt": f"Write a Python function `{name}` that: {doc}", "chosen": good, "rejected": bad}
+            )
+            if len(pairs) >= max_pairs:
+                break
+    return pairs
+
+
+def write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> int:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with path.open("w") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            n += 1
+    return n

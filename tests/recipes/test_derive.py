@@ -1,0 +1,66 @@
+"""SFT and DPO data derived from code: docstring -> function, doctest-passing vs corrupted."""
+
+import random
+
+from codelm.recipes.derive import dpo_pairs, mutate, sft_pairs
+
+MODULE = '''
+import math
+
+
+def hypotenuse(a, b):
+    """Length of the hypotenuse of a right triangle with legs a and b.
+
+    >>> hypotenuse(3, 4)
+    5.0
+    """
+    return math.sqrt(a * a + b * b)
+
+
+def clamp(x, lo, hi):
+    """Clamp x into the closed interval [lo, hi], whatever side it falls on.
+
+    >>> clamp(5, 0, 3)
+    3
+    >>> clamp(-1, 0, 3)
+    0
+    """
+    if x < lo:
+        return lo
+    if x > hi:
+        return hi
+    return x
+
+
+def _private(x):
+    """A helper that is long enough to qualify but private."""
+    return x
+'''
+
+
+def test_sft_pairs_are_docstring_to_function_without_docstring():
+    pairs = list(sft_pairs([MODULE, "def broken(:\n"]))
+    assert [p["messages"][0]["content"].split("`")[1] for p in pairs] == [
+        "hypotenuse(a, b)",
+        "clamp(x, lo, hi)",
+    ]
+    reply = pairs[1]["messages"][1]["content"]
+    assert reply.startswith("def clamp(x, lo, hi):") and '"""' not in reply and "return x" in reply
+
+
+def test_mutate_swaps_one_operator():
+    src = "def f(a, b):\n    return a + b if a < b else a"
+    out = mutate(src, random.Random(0))
+    assert out != src and ("a - b" in out or "a >= b" in out)
+    assert mutate("def f():\n    return 1", random.Random(0)) is None
+
+
+def test_dpo_pairs_are_verified_in_the_sandbox():
+    from codelm.eval.execution import ExecutionPool
+
+    with ExecutionPool(1, allow_code_execution=True) as pool:
+        pairs = dpo_pairs([MODULE], pool=pool, seed=0)
+    names = {p["prompt"].split("`")[1] for p in pairs}
+    assert names <= {"hypotenuse", "clamp"} and pairs
+    for p in pairs:
+        assert p["chosen"] != p["rejected"] and p["chosen"].startswith("def ")
