@@ -63,3 +63,55 @@ def humaneval_path() -> Path:
     if not path.exists():
         pytest.skip(f"benchmark data not found at {path} (it lives in ../shared/data, outside the repo)")
     return path
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """../shared/data, or a skip saying where the benchmark files were expected."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"benchmark data not found at {SHARED_DATA} (it lives in ../shared/data, outside the repo)")
+    return SHARED_DATA
+
+
+def load_task(name: str, data_dir: Path) -> tuple:
+    """(task, problems) of a registered task, skipping when its data file is absent."""
+    from codelm.eval.tasks import get_task
+
+    task = get_task(name)
+    if not any((data_dir / f).exists() for f in task.file_names):
+        pytest.skip(f"{task.file_names[0]} not found in {data_dir}")
+    from codelm.eval.tasks.base import resolve_source
+
+    return task, task.load(resolve_source(task, data_dir))
+
+
+def score_canonical(name: str, data_dir: Path, out: Path, limit: int | None = None) -> dict:
+    """``codelm eval --samples`` on the canonical completions of a task, with default settings
+    (calibrated timeouts included); returns the task's summary entry."""
+    import json
+
+    from codelm.eval.backends.samples import SamplesBackend
+    from codelm.eval.runner import EvalOptions, run_eval
+
+    task, problems = load_task(name, data_dir)
+    problems = problems[:limit]
+    samples = out / "canonical.jsonl"
+    with open(samples, "w", encoding="utf-8") as f:
+        for problem in problems:
+            f.write(json.dumps({"task_id": problem.task_id, "completion": task.reference(problem)}) + "\n")
+    options = EvalOptions(
+        tasks=(name,), output=out / "run", limit=limit, data_dir=data_dir, allow_code_execution=True, progress=False
+    )
+    entry = run_eval(options, SamplesBackend(samples))[name]
+    with open(out / "run" / "samples.jsonl", encoding="utf-8") as f:
+        records = [json.loads(line) for line in f]
+    entry["failing"] = [(r["task_id"], r["status"], r["error"]) for r in records if not r["passed"]]
+    return entry
+
+
+def assert_all_pass(entry: dict, checks: tuple[str, ...] = ()) -> None:
+    """Every sample of every check passed, and the summary says so."""
+    for metrics in [entry, *(entry[c] for c in checks)]:
+        failures = {k: v for k, v in metrics["counts"].items() if k != "passed"}
+        assert not failures, (failures, entry["failing"][:10], entry.get("reference_failures"))
+        assert metrics["pass@1"] == 1.0 and metrics["counts"]["passed"] == metrics["samples"]

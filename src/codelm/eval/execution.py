@@ -20,7 +20,7 @@ import logging
 import queue
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 
 from .program import ExecResult, Isolation, Limits, Program, Status
 from .worker import SandboxWorker, require_opt_in
@@ -155,15 +155,28 @@ def calibrate_timeouts(
     """
     if floor <= 0 or factor <= 0:
         raise ValueError(f"floor and factor must be positive, got {floor}, {factor}")
+    results = run_references(pool, references, reference_timeout=reference_timeout)
+    for key, result in results.items():
+        if not result.passed:
+            log.warning("reference for %s did not pass (%s: %s)", key, result.status, result.detail)
+    return {key: timeout_from(result, floor, factor) for key, result in results.items()}
+
+
+def run_references(
+    pool: ExecutionPool, references: Mapping[Hashable, Program], *, reference_timeout: float = 60.0
+) -> dict[Hashable, ExecResult]:
+    """Run reference programs under a generous ``reference_timeout`` (their own timeouts dropped)."""
     keys = list(references)
     generous = dataclasses.replace(pool.limits, timeout=reference_timeout)
     programs = [dataclasses.replace(references[k], timeout=None) for k in keys]
-    timeouts = {}
-    for key, result in zip(keys, pool.map(programs, generous), strict=True):
-        if not result.passed:
-            log.warning("reference for %s did not pass (%s: %s)", key, result.status, result.detail)
-        timeouts[key] = max(floor, factor * result.runtime)
-    return timeouts
+    return dict(zip(keys, pool.map(programs, generous), strict=True))
+
+
+def timeout_from(reference: ExecResult, floor: float = 3.0, factor: float = 10.0) -> float:
+    """``max(floor, factor x the reference's runtime)``."""
+    if floor <= 0 or factor <= 0:
+        raise ValueError(f"floor and factor must be positive, got {floor}, {factor}")
+    return max(floor, factor * reference.runtime)
 
 
 def status_counts(results: Sequence[ExecResult]) -> dict[str, int]:

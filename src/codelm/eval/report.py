@@ -1,0 +1,143 @@
+"""The outputs of a run, rebuilt from its journals: summary.json, samples.jsonl, report.md, a table.
+
+``summary.json`` maps each task to its metrics (``scoring.task_metrics``: pass@k, interval,
+standard error, status counts, n, k, problems, samples), plus where its problems came from, the
+problems excluded (with the reason), the calibrated timeouts' range and any canonical solution
+that failed here; a skipped task maps to ``{"skipped": reason}``. ``samples.jsonl`` has one line
+per sample: task, task_id, index, prompt, completion, raw text, status (of the headline check),
+passed, error (the reason, for anything but passed), runtime and, for several checks, each
+check's verdict. ``report.md`` and the terminal show the same table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .generation import GenSettings
+from .scoring import GENERATION_ERROR, NOT_EXECUTED, task_metrics
+from .store import RunStore
+
+_COLUMNS = ("passed", "failed", "timeout", "syntax_error", "error", "generation_error")
+
+
+def collect(plan: Any, store: RunStore, settings: GenSettings) -> tuple[dict[str, list], list[dict]]:
+    """Per check, ``(task_id, status)`` of every sample; and the samples.jsonl records."""
+    task, name = plan.task, plan.task.name
+    verdicts: dict[str, list] = {check: [] for check in task.checks}
+    records = []
+    for problem in plan.problems:
+        samples = store.generations.get((name, problem.task_id), [])
+        prompt = task.shown_prompt(problem, settings) if samples else ""
+        for index, sample in enumerate(samples):
+            results = {c: store.executions.get((name, problem.task_id, index, c)) for c in task.checks}
+            for check, result in results.items():
+                status = GENERATION_ERROR if sample.error else result.status.value if result else NOT_EXECUTED
+                verdicts[check].append((problem.task_id, status))
+            head = results[task.checks[0]]
+            record = {"task": name, "task_id": problem.task_id, "index": index, "prompt": prompt}
+            if task.kind == "infill" and hasattr(problem, "suffix"):
+                record["suffix"] = problem.suffix
+            record |= {"completion": sample.completion, "raw": sample.raw}
+            record["status"] = verdicts[task.checks[0]][-1][1]
+            record["passed"] = record["status"] == "passed"
+            record["error"] = sample.error or (head.detail if head and not head.passed else None)
+            record["runtime"] = head.runtime if head else None
+            if len(task.checks) > 1:
+                record["checks"] = {
+                    c: {"status": r.status.value, "detail": r.detail, "runtime": r.runtime} if r else None
+                    for c, r in results.items()
+                }
+            records.append(record)
+    return verdicts, records
+
+
+def write_outputs(options: Any, backend: Any, plans: list, skipped: dict[str, str], store: RunStore) -> dict:
+    summary: dict[str, Any] = {}
+    records: list[dict] = []
+    for plan in plans:
+        verdicts, task_records = collect(plan, store, options.settings)
+        records += task_records
+        entry = task_metrics(verdicts, plan.task.checks, options.ks)
+        entry |= {"title": plan.task.title, "source": str(plan.source), "excluded": dict(plan.task.excluded)}
+        if plan.timeouts:
+            values = plan.timeouts.values()
+            entry["timeouts"] = {"min": min(values), "max": max(values), "factor": options.timeout_factor}
+        if plan.reference_failures:
+            entry["reference_failures"] = plan.reference_failures
+        summary[plan.task.name] = entry
+    for name, why in skipped.items():
+        summary[name] = {"skipped": why}
+    store.write_jsonl("samples.jsonl", records)
+    _write(store.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    table = summary_table(summary, options.ks)
+    _write(store.out / "report.md", markdown(summary, table, backend.name, options.settings))
+    Console().print(_rich_table(table, backend.name))
+    return summary
+
+
+def summary_table(summary: dict, ks: tuple[int, ...]) -> list[list[str]]:
+    """Rows of the report: a header, then one per task and check. Columns no row uses are left out
+    (pass@k beyond n; error kinds that did not occur), so the table fits a terminal."""
+    rows_of = []  # (label, metrics) per task and check
+    for name, entry in summary.items():
+        if "skipped" not in entry:
+            rows_of.append((name, entry))
+            rows_of += [
+                (f"{name} ({c})", v) for c, v in entry.items() if isinstance(v, dict) and "counts" in v
+            ]
+    shown = [k for k in sorted(set(ks)) if any(f"pass@{k}" in m for _, m in rows_of)]
+    extra = [c for c in _COLUMNS[3:] if any(m["counts"].get(c) for _, m in rows_of)]
+    columns = [
+        *_COLUMNS[:3],
+        *extra,
+        *([NOT_EXECUTED] if any(m["counts"].get(NOT_EXECUTED) for _, m in rows_of) else []),
+    ]
+    rows = [["task", "n", "problems", *(f"pass@{k}" for k in shown), *columns]]
+    for label, metrics in rows_of:
+        scores = [f"{metrics[f'pass@{k}']:.4f}" if f"pass@{k}" in metrics else "-" for k in shown]
+        counts = [str(metrics["counts"].get(c, 0)) for c in columns]
+        rows.append([label, str(metrics["n"]), str(metrics["problems"]), *scores, *counts])
+    for name, entry in summary.items():
+        if "skipped" in entry:
+            rows.append([name, *(["-"] * (len(rows[0]) - 2)), f"skipped: {entry['skipped']}"])
+    return rows
+
+
+def markdown(summary: dict, table: list[list[str]], backend: str, settings: GenSettings) -> str:
+    lines = [f"# codelm eval: {backend}", ""]
+    s = settings.sampling
+    lines.append(
+        f"Prompt mode {settings.mode}, n={settings.n}, temperature {s.temperature}, top_p {s.top_p}, "
+        f"max new tokens {settings.max_new_tokens or 'per task'}, seed {s.seed}."
+    )
+    lines += ["", "| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
+    lines += ["| " + " | ".join(row) + " |" for row in table[1:]]
+    notes = [(n, e) for n, e in summary.items() if e.get("excluded") or e.get("reference_failures")]
+    if notes:
+        lines.append("")
+    for name, entry in notes:
+        if entry.get("excluded"):
+            lines.append(f"- {name}: {len(entry['excluded'])} problems excluded (reasons in summary.json)")
+        for key, why in entry.get("reference_failures", {}).items():
+            lines.append(f"- {name}: the canonical solution of {key} failed here: {why}")
+    return "\n".join(lines) + "\n"
+
+
+def _rich_table(rows: list[list[str]], backend: str) -> Table:
+    table = Table(title=f"codelm eval: {backend}")
+    for header in rows[0]:
+        table.add_column(header, justify="left" if header == "task" else "right")
+    for row in rows[1:]:
+        table.add_row(*row[: len(rows[0])])
+    return table
+
+
+def _write(path: Any, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

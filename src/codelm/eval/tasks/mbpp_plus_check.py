@@ -1,0 +1,147 @@
+"""The MBPP+ check program: runs inside the sandbox as ``check.py`` (stdlib only, no codelm).
+
+EvalPlus's differential test of one solution (evalplus 0.3.1, ``evalplus/eval/__init__.py``
+``unsafe_execute`` with its MBPP special oracles, ``evalplus/evaluate.py`` ``get_groundtruth``):
+
+1. the expected outputs come from the reference (the task's prompt + canonical solution) run on a
+   deep copy of every input, before the candidate's code is even compiled, so the candidate
+   cannot influence them; ``not_none`` tasks expect only "returned something";
+2. the candidate (``solution.py``) is executed in a fresh namespace (so ``__main__`` blocks do not
+   run) and its ``entry_point`` is called on a deep copy of each input in order;
+3. an output passes if it equals the expected one, or, with a tolerance (the task's ``atol``, or
+   1e-6 once an expected output is a float or a list of floats - sticky, as in EvalPlus), if it
+   has the same type and length and is element-wise within ``atol + 1e-7 * |expected|``
+   (``numpy.allclose``; reimplemented so no sample pays numpy's import).
+
+The first failing input raises, so the program exits non-zero with the reason on stderr.
+``case.pkl`` holds the entry point, reference source, inputs, atol, oracle name and, when the
+runner computed them once per problem (``mode: truth``, printed base64 pickles), the expected
+outputs; without them they are computed here, before the candidate runs.
+"""
+
+import base64
+import copy
+import math
+import pickle
+
+RTOL = 1e-07  # numpy.allclose's default, which EvalPlus passes explicitly
+
+
+def is_floats(x: object) -> bool:
+    """A float, or a non-empty list/tuple of floats (evalplus ``is_floats``)."""
+    if isinstance(x, float):
+        return True
+    if isinstance(x, (list, tuple)) and x:
+        return all(isinstance(i, float) for i in x)
+    return type(x).__name__ == "ndarray" and str(getattr(x, "dtype", "")) in ("float64", "float32")
+
+
+def _number(x: object) -> bool:
+    return isinstance(x, (int, float, complex)) or type(x).__module__ == "numpy"
+
+
+def allclose(actual: object, expected: object, atol: float, rtol: float = RTOL) -> bool:
+    """``numpy.allclose`` for numbers and (nested) sequences of numbers; NaN never matches."""
+    if isinstance(actual, (list, tuple)) or isinstance(expected, (list, tuple)):
+        if not (isinstance(actual, (list, tuple)) and isinstance(expected, (list, tuple))):
+            return False
+        if len(actual) != len(expected):
+            return False
+        return all(allclose(a, e, atol, rtol) for a, e in zip(actual, expected, strict=True))
+    if not (_number(actual) and _number(expected)):
+        raise TypeError(f"cannot compare {type(actual).__name__} and {type(expected).__name__} numerically")
+    if _isnan(actual) or _isnan(expected):
+        return False
+    if _isinf(actual) or _isinf(expected):
+        return actual == expected
+    return abs(actual - expected) <= atol + rtol * abs(expected)
+
+
+def _isnan(x: object) -> bool:
+    return isinstance(x, complex) and (math.isnan(x.real) or math.isnan(x.imag)) or (x != x)
+
+
+def _isinf(x: object) -> bool:
+    if isinstance(x, complex):
+        return math.isinf(x.real) or math.isinf(x.imag)
+    return isinstance(x, float) and math.isinf(x)
+
+
+def surface_area(base_edge, height):  # evalplus special oracle for Mbpp/581
+    slant_height = math.sqrt((base_edge / 2) ** 2 + height**2)
+    return round(base_edge**2 + 4 * (base_edge * slant_height) / 2)
+
+
+def digit_distance(num1, num2):  # evalplus special oracle for Mbpp/558
+    a, b = str(num1), str(num2)
+    width = max(len(a), len(b))
+    return sum(abs(int(x) - int(y)) for x, y in zip(a.zfill(width), b.zfill(width), strict=True))
+
+
+def matches(out, exp, inp, atol: float, oracle: str | None) -> tuple[bool, float]:
+    """Whether ``out`` passes for this input, and the tolerance for the following inputs."""
+    exact = out == exp
+    if oracle == "are_equivalent":  # Mbpp/164: EvalPlus accepts any output
+        exact = exact or True
+    elif oracle == "sum_div":  # Mbpp/295: 0 is accepted too
+        exact = exact or out == 0
+    elif oracle == "surface_area":
+        exact = exact or abs(out - surface_area(*inp)) <= atol
+    elif oracle == "digit_distance":
+        exact = exact or out == digit_distance(*inp)
+    elif oracle == "set_eq":
+        exact = set(out) == set(exp)
+    elif oracle == "not_none":
+        exact = out == exp if isinstance(out, bool) else exp == (out is not None)
+    if atol == 0 and is_floats(exp):
+        atol = 1e-6
+    if not exact and atol != 0:
+        same_shape = type(out) is type(exp) and (not isinstance(exp, (list, tuple)) or len(out) == len(exp))
+        return same_shape and allclose(out, exp, atol), atol
+    return bool(exact), atol
+
+
+def load_function(source: str, filename: str, name: str):
+    namespace: dict = {}
+    exec(compile(source, filename, "exec"), namespace)
+    if name not in namespace:
+        raise NameError(f"{filename} defines no {name!r}")
+    return namespace[name]
+
+
+def expected_outputs(case: dict) -> list:
+    """The reference's outputs on deep copies of the inputs (``not_none``: whether it returned)."""
+    reference = load_function(case["reference"], "reference.py", case["entry_point"])
+    expected = [reference(*copy.deepcopy(inp)) for inp in case["inputs"]]
+    if case["oracle"] == "not_none":
+        expected = [e is not None for e in expected]
+    return expected
+
+
+def main() -> None:
+    with open("case.pkl", "rb") as f:
+        case = pickle.load(f)
+    if case.get("mode") == "truth":  # print the expected outputs: base inputs', then all
+        expected = expected_outputs(case)
+        for part in (expected[: case["n_base"]], expected):
+            print(base64.b64encode(pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)).decode())
+        return
+    known = case.get("expected")
+    expected = pickle.loads(known) if known is not None else expected_outputs(case)
+    with open("solution.py", encoding="utf-8") as f:
+        candidate = load_function(f.read(), "solution.py", case["entry_point"])
+    atol = case["atol"]
+    for index, inp in enumerate(case["inputs"]):
+        out = candidate(*copy.deepcopy(inp))
+        ok, atol = matches(out, expected[index], inp, atol, case["oracle"])
+        if not ok:
+            raise AssertionError(f"input #{index}: got {_short(out)}, expected {_short(expected[index])}")
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+if __name__ == "__main__":
+    main()
