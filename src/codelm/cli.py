@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parsers(sub)
     from codelm.recipes.plan import add_run_args
 
-    rn = sub.add_parser("run", help="run a model recipe stage by stage (default: the tiny recipe), or --dry-run")
+    rn = sub.add_parser("run", help="run a recipe stage by stage (default: the tiny recipe), or --dry-run")
     add_run_args(rn)
     rn.set_defaults(func=cmd_run)
 
