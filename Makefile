@@ -27,8 +27,11 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The main job: the tiny recipe, end to end (curate -> tokenizer -> pretrain with FIM -> SFT -> DPO ->
+# evaluate before/after -> report), offline, on a laptop CPU. Benchmarks come from ../shared/data.
+DATA_DIR ?= ../shared/data
 quickstart: $(STAMP)
-	$(BIN)/python examples/quickstart.py
+	$(BIN)/codelm run --allow-code-execution --data-dir $(DATA_DIR) --run-dir runs/tiny
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e ".[bench]"

@@ -171,3 +171,12 @@ def test_hub_reader_without_datasets_says_how_to_install():
             list(HubReader("bigcode/the-stack-smol")(iter(())))
     else:
         pytest.skip("datasets is installed; reading the hub needs the network, not available in tests")
+
+
+def test_only_named_repositories_and_skipped_dirs(repos):
+    docs, _ = read_all(DirectoryReader(repos, repos=["beta", "repos"], max_bytes=4096))
+    assert sorted(d.id for d in docs) == ["beta/README.md", "beta/lib/util.go", "repos/top.txt"]
+    docs, _ = read_all(DirectoryReader(repos, skip_dirs=[".git", "lib", "src"], max_bytes=4096))
+    assert not any("/lib/" in d.id or "/src/" in d.id for d in docs)
+    with pytest.raises(DataError, match="no repositories named"):
+        DirectoryReader(repos, repos=["gamma"]).repositories()

@@ -65,6 +65,14 @@ def humaneval_path() -> Path:
     return path
 
 
+@pytest.fixture
+def full_sweep(request) -> None:
+    """Full canonical sweeps take minutes on two busy cores: they run only when asked for (-m slow)."""
+    expr = request.config.getoption("markexpr") or ""
+    if "slow" not in expr or "not slow" in expr:
+        pytest.skip("full canonical sweep: run with -m slow")
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """../shared/data, or a skip saying where the benchmark files were expected."""

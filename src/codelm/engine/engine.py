@@ -102,7 +102,7 @@ class Engine:
     # -- generation ------------------------------------------------------------------------------
     def encode(self, prompt: str) -> list[int]:
         """Prompt ids; BOS is added by family rule unless the rendered prompt already has it."""
-        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        ids = self.tokenizer(prompt, add_special_tokens=False, verbose=False)["input_ids"]
         spec = self.family.tokenizer
         if spec.add_bos and not prompt.startswith(spec.bos):
             bos = self.tokenizer.convert_tokens_to_ids(spec.bos)

@@ -65,9 +65,9 @@ def write_report(ctx) -> list[Path]:
     plot = loss_plot(ctx, ctx.path("loss.png"))
     md = [f"# {ctx.recipe.name}: run report", "", ctx.recipe.description, ""]
     md += ["## Data funnel", "", "| step | in | kept | dropped |", "|---|---|---|---|"]
-    for name, s in (stats.get("steps") or {}).items():
+    for s in stats.get("steps") or []:
         dropped = ", ".join(f"{k}={v}" for k, v in (s.get("dropped") or {}).items()) or "-"
-        md.append(f"| {name} | {s.get('docs_in', '')} | {s.get('kept', '')} | {dropped} |")
+        md.append(f"| {s.get('name')} | {s.get('docs_in', '')} | {s.get('kept', '')} | {dropped} |")
     md += ["", "## Training", ""]
     for stage in ctx.recipe.stages:
         done = _json(ctx.path("done", f"stage-{stage.name}.json"))

@@ -57,9 +57,10 @@ class DirectoryReader(Reader):
 
     layout: "single" (root is one repository), "multi" (each subdirectory of root is one
     repository; files directly in root belong to a repository named after root), or "auto"
-    (single if root holds a `.git`, else multi). Sharding splits by repository, so a repository
-    is never cut across shards. Other keyword arguments are `Reader`'s (max_bytes, shard, name,
-    exclusion_writer).
+    (single if root holds a `.git`, else multi). `skip_dirs`: directory names never entered, at
+    any depth; `repos`: read only these repositories (multi layout). Sharding splits by
+    repository, so a repository is never cut across shards. Other keyword arguments are
+    `Reader`'s (max_bytes, shard, name, exclusion_writer).
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class DirectoryReader(Reader):
         *,
         layout: Literal["auto", "single", "multi"] = "auto",
         skip_dirs: frozenset[str] = VCS_DIRS,
+        repos: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -79,7 +81,8 @@ class DirectoryReader(Reader):
         if layout == "auto":
             layout = "single" if (self.root / ".git").exists() else "multi"
         self.layout = layout
-        self.skip_dirs = skip_dirs
+        self.skip_dirs = frozenset(skip_dirs)
+        self.only = set(repos) if repos is not None else None  # read just these repositories
 
     def repositories(self) -> list[tuple[str, Path, bool]]:
         """`(repo name, directory, recursive)` in sorted order, before sharding."""
@@ -90,6 +93,11 @@ class DirectoryReader(Reader):
         for entry in sorted(os.scandir(root), key=lambda e: e.name):
             if entry.is_dir(follow_symlinks=False) and entry.name not in self.skip_dirs:
                 repos.append((entry.name, Path(entry.path), True))
+        if self.only is not None:
+            missing = self.only - {name for name, _, _ in repos}
+            if missing:
+                raise DataError(f"no repositories named {sorted(missing)} under {root}")
+            repos = [r for r in repos if r[0] in self.only]
         return repos
 
     def _files(self, top: Path, recursive: bool) -> Iterator[Path]:

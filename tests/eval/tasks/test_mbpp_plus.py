@@ -1,0 +1,118 @@
+"""MBPP+: EvalPlus's input deserialization, its comparison rules (float tolerance, special oracles)
+in the check program, base and plus verdicts, and the canonical solutions passing both."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from codelm.eval.execution import ExecutionPool
+from codelm.eval.program import Status
+from codelm.eval.tasks import mbpp_plus_check as check
+
+from ..conftest import assert_all_pass, assert_no_strays, load_task, score_canonical
+
+
+@pytest.fixture(scope="module")
+def loaded(data_dir):
+    task, problems = load_task("mbpp-plus", data_dir)
+    return task, {p.task_id: p for p in problems}
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with ExecutionPool(2, allow_code_execution=True) as p:
+        yield p
+    assert_no_strays()
+
+
+def test_inputs_are_deserialized_as_evalplus_does(loaded):
+    _, problems = loaded
+    assert len(problems) == 399
+    assert all(isinstance(arg, tuple) for inp in problems["Mbpp/2"].base_input for arg in inp)
+    assert all(isinstance(s, (set, dict)) for inp in problems["Mbpp/115"].plus_input for s in inp[0])
+    assert isinstance(problems["Mbpp/124"].base_input[0][1], complex)
+    assert isinstance(problems["Mbpp/252"].base_input[0][0], complex)
+    assert problems["Mbpp/793"].plus_input == []  # an empty JSON object upstream
+    assert problems["Mbpp/2"].prompt.startswith('"""\nWrite a function to find the shared elements')
+    assert "assert similar_elements(" in problems["Mbpp/2"].prompt
+
+
+def test_float_tolerance_follows_numpy_allclose():
+    assert check.allclose(1.0, 1.0 + 1e-7, atol=1e-6)
+    assert not check.allclose(1.0, 1.1, atol=1e-6)
+    assert check.allclose([1.0, (2.0, 3.0)], [1.0, (2.0, 3.0 + 1e-9)], atol=1e-6)
+    assert not check.allclose([1.0], [1.0, 2.0], atol=1e-6)
+    assert not check.allclose(float("nan"), float("nan"), atol=1e-6)
+    assert check.allclose(float("inf"), float("inf"), atol=1e-6)
+    assert check.allclose(1 + 1j, 1 + 1.0000001j, atol=1e-6)
+    with pytest.raises(TypeError):
+        check.allclose("a", 1.0, atol=1e-6)
+    assert check.is_floats([1.0, 2.0]) and not check.is_floats([]) and not check.is_floats([1, 2.0])
+
+
+def test_matches_applies_evalplus_rules():
+    # exact, then tolerance with the same type only; 1e-6 becomes sticky once a float is expected
+    assert check.matches(3, 3, (), 0, None) == (True, 0)
+    assert check.matches(0.1 + 0.2, 0.3, (), 0, None) == (True, 1e-6)
+    assert check.matches(1, 1.0000001, (), 0, None)[0] is False  # int vs float: type differs
+    assert check.matches([4, 5], (5, 4), (), 0, "set_eq")[0]
+    assert check.matches(re.match("a", "a"), True, (), 0, "not_none")[0]
+    assert not check.matches(None, True, (), 0, "not_none")[0]
+    assert check.matches(0, 7, (), 0, "sum_div")[0] and check.matches("x", 1, (), 0, "are_equivalent")[0]
+
+
+def run_checks(task, pool, problem, completion):
+    programs = task.programs(problem, completion)
+    return dict(zip(programs, [task.judge(r) for r in pool.map(programs.values())], strict=True))
+
+
+def test_base_and_plus_verdicts(loaded, pool):
+    task, problems = loaded
+    problem = problems["Mbpp/3"]
+    verdicts = run_checks(task, pool, problem, problem.canonical_solution)
+    assert {c: r.status for c, r in verdicts.items()} == {"plus": Status.PASSED, "base": Status.PASSED}
+    # right on the base inputs only: passes MBPP's tests, fails EvalPlus's extra ones
+    base_only = problem.canonical_solution + (
+        f"\n_real = is_not_prime\ndef is_not_prime(*a):\n    return _real(*a) if list(a) in {problem.base_input!r} else None\n"
+    )
+    verdicts = run_checks(task, pool, problem, base_only)
+    assert verdicts["base"].status is Status.PASSED and verdicts["plus"].status is Status.FAILED
+    assert "expected" in verdicts["plus"].detail
+    verdicts = run_checks(task, pool, problem, "def is_not_prime(n:\n")
+    assert {r.status for r in verdicts.values()} == {Status.SYNTAX_ERROR}
+    verdicts = run_checks(task, pool, problem, "def something_else(n):\n    return 1\n")
+    assert "defines no 'is_not_prime'" in verdicts["base"].detail
+
+
+def test_tolerance_of_the_task_is_applied(loaded, pool):
+    task, problems = loaded
+    problem = problems["Mbpp/82"]  # volume_sphere, atol 1e-4
+    close = "import math\ndef volume_sphere(r):\n  return (4./3.) * math.pi * (r**3) + 0.00005\n"
+    far = "import math\ndef volume_sphere(r):\n  return (4./3.) * math.pi * (r**3) + 0.01\n"
+    assert all(r.passed for r in run_checks(task, pool, problem, close).values())
+    assert not any(r.passed for r in run_checks(task, pool, problem, far).values())
+
+
+def test_expected_outputs_are_computed_once_per_problem(loaded, pool):
+    task, problems = loaded
+    subset = [problems["Mbpp/2"], problems["Mbpp/82"]]
+    prepared = task.prepare(subset, pool)
+    for before, after in zip(subset, prepared, strict=True):
+        assert after.cases["plus"] != before.cases["plus"]  # now carries the expected outputs
+        verdicts = run_checks(task, pool, after, after.canonical_solution)
+        assert all(r.passed for r in verdicts.values())
+
+
+def test_canonical_first_problems_pass_base_and_plus(data_dir, tmp_path):
+    entry = score_canonical("mbpp-plus", data_dir, tmp_path, limit=40)
+    assert entry["problems"] == 40 and "base" in entry
+    assert_all_pass(entry, checks=("base",))
+
+
+@pytest.mark.slow
+def test_canonical_all_pass_base_and_plus(data_dir, tmp_path, full_sweep):
+    entry = score_canonical("mbpp-plus", data_dir, tmp_path)
+    assert entry["problems"] == 399
+    assert_all_pass(entry, checks=("base",))
