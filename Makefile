@@ -10,10 +10,10 @@ STAMP  := $(VENV)/.installed
 # Node.js comes separately: a machine may already have a vendor build whose bundled npm
 # conflicts with Debian's npm package.
 SYSTEM_PACKAGES := g++ libboost-dev libssl-dev default-jdk-headless golang-go \
-	golang-github-stretchr-testify-dev rustc librust-rand-dev librust-regex-dev librust-md5-dev \
+	golang-github-stretchr-testify-dev rustc cargo librust-rand-dev librust-regex-dev librust-md5-dev \
 	chromium chromium-driver util-linux
 
-.PHONY: install test quickstart bench lint system-deps clean
+.PHONY: install test test-slow eval-prepare quickstart bench lint system-deps clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,17 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
+# `make test`: the default tier (minutes); `make test-slow`: the heavy sweeps (canonical solutions of
+# every benchmark and language, the tiny recipe end to end, multi-process training). CI runs both.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: $(STAMP) eval-prepare
+	$(BIN)/python -m pytest -q -m slow
+
+# one-time preparation of the HumanEval-X toolchains (Rust crates, Go cache, js-md5 from npm)
+eval-prepare: $(STAMP)
+	$(BIN)/python -c "from codelm.eval.tasks import humaneval_x as hx; [print(l, *hx.toolchain_available(l)) for l in hx.LANGUAGES]"
 
 # The main job: the tiny recipe, end to end (curate -> tokenizer -> pretrain with FIM -> SFT -> DPO ->
 # evaluate before/after -> report), offline, on a laptop CPU. Benchmarks come from ../shared/data.

@@ -27,12 +27,15 @@ HUMANEVAL_STOPS = ["\nclass", "\ndef", "\n#", "\nif", "\nprint"]  # Codex / bigc
 
 
 def _infilling(path: Path, limit: int | None) -> list[dict[str, Any]]:
+    """The infilling problems, or `limit` of them spread evenly over all HumanEval tasks."""
     import gzip
     import json
 
     with gzip.open(path, "rt") as f:
         rows = [json.loads(line) for line in f if line.strip()]
-    return rows[:limit] if limit else rows
+    if not limit or limit >= len(rows):
+        return rows
+    return [rows[int(i * len(rows) / limit)] for i in range(limit)]
 
 
 def unigram_log_probs(shard_dirs: Sequence[str | Path], vocab_size: int) -> np.ndarray:
@@ -72,6 +75,7 @@ def evaluate_checkpoint(
     heldout: Sequence[str],
     unigram: np.ndarray,
     limit: int | None = None,
+    fim_limit: int | None = None,
     allow_code_execution: bool = False,
     workers: int = 2,
 ) -> dict[str, Any]:
@@ -107,7 +111,7 @@ def evaluate_checkpoint(
     else:
         out["humaneval_pass@1"] = None  # not executed: the caller did not opt in
     if engine.family.supports_fim:
-        rows = _infilling(data_dir / "HumanEval-SingleLineInfilling.jsonl.gz", limit)
+        rows = _infilling(data_dir / "HumanEval-SingleLineInfilling.jsonl.gz", fim_limit or limit)
         reqs = [
             engine.infill_request(r["prompt"], r["suffix"], max_new_tokens=48, temperature=0.0) for r in rows
         ]

@@ -342,6 +342,7 @@ def _evaluate(ctx: RunContext, checkpoint: str | Path, out: str) -> dict[str, An
         heldout=heldout,
         unigram=unigram_log_probs([ctx.path("shards")], vocab),
         limit=settings.get("limit"),
+        fim_limit=settings.get("fim_limit"),
         allow_code_execution=ctx.allow_code_execution,
         workers=int(settings.get("workers", 2)),
     )
