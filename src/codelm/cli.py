@@ -204,6 +204,12 @@ def cmd_data_pack(args: argparse.Namespace) -> None:
     print(pack_from_args(args))
 
 
+def cmd_eval(args: argparse.Namespace) -> None:
+    from codelm.eval.cli import eval_from_args
+
+    eval_from_args(args)
+
+
 def cmd_run(args: argparse.Namespace) -> None:
     from codelm.recipes.plan import run_from_args
 
@@ -272,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     ch.set_defaults(func=cmd_chat)
     _data_parsers(sub)
     _train_parsers(sub)
+    from codelm.eval.cli import add_eval_args
+
+    ev = sub.add_parser(
+        "eval", help="score a model or samples on HumanEval, MBPP(+), HumanEval-X, infilling, MTPB"
+    )
+    add_eval_args(ev)
+    ev.set_defaults(func=cmd_eval)
     from codelm.recipes.plan import add_run_args
 
     rn = sub.add_parser("run", help="run a recipe stage by stage (default: the tiny recipe), or --dry-run")

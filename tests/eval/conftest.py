@@ -77,7 +77,9 @@ def full_sweep(request) -> None:
 def data_dir() -> Path:
     """../shared/data, or a skip saying where the benchmark files were expected."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"benchmark data not found at {SHARED_DATA} (it lives in ../shared/data, outside the repo)")
+        pytest.skip(
+            f"benchmark data not found at {SHARED_DATA} (it lives in ../shared/data, outside the repo)"
+        )
     return SHARED_DATA
 
 
@@ -88,7 +90,7 @@ def load_task(name: str, data_dir: Path) -> tuple:
     task = get_task(name)
     if not any((data_dir / f).exists() for f in task.file_names):
         pytest.skip(f"{task.file_names[0]} not found in {data_dir}")
-    from codelm.eval.tasks.base import resolve_source
+    from codelm.eval.tasks.data import resolve_source
 
     return task, task.load(resolve_source(task, data_dir))
 
@@ -103,12 +105,18 @@ def score_canonical(name: str, data_dir: Path, out: Path, limit: int | None = No
 
     task, problems = load_task(name, data_dir)
     problems = problems[:limit]
+    out.mkdir(parents=True, exist_ok=True)
     samples = out / "canonical.jsonl"
     with open(samples, "w", encoding="utf-8") as f:
         for problem in problems:
             f.write(json.dumps({"task_id": problem.task_id, "completion": task.reference(problem)}) + "\n")
     options = EvalOptions(
-        tasks=(name,), output=out / "run", limit=limit, data_dir=data_dir, allow_code_execution=True, progress=False
+        tasks=(name,),
+        output=out / "run",
+        limit=limit,
+        data_dir=data_dir,
+        allow_code_execution=True,
+        progress=False,
     )
     entry = run_eval(options, SamplesBackend(samples))[name]
     with open(out / "run" / "samples.jsonl", encoding="utf-8") as f:

@@ -86,3 +86,11 @@ def test_cli_dry_run(capsys):
     assert main(["run", str(RECIPES[2]), "--dry-run", "--gpus", "1024"]) == 0
     out = capsys.readouterr().out
     assert "8.25B parameters" in out and "1024 x H100" in out and "GPU-hours" in out
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_recipe_eval_tasks_are_registered(path):
+    from codelm.eval.tasks import task_names
+
+    tasks = load_recipe(path).eval["tasks"]
+    assert task_names(tasks) == tasks

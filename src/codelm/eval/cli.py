@@ -117,8 +117,6 @@ def options_from_args(args: argparse.Namespace):
         settings = GenSettings(
             "chat" if args.chat else "base", args.n, sampling, args.max_new_tokens, batch_size=args.batch_size
         )
-        if args.max_new_tokens is not None and args.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {args.max_new_tokens}")
         return EvalOptions(
             tasks=tuple(args.tasks.split(",")),
             output=Path(args.output),

@@ -20,7 +20,7 @@ import logging
 import queue
 import threading
 from collections import Counter
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 
 from .program import ExecResult, Isolation, Limits, Program, Status
 from .worker import SandboxWorker, require_opt_in
@@ -163,13 +163,23 @@ def calibrate_timeouts(
 
 
 def run_references(
-    pool: ExecutionPool, references: Mapping[Hashable, Program], *, reference_timeout: float = 60.0
+    pool: ExecutionPool,
+    references: Mapping[Hashable, Program],
+    *,
+    reference_timeout: float = 60.0,
+    on_result: Callable[[], None] | None = None,
 ) -> dict[Hashable, ExecResult]:
-    """Run reference programs under a generous ``reference_timeout`` (their own timeouts dropped)."""
+    """Run reference programs under a generous ``reference_timeout`` (their own timeouts dropped);
+    ``on_result`` is called as each finishes (progress)."""
     keys = list(references)
     generous = dataclasses.replace(pool.limits, timeout=reference_timeout)
     programs = [dataclasses.replace(references[k], timeout=None) for k in keys]
-    return dict(zip(keys, pool.map(programs, generous), strict=True))
+    results: dict[Hashable, ExecResult] = {}
+    for index, result in pool.imap_unordered(programs, generous):
+        results[keys[index]] = result
+        if on_result is not None:
+            on_result()
+    return {k: results[k] for k in keys}
 
 
 def timeout_from(reference: ExecResult, floor: float = 3.0, factor: float = 10.0) -> float:

@@ -108,7 +108,9 @@ class GenSettings:
         if self.mode not in ("base", "chat"):
             raise ValueError(f"mode must be base or chat, got {self.mode!r}")
         if self.n < 1 or self.batch_size < 1:
-            raise ValueError("n and batch_size must be >= 1")
+            raise ValueError(f"n and batch_size must be >= 1, got {self.n} and {self.batch_size}")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
 
 
 @dataclass(frozen=True)

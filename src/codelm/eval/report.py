@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -64,11 +65,13 @@ def write_outputs(options: Any, backend: Any, plans: list, skipped: dict[str, st
         records += task_records
         entry = task_metrics(verdicts, plan.task.checks, options.ks)
         entry |= {"title": plan.task.title, "source": str(plan.source), "excluded": dict(plan.task.excluded)}
-        if plan.timeouts:
-            values = plan.timeouts.values()
+        calibrated = [r for (task, _), r in store.calibration.items() if task == plan.task.name]
+        if calibrated:
+            values = [r["timeout"] for r in calibrated]
             entry["timeouts"] = {"min": min(values), "max": max(values), "factor": options.timeout_factor}
-        if plan.reference_failures:
-            entry["reference_failures"] = plan.reference_failures
+        failures = {r["key"]: f"{r['status']}: {r['detail']}" for r in calibrated if r["status"] != "passed"}
+        if failures:
+            entry["reference_failures"] = failures
         summary[plan.task.name] = entry
     for name, why in skipped.items():
         summary[name] = {"skipped": why}
@@ -76,7 +79,8 @@ def write_outputs(options: Any, backend: Any, plans: list, skipped: dict[str, st
     _write(store.out / "summary.json", json.dumps(summary, indent=2) + "\n")
     table = summary_table(summary, options.ks)
     _write(store.out / "report.md", markdown(summary, table, backend.name, options.settings))
-    Console().print(_rich_table(table, backend.name))
+    # a terminal gets its own width; piped output a wide one, so that no name is cut
+    Console(width=None if sys.stdout.isatty() else 200).print(_rich_table(table, backend.name))
     return summary
 
 
@@ -131,7 +135,7 @@ def markdown(summary: dict, table: list[list[str]], backend: str, settings: GenS
 def _rich_table(rows: list[list[str]], backend: str) -> Table:
     table = Table(title=f"codelm eval: {backend}")
     for header in rows[0]:
-        table.add_column(header, justify="left" if header == "task" else "right")
+        table.add_column(header, justify="left" if header == "task" else "right", no_wrap=header == "task")
     for row in rows[1:]:
         table.add_row(*row[: len(rows[0])])
     return table

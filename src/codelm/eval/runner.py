@@ -16,30 +16,23 @@ Nothing executes without ``allow_code_execution``; without it only ``execute=Fal
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-
 from codelm.errors import CodelmError, UnsupportedFeatureError
 
 from .execution import ExecutionPool, run_references, timeout_from
 from .generation import Backend, GenSettings
 from .program import DEFAULT_PRELOAD, Isolation, Program
+from .progress import Display, progress_display
 from .store import RunStore
 from .tasks import get_task, task_names
-from .tasks.base import Source, Task, resolve_source
+from .tasks.base import Task
+from .tasks.data import Source, resolve_source
 from .worker import require_opt_in
 
 log = logging.getLogger(__name__)
@@ -76,15 +69,13 @@ class EvalOptions:
             raise ValueError("timeout factor and floor must be positive")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
-    """One task of the run: its problems and what executing them found out."""
+    """One task of the run and the problems it evaluates."""
 
     task: Task
     source: Source
     problems: list[Any]
-    timeouts: dict[str, float] = field(default_factory=dict)  # group:check -> seconds
-    reference_failures: dict[str, str] = field(default_factory=dict)
 
 
 def run_eval(options: EvalOptions, backend: Backend) -> dict:
@@ -97,7 +88,7 @@ def run_eval(options: EvalOptions, backend: Backend) -> dict:
     store = RunStore(options.output, run_config(options, backend, plans, skipped), resume=options.resume)
     pool = None
     try:
-        with _progress(options.progress) as progress:
+        with progress_display(options.progress) as progress:
             for plan in plans:
                 generate(plan, backend, options.settings, store, progress)
                 if options.execute:
@@ -166,23 +157,36 @@ def run_config(options: EvalOptions, backend: Backend, plans: list[Plan], skippe
     return {"generation": generation, "tasks": list(options.tasks), "sources": sources, "skipped": skipped}
 
 
-def generate(
-    plan: Plan, backend: Backend, settings: GenSettings, store: RunStore, progress: Progress
-) -> None:
+def generate(plan: Plan, backend: Backend, settings: GenSettings, store: RunStore, progress: Display) -> None:
+    """Generate the samples still missing, journaled per problem. Samples that cannot be generated
+    count as failed; but if a whole first batch fails with one and the same error, the cause is
+    not the prompts (e.g. a server that refuses chat) and the run stops with it."""
     name = plan.task.name
     todo = [p for p in plan.problems if (name, p.task_id) not in store.generations]
     if not todo:
         return
     bar = progress.add_task(f"{name}: generating", total=len(todo))
-    failed = 0
-    for problem, samples in plan.task.generate(todo, backend, settings):
-        store.add_generation(name, problem.task_id, samples)
-        failed += sum(s.error is not None for s in samples)
-        progress.advance(bar)
+    errors: list[str | None] = []
+    held: list[tuple[Any, list]] = []  # the first batch, journaled once it is known to be usable
+    first_batch = min(len(todo), settings.batch_size)
+    for done, (problem, samples) in enumerate(plan.task.generate(todo, backend, settings), start=1):
+        errors += [s.error for s in samples]
+        held.append((problem, samples))
+        if done < first_batch:
+            continue
+        if done == first_batch and None not in errors and len(set(errors)) == 1:
+            raise CodelmError(f"{name}: no sample could be generated: {errors[0]}")
+        for problem, samples in held:
+            store.add_generation(name, problem.task_id, samples)
+            progress.advance(bar)
+        held = []
+    failed = [e for e in errors if e is not None]
     if failed:
-        first = next(s.error for (t, _), v in store.generations.items() if t == name for s in v if s.error)
         log.warning(
-            "%s: %d samples could not be generated (they count as failed), e.g. %s", name, failed, first
+            "%s: %d samples could not be generated (they count as failed), e.g. %s",
+            name,
+            len(failed),
+            failed[0],
         )
 
 
@@ -196,7 +200,7 @@ def start_pool(plans: list[Plan], workers: int) -> ExecutionPool:
 
 
 def execute(
-    plan: Plan, pool: ExecutionPool, store: RunStore, options: EvalOptions, progress: Progress
+    plan: Plan, pool: ExecutionPool, store: RunStore, options: EvalOptions, progress: Display
 ) -> None:
     task, name = plan.task, plan.task.name
     pending = []  # (problem, sample index, completion, checks still to run)
@@ -208,8 +212,10 @@ def execute(
     if not pending:
         return
     needed = list({p.task_id: p for p, *_ in pending}.values())
+    bar = progress.add_task(f"{name}: preparing", total=None)
     prepared = {p.task_id: p for p in task.prepare(needed, pool)}
-    calibrate(plan, list(prepared.values()), pool, options)
+    progress.update(bar, total=1, completed=1)
+    calibrate(plan, list(prepared.values()), pool, store, options, progress)
     programs: list[Program] = []
     keys = []
     for problem, index, completion, checks in pending:
@@ -217,7 +223,8 @@ def execute(
         built = task.programs(problem, completion)
         group = task.timeout_group(problem)
         for check in checks:
-            programs.append(dataclasses.replace(built[check], timeout=plan.timeouts[f"{group}:{check}"]))
+            timeout = store.calibration[name, f"{group}:{check}"]["timeout"]
+            programs.append(dataclasses.replace(built[check], timeout=timeout))
             keys.append((name, problem.task_id, index, check))
     bar = progress.add_task(f"{name}: executing", total=len(programs))
     for i, result in pool.imap_unordered(programs):
@@ -225,43 +232,33 @@ def execute(
         progress.advance(bar)
 
 
-def calibrate(plan: Plan, problems: list[Any], pool: ExecutionPool, options: EvalOptions) -> None:
-    """Timeouts per (group, check) from one canonical run each; failures are reported, not hidden."""
+def calibrate(
+    plan: Plan,
+    problems: list[Any],
+    pool: ExecutionPool,
+    store: RunStore,
+    options: EvalOptions,
+    progress: Display,
+) -> None:
+    """Timeouts per (group, check) from one canonical run each (journaled, so a resumed run keeps
+    them); a canonical solution that fails here is reported, never hidden."""
     task = plan.task
     references: dict[str, Program] = {}
     for problem in problems:
         group = task.timeout_group(problem)
-        if f"{group}:{task.checks[0]}" not in references:
-            for check, program in task.reference_programs(problem).items():
-                references[f"{group}:{check}"] = program
+        keys = {check: f"{group}:{check}" for check in task.checks}
+        if any(k not in references and (task.name, k) not in store.calibration for k in keys.values()):
+            programs = task.reference_programs(problem)
+            references |= {key: programs[check] for check, key in keys.items()}
+    if not references:
+        return
     floor = options.timeout_floor or task.timeout_floor
-    results = run_references(pool, references, reference_timeout=options.reference_timeout)
-    for key, result in results.items():
+    bar = progress.add_task(f"{task.name}: calibrating timeouts", total=len(references))
+    tick = functools.partial(progress.advance, bar)
+    for key, result in run_references(
+        pool, references, reference_timeout=options.reference_timeout, on_result=tick
+    ).items():
         result = task.judge(result)
         if not result.passed:
-            plan.reference_failures[key] = f"{result.status.value}: {result.detail}"
             log.warning("%s: the canonical solution of %s did not pass (%s)", task.name, key, result.detail)
-        plan.timeouts[key] = timeout_from(result, floor, options.timeout_factor)
-
-
-class _Quiet:
-    """A stand-in for a rich Progress when progress display is off."""
-
-    def add_task(self, *args: Any, **kwargs: Any) -> int:
-        return 0
-
-    def advance(self, *args: Any) -> None:
-        pass
-
-    def __enter__(self) -> _Quiet:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-
-def _progress(enabled: bool) -> Any:
-    if not enabled:
-        return _Quiet()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    return Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
+        store.add_calibration(task.name, key, timeout_from(result, floor, options.timeout_factor), result)

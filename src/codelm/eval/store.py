@@ -4,6 +4,8 @@
                            resumed run must match it, or its samples would mix two settings
 ``OUT/generations.jsonl``  one line per problem, appended as soon as its n samples exist
 ``OUT/executions.jsonl``   one line per executed (sample, check), appended as each verdict arrives
+``OUT/calibration.jsonl``  one line per calibrated timeout: the canonical solution's verdict and
+                           runtime, and the timeout derived from it (reused when resuming)
 ``OUT/samples.jsonl``      the merged result, one line per sample (written by the report)
 
 Lines are flushed one by one; a run killed mid-line leaves a partial last line, which resuming
@@ -25,7 +27,7 @@ from .generation import Generated
 from .program import ExecResult, Status
 
 log = logging.getLogger(__name__)
-JOURNALS = ("generations.jsonl", "executions.jsonl")
+JOURNALS = ("generations.jsonl", "executions.jsonl", "calibration.jsonl")
 
 
 class RunStore:
@@ -46,6 +48,9 @@ class RunStore:
         for record in self._read("generations.jsonl"):
             samples = [Generated(s["raw"], s["completion"], s.get("error")) for s in record["samples"]]
             self.generations[record["task"], record["task_id"]] = samples
+        self.calibration: dict[tuple[str, str], dict] = {}
+        for r in self._read("calibration.jsonl"):
+            self.calibration[r["task"], r["key"]] = r
         for r in self._read("executions.jsonl"):
             result = ExecResult(
                 Status(r["status"]), r.get("returncode"), r["runtime"], detail=r.get("detail", "")
@@ -104,6 +109,12 @@ class RunStore:
         record = {"task": task, "task_id": task_id, "index": index, "check": check}
         record |= {"status": result.status.value, "returncode": result.returncode, "runtime": result.runtime}
         self._append("executions.jsonl", record | {"detail": result.detail})
+
+    def add_calibration(self, task: str, key: str, timeout: float, reference: ExecResult) -> None:
+        record = {"task": task, "key": key, "timeout": timeout, "status": reference.status.value}
+        record |= {"runtime": reference.runtime, "detail": reference.detail}
+        self.calibration[task, key] = record
+        self._append("calibration.jsonl", record)
 
     def close(self) -> None:
         for f in self._files.values():

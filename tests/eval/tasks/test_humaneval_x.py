@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import gzip
 import json
+import shutil
 import sys
 import time
 
@@ -168,9 +169,7 @@ def test_stop_rules():
 def test_truncate_keeps_canonical_solutions(language):
     for problem in problems(language).values():
         kept = hx.truncate(language, problem.canonical_solution).rstrip()
-        if (
-            problem.task_id == "CPP/94"
-        ):  # drops a trailing `#undef NDEBUG / #include<assert.h>` the test repeats
+        if problem.task_id == "CPP/94":  # loses a trailing `#include<assert.h>` the test repeats
             assert problem.canonical_solution.startswith(kept) and "assert.h" in problem.test
         else:
             assert kept == problem.canonical_solution.rstrip(), problem.task_id
@@ -209,15 +208,33 @@ def test_missing_libraries_are_reported(monkeypatch, tmp_path):
     monkeypatch.setattr(rust_crates, "DEBIAN_CARGO_REGISTRY", tmp_path)
     toolchains._resolve.cache_clear()
     try:
-        if toolchains.shutil.which("go", path=toolchains.SANDBOX_PATH):
+        if shutil.which("go", path=toolchains.SANDBOX_PATH):
             assert hx.toolchain_available("go")[1].startswith("Go testify not installed")
-        if toolchains.shutil.which("rustc", path=toolchains.SANDBOX_PATH):
+        if shutil.which("rustc", path=toolchains.SANDBOX_PATH):
             assert (
                 hx.toolchain_available("rust")[1]
                 == f"Rust crates rand, regex, md5 not installed (not in {tmp_path})"
             )
     finally:
         toolchains._resolve.cache_clear()
+
+
+def test_unreachable_npm_registry_is_reported(monkeypatch, tmp_path):
+    if shutil.which("npm", path=toolchains.SANDBOX_PATH) is None:
+        pytest.skip("npm not installed")
+    monkeypatch.setenv(caches.CACHE_ENV, str(tmp_path / "cache"))
+    for key, value in {
+        "registry": "http://127.0.0.1:9/",
+        "fetch_retries": "0",
+        "cache": str(tmp_path),
+    }.items():
+        monkeypatch.setenv(f"npm_config_{key}", value)
+    toolchains._resolve.cache_clear()
+    try:
+        ok, why = hx.toolchain_available("js")
+    finally:
+        toolchains._resolve.cache_clear()
+    assert not ok and why.startswith("npm install js-md5@0.7.3 failed") and "ECONNREFUSED" in why
 
 
 def test_hints_and_cache_location(monkeypatch, tmp_path):

@@ -25,7 +25,10 @@ def test_prompt_and_program_are_bigcodes_with_googles_setup(data_dir):
     assert problem.prompt == f'"""\n{problem.text}\n{problem.tests[0]}\n"""\n'
     assert problem.entry_point == "is_tree_balanced" and problem.setup.startswith("root = Node(1)")
     source = task.programs(problem, "    pass\n")["main"].source
-    assert source == problem.prompt + "    pass\n" + "\n" + problem.setup + "\n" + "\n".join(problem.tests) + "\n"
+    assert (
+        source
+        == problem.prompt + "    pass\n" + "\n" + problem.setup + "\n" + "\n".join(problem.tests) + "\n"
+    )
     request = task.request(problem, GenSettings())
     assert request.kind == "completion" and request.prompt == problem.prompt and "\nassert" in request.stop
     chat = task.request(problem, GenSettings(mode="chat"))

@@ -75,7 +75,8 @@ def test_base_and_plus_verdicts(loaded, pool):
     assert {c: r.status for c, r in verdicts.items()} == {"plus": Status.PASSED, "base": Status.PASSED}
     # right on the base inputs only: passes MBPP's tests, fails EvalPlus's extra ones
     base_only = problem.canonical_solution + (
-        f"\n_real = is_not_prime\ndef is_not_prime(*a):\n    return _real(*a) if list(a) in {problem.base_input!r} else None\n"
+        "\n_real = is_not_prime\ndef is_not_prime(*a):\n"
+        f"    return _real(*a) if list(a) in {problem.base_input!r} else None\n"
     )
     verdicts = run_checks(task, pool, problem, base_only)
     assert verdicts["base"].status is Status.PASSED and verdicts["plus"].status is Status.FAILED

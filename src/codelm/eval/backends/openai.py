@@ -5,7 +5,8 @@ Completion and infill requests go to ``POST {url}/v1/completions`` (infill as ``
 ``POST {url}/v1/chat/completions``. Requests are sent ``concurrency`` at a time from threads
 sharing one httpx client, with ``n`` samples each; transport errors, 429 and 5xx answers are
 retried with exponential backoff. A 400 answer fails only its own request (e.g. a prompt too long
-for the context), except a refusal of fill-in-the-middle, which ends the run. Texts are cut at the
+for the context), except a refusal of fill-in-the-middle (or of ``suffix``, as vLLM answers), which
+ends the run. Texts are cut at the
 request's stop strings again, since servers may honour only a few (OpenAI: four).
 """
 
@@ -66,9 +67,11 @@ class OpenAIBackend:
         body |= {"temperature": s.temperature, "top_p": s.top_p}
         if s.seed is not None:
             body["seed"] = s.seed
-        if s.top_k:
-            body["top_k"] = s.top_k  # a vLLM extension, sent only when asked for
-        if s.repetition_penalty:
+        # vLLM extensions, sent only when asked for (OpenAI itself rejects them); a server may apply
+        # its own defaults otherwise (codelm serve: the family's), so --top-k 0 turns them off there
+        if s.top_k is not None:
+            body["top_k"] = s.top_k
+        if s.repetition_penalty is not None:
             body["repetition_penalty"] = s.repetition_penalty
         if request.stop:
             body["stop"] = list(request.stop)
@@ -104,7 +107,7 @@ class OpenAIBackend:
                     return response.json()
                 message = _error_message(response)
                 if response.status_code == 400:
-                    if "fill-in-the-middle" in message:
+                    if "fill-in-the-middle" in message or (body and "suffix" in body and "suffix" in message):
                         raise UnsupportedFeatureError(f"{self.base}: {message}")
                     raise RequestError(message)
                 if response.status_code != 429 and response.status_code < 500 or attempt == self.retries:

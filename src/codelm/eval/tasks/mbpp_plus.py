@@ -36,7 +36,8 @@ from ..generation import GenRequest, GenSettings
 from ..program import ExecResult, Limits, MiB, Program
 from ..prompts import chat_task_prompt
 from . import mbpp
-from .base import Task, require_fields, syntax_error_verdict
+from .base import Task, syntax_error_verdict
+from .data import require_fields
 
 log = logging.getLogger(__name__)
 CHECK_SOURCE = Path(__file__).with_name("mbpp_plus_check.py")

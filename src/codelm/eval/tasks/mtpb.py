@@ -35,7 +35,8 @@ from typing import Any
 from ..generation import Backend, Generated, GenRequest, GenSettings, chunks, generate_texts
 from ..program import ExecResult, Program
 from ..prompts import extract_code
-from .base import Task, require_fields, syntax_error_verdict
+from .base import Task, syntax_error_verdict
+from .data import require_fields
 
 log = logging.getLogger(__name__)
 CHECK_SOURCE = Path(__file__).with_name("mtpb_check.py")
@@ -166,7 +167,7 @@ class MtpbTask(Task):
                 raw[sample].append(texts[0])
                 if chat:
                     messages[sample].append({"role": "assistant", "content": texts[0]})
-                programs[sample] += (extract_code(texts[0]) if chat else truncate(texts[0])) + "\n\n"
+                programs[sample] += (extract_code(texts[0]).rstrip() if chat else truncate(texts[0])) + "\n\n"
         for i, problem in enumerate(batch):
             yield (
                 problem,

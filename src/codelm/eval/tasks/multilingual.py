@@ -25,7 +25,8 @@ from codelm.errors import CodelmError
 from ..generation import GenRequest, GenSettings
 from ..program import Program
 from ..prompts import chat_function_prompt, extract_code
-from .base import Source, Task
+from .base import Task
+from .data import Source
 
 MODULE = "codelm.eval.tasks.humaneval_x"
 # the languages of the HumanEval-X data files (shared/data/SOURCES.md); the module's LANGUAGES rule

@@ -96,9 +96,10 @@ def run_step(argv: list[str], env: Mapping[str, str], cwd: Path, timeout: float,
         done = subprocess.run(argv, env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise PrepareError(f"{what}: {exc}") from exc
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout)[-2000:].strip()
-        raise PrepareError(f"{what} failed ({done.returncode}): {tail}")
+    if done.returncode != 0:  # the first lines that are not warnings say why; stack traces follow
+        lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
+        said = [line for line in lines if "warn" not in line.lower()[:16]] or lines
+        raise PrepareError(f"{what} failed ({done.returncode}): " + " | ".join(said[:4])[:600])
     return done.stdout
 
 
@@ -153,7 +154,8 @@ def go_cache(go: str, gopath: str, path: str) -> str:
     """Warm a Go build cache with testify and common std packages; returns its directory."""
     version = run_step([go, "version"], {"PATH": path, "HOME": "/"}, Path("/"), 60, "go version")
     testify = Path(gopath) / "src" / "github.com" / "stretchr" / "testify" / "go.mod"
-    directory = cache_root() / f"go-{key_of(version, gopath, testify.read_text(), *GO_WARM_PACKAGES)}"
+    testify_version = testify.read_text() if testify.exists() else ""
+    directory = cache_root() / f"go-{key_of(version, gopath, testify_version, *GO_WARM_PACKAGES)}"
     with locked(directory):
         if manifest := read_manifest(directory, "gocache"):
             return manifest["gocache"]
@@ -172,12 +174,15 @@ def go_cache(go: str, gopath: str, path: str) -> str:
         return write_manifest(directory, {"gocache": str(cache)})["gocache"]
 
 
-def js_node_path(npm: str) -> str:
-    """Install js-md5 from the npm registry once; returns the ``node_modules`` for NODE_PATH."""
+def js_node_path(npm: str | None) -> str:
+    """Install js-md5 from the npm registry once (``npm`` is needed only then); returns the
+    ``node_modules`` directory for NODE_PATH."""
     directory = cache_root() / "js"
     with locked(directory):
         if (manifest := read_manifest(directory, "node_path")) and manifest.get("package") == JS_MD5:
             return manifest["node_path"]
+        if npm is None:
+            raise PrepareError(f"npm not found: needed once to install {JS_MD5}")
         log.info("HumanEval-X: installing %s from npm into %s", JS_MD5, directory)
         argv = [npm, "install", "--prefix", str(directory), "--no-audit", "--no-fund", "--no-save", JS_MD5]
         run_step(argv, os.environ, directory, 600, f"npm install {JS_MD5}")

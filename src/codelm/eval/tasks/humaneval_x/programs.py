@@ -7,8 +7,9 @@ How each language is run, and where it knowingly differs from CodeGeeX's ``execu
 * C++: ``g++ -std=c++11 test.cpp`` (plus ``-lcrypto -lssl`` when "162" is in the task id, the
   harness's own rule), then ``./a.out``; exit status 0 passes.
 * Java: ``javac Main.java`` then ``java -cp . Main``; exit 0 passes. The JVMs get a fixed 1 GiB
-  heap, small class/code spaces and the serial collector so they fit the sandbox's address-space
-  limit (about 2 GiB suffices) and start fast on two cores; C1 only, which suits such short runs.
+  heap (not one sized from the machine's memory), small class/code spaces and the serial
+  collector, so they behave alike everywhere, fit the sandbox's address-space limit (about 2 GiB
+  suffices) and start fast on two cores; C1 only, which suits such short runs.
 * JavaScript: ``node test.js`` with js-md5 on NODE_PATH. The harness passes a sample iff it
   printed nothing on stdout and stderr (its exit status is ignored); a ``/bin/sh`` wrapper keeps
   exactly that rule and replays the output.
@@ -16,8 +17,8 @@ How each language is run, and where it knowingly differs from CodeGeeX's ``execu
   same build, vet included, and the same run); GOPATH mode with Debian's testify, offline.
 * Rust: ``rustc --test`` against the prebuilt rand/regex/md5 rlibs, then the test binary (the
   harness runs ``cargo check`` then ``cargo test`` in a crate with those dependencies). Debug
-  build, so overflow checks are on as under ``cargo test``; rand is 0.8 where the harness's
-  Cargo.toml asked for 0.4, which only matters to completions that call rand.
+  build, so overflow checks are on as under ``cargo test``; ``rand`` is rand 0.4's API over
+  rand 0.8 (see ``rust_crates``), as Debian has no rand 0.4.
 """
 
 from __future__ import annotations

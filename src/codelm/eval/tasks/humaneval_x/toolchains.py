@@ -96,10 +96,7 @@ def _java() -> Toolchain:
 
 def _js() -> Toolchain:
     tools = find("node")
-    npm = shutil.which("npm", path=SANDBOX_PATH)
-    if npm is None and caches.read_manifest(caches.cache_root() / "js", "node_path") is None:
-        raise ToolchainMissing("npm not found: needed once to install js-md5")
-    node_path = caches.js_node_path(npm or "npm")
+    node_path = caches.js_node_path(shutil.which("npm", path=SANDBOX_PATH))
     return Toolchain("js", tools, {"NODE_PATH": node_path})
 
 
@@ -135,6 +132,8 @@ def _resolve(language: str) -> Toolchain | str:
         return _RESOLVERS[language]()
     except (ToolchainMissing, caches.PrepareError) as exc:
         return str(exc)
+    except OSError as exc:  # e.g. the cache directory cannot be created
+        return f"cannot prepare the toolchain: {exc}"
 
 
 def resolve(language: str) -> Toolchain:
