@@ -44,3 +44,38 @@ def test_tiny_recipe_runs_end_to_end(tmp_path, capsys, monkeypatch):
     capsys.readouterr()
     assert main(argv) == 0  # everything is done: nothing runs again
     assert "step " not in capsys.readouterr().out
+
+
+SEEDS = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (DATA / "HumanEval.jsonl.gz").is_file(), reason=f"benchmark files not found in {DATA}"
+)
+@pytest.mark.parametrize("path", SEEDS, ids=lambda p: p.stem)
+def test_seed_recipe_runs_at_tiny_scale(path, tmp_path, monkeypatch):
+    """The seed recipe's exact stage structure, end to end, at a CPU-sized model."""
+    monkeypatch.setenv("CODELM_BENCHMARKS", str(DATA))
+    run = tmp_path / "run"
+    argv = [
+        "run",
+        str(path),
+        "--scale",
+        "tiny",
+        "--run-dir",
+        str(run),
+        "--allow-code-execution",
+        "--data-dir",
+        str(DATA),
+    ]
+    assert main(argv) == 0
+    recipe = load_recipe(path, scale="tiny")
+    for stage in recipe.stages:
+        done = json.loads((run / "done" / f"stage-{stage.name}.json").read_text())
+        assert done["steps"] >= 1 and (run / "stages" / stage.name / "final" / "model.safetensors").is_file()
+    after = json.loads((run / "eval" / "after.json").read_text())
+    assert after["humaneval_problems"] == 4 and ("fim_exact_match" in after) == (
+        recipe.model.family != "codegen1"
+    )
+    assert (run / "report.md").is_file()

@@ -60,7 +60,12 @@ def read_documents(files: Sequence[Path], stats: list[StepStats]) -> Iterator[Do
     """Documents of every file in order; unreadable records are dropped and counted, not raised."""
     jsonl = [f for f in files if not f.name.endswith(".parquet")]
     parquet = [f for f in files if f.name.endswith(".parquet")]
-    for reader in ([JsonlReader(jsonl)] if jsonl else []) + ([ParquetReader(parquet)] if parquet else []):
+    # curated documents were size-checked already; a packed repository is legitimately large
+    big = {"max_bytes": 1 << 31}
+    readers = ([JsonlReader(jsonl, **big)] if jsonl else []) + (
+        [ParquetReader(parquet, **big)] if parquet else []
+    )
+    for reader in readers:
         stats.append(reader.stats)
         yield from reader(iter(()))
 

@@ -68,6 +68,13 @@ def perplexities(
     return {"perplexity": math.exp(nll / n), "unigram_perplexity": math.exp(base / n), "tokens": n}
 
 
+def _generate(engine, requests: Sequence[Any]) -> list[str]:
+    """Texts of the requests; a prompt longer than the context window gets "" (it cannot pass)."""
+    fits = [len(engine.encode(r.prompt)) < engine.context_window for r in requests]
+    done = iter(r.text for r in engine.generate([r for r, ok in zip(requests, fits, strict=True) if ok]))
+    return [next(done) if ok else "" for ok in fits]
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     *,
@@ -92,7 +99,7 @@ def evaluate_checkpoint(
         engine.completion_request(p.prompt, max_new_tokens=128, temperature=0.0, stop=HUMANEVAL_STOPS)
         for p in problems.values()
     ]
-    completions = [r.text for r in engine.generate(reqs)]
+    completions = _generate(engine, reqs)
     out: dict[str, Any] = {"humaneval_problems": len(problems)}
     valid = 0
     for p, c in zip(problems.values(), completions, strict=True):
@@ -115,7 +122,7 @@ def evaluate_checkpoint(
         reqs = [
             engine.infill_request(r["prompt"], r["suffix"], max_new_tokens=48, temperature=0.0) for r in rows
         ]
-        fills = [r.text for r in engine.generate(reqs)]
+        fills = _generate(engine, reqs)
         hits = sum(
             f.split("\n")[0].strip() == r["canonical_solution"].strip()
             for f, r in zip(fills, rows, strict=True)

@@ -161,7 +161,7 @@ def step_tokenizer(ctx: RunContext, name: str) -> dict[str, Any]:
 
     spec = ctx.recipe.tokenizer
     out = ctx.path("tokenizer")
-    if "from" in spec:
+    if spec.get("from"):
         return {"tokenizer": spec["from"]}
     fam = get_family(ctx.recipe.model.family)
     settings = dict(spec.get("train") or {})
@@ -247,6 +247,15 @@ def _previous_checkpoint(ctx: RunContext, stage: StageSpec) -> str:
     return str(ctx.path("stages", ctx.recipe.stages[i - 1].name, "final"))
 
 
+def _context_of(checkpoint: str) -> int:
+    """The context length a local checkpoint was saved with (0 when it is not a local directory)."""
+    cfg = Path(checkpoint) / "config.json"
+    if not cfg.is_file():
+        return 0
+    raw = json.loads(cfg.read_text())
+    return int(raw.get("max_position_embeddings") or raw.get("n_positions") or 0)
+
+
 def _records(path: str) -> int:
     return sum(1 for line in Path(path).read_text().splitlines() if line.strip())
 
@@ -263,9 +272,9 @@ def stage_config(ctx: RunContext, stage: StageSpec) -> dict[str, Any]:
         "tokenizer": tokenizer_path(ctx),
         **train.pop("model", {}),
     }
-    if stage.rope_theta:
+    if stage.rope_theta:  # long context: a new RoPE base, and room for the longer rows
         model["rope_theta"] = stage.rope_theta
-        model["max_position_embeddings"] = stage.seq_len
+        model["max_position_embeddings"] = max(stage.seq_len, _context_of(model["init_from"]))
     run = {"out_dir": str(ctx.path("stages", stage.name)), **train.pop("run", {})}
     if stage.kind == "pretrain":
         section = {
@@ -318,7 +327,7 @@ def step_stage(ctx: RunContext, name: str) -> dict[str, Any]:
     losses = [m["loss"] for m in metrics if "loss" in m]
     return {
         "final": str(final),
-        "steps": len(metrics),
+        "steps": max((m.get("step", 0) for m in metrics), default=0),
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,
     }
