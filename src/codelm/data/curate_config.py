@@ -135,7 +135,7 @@ def parse_entry(entry: Any, section: str) -> tuple[str, dict[str, Any]]:
 
 
 def expand(value: Any) -> Any:
-    """Replace `${stdlib}` and `${ENV_VAR}` in every string of a parsed YAML value."""
+    """Replace `${stdlib}`, `${site_packages}` and `${ENV_VAR}` in every string of a parsed YAML value."""
     if isinstance(value, dict):
         return {k: expand(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -147,6 +147,8 @@ def expand(value: Any) -> Any:
         name = m.group(1)
         if name == "stdlib":
             return sysconfig.get_paths()["stdlib"]
+        if name == "site_packages":  # the running environment's pure-Python packages
+            return sysconfig.get_paths()["purelib"]
         if name not in os.environ:
             raise DataError(f"config uses ${{{name}}} but the environment variable {name} is not set")
         return os.environ[name]

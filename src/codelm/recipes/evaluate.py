@@ -70,8 +70,20 @@ def perplexities(
 
 def _generate(engine, requests: Sequence[Any]) -> list[str]:
     """Texts of the requests; a prompt longer than the context window gets "" (it cannot pass)."""
+    import sys
+
+    from rich.progress import Progress
+
     fits = [len(engine.encode(r.prompt)) < engine.context_window for r in requests]
-    done = iter(r.text for r in engine.generate([r for r, ok in zip(requests, fits, strict=True) if ok]))
+    todo = [r for r, ok in zip(requests, fits, strict=True) if ok]
+    texts: list[str] = []
+    with Progress(disable=not sys.stderr.isatty(), transient=True) as bar:
+        task = bar.add_task("generating", total=len(todo))
+        for start in range(0, len(todo), engine.max_batch_size):
+            chunk = todo[start : start + engine.max_batch_size]
+            texts += [r.text for r in engine.generate(chunk)]
+            bar.advance(task, len(chunk))
+    done = iter(texts)
     return [next(done) if ok else "" for ok in fits]
 
 

@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -117,7 +118,7 @@ def step_curate(ctx: RunContext, name: str) -> dict[str, Any]:
     if not raw:
         raise CodelmError(f"recipe {ctx.recipe.name} has no data.curate section")
     raw["output_dir"] = str(ctx.path("data"))
-    stats, _ = curate(CurateConfig.from_dict(raw), overwrite=True, progress=False)
+    stats, _ = curate(CurateConfig.from_dict(raw), overwrite=True, progress=sys.stderr.isatty())
     last = list(stats.steps.values())[-1] if stats.steps else None
     return {"documents": last.kept if last else 0}
 
