@@ -31,11 +31,16 @@ TASKS: dict[str, str] = {
     "humaneval-x-js": f"{_X}:JS",
     "humaneval-x-go": f"{_X}:GO",
     "humaneval-x-rust": f"{_X}:RUST",
+    "cruxeval-o": "codelm.eval.tasks.cruxeval:OUTPUT",
+    "cruxeval-i": "codelm.eval.tasks.cruxeval:INPUT",
+    "cruxeval-o-cot": "codelm.eval.tasks.cruxeval:OUTPUT_COT",
+    "cruxeval-i-cot": "codelm.eval.tasks.cruxeval:INPUT_COT",
 }
 # names that stand for several tasks
 GROUPS: dict[str, tuple[str, ...]] = {
     "humaneval-infilling": tuple(n for n in TASKS if n.startswith("humaneval-infilling-")),
     "humaneval-x": tuple(n for n in TASKS if n.startswith("humaneval-x-")),
+    "cruxeval": tuple(n for n in TASKS if n.startswith("cruxeval-")),
     "all": tuple(TASKS),
 }
 
