@@ -1,8 +1,11 @@
 """Stage configs load from YAML mappings and name the known fields on a typo."""
 
+import dataclasses
+
 import pytest
 import yaml
 
+from codelm.config import ConfigError
 from codelm.data import DataError
 from codelm.data.minhash import MinHashConfig
 from codelm.data.steps import DecontamConfig, HeuristicsConfig, PiiConfig
@@ -26,8 +29,11 @@ def test_configs_load_from_yaml():
 
 @pytest.mark.parametrize("cls", [HeuristicsConfig, MinHashConfig, DecontamConfig, PiiConfig])
 def test_typos_name_the_known_fields(cls):
-    with pytest.raises(DataError, match=f"unknown {cls.__name__} setting.*known:"):
+    with pytest.raises(ConfigError, match=f"unknown key 'not_a_field' in {cls.__name__}.*known:"):
         cls.from_dict({"not_a_field": 1})
+    first = dataclasses.fields(cls)[0].name
+    with pytest.raises(ConfigError, match=f"did you mean '{first}'"):
+        cls.from_dict({first + "x": 1})
 
 
 def test_pii_config_validation():

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from codelm.config import ConfigError
 from codelm.data import DataError
 from codelm.data.curate import add_curate_args, curate_from_args
 from codelm.data.curate_config import CurateConfig, load_config, set_override
@@ -79,21 +80,21 @@ def test_overrides():
     assert cfg.executor.workers == 4 and cfg.output_format == "parquet"
     assert cfg.steps == [("exact_dedup", {"name": "x"}), ("near_dedup", {"threshold": 0.85})]
     assert cfg.readers == [("directory", {"root": ".", "layout": "single"})]
-    with pytest.raises(DataError, match="no entry 'pii'"):
+    with pytest.raises(ConfigError, match="no entry 'pii'"):
         set_override(raw, "steps.pii.emails=false")
-    with pytest.raises(DataError, match="key=value"):
+    with pytest.raises(ConfigError, match="key=value"):
         set_override(raw, "executor.workers")
 
 
 def test_config_errors_are_clear(monkeypatch):
-    with pytest.raises(DataError, match="unknown curation setting.*'step'"):
+    with pytest.raises(ConfigError, match="unknown key 'step'.*did you mean 'steps'"):
         CurateConfig.from_dict({"output_dir": "o", "readers": ["directory"], "step": []})
     with pytest.raises(DataError, match="at least one reader"):
         CurateConfig.from_dict({"output_dir": "o"})
     with pytest.raises(DataError, match="executor.kind"):
         CurateConfig.from_dict({"output_dir": "o", "readers": ["jsonl"], "executor": {"kind": "spark"}})
     monkeypatch.delenv("NOPE_DIR", raising=False)
-    with pytest.raises(DataError, match="NOPE_DIR is not set"):
+    with pytest.raises(ConfigError, match="NOPE_DIR is not set"):
         CurateConfig.from_dict({"output_dir": "${NOPE_DIR}/x", "readers": ["jsonl"]})
 
 

@@ -97,7 +97,7 @@ def test_overrides_are_typed():
         (["batch.unit=tokens", "batch.global_batch_size=100"], "multiple of seq_len"),
         (["optim.warmup_steps=-1"], "optim.betas/warmup/clip"),
         (["model.packed_attention=none"], "packed_attention"),
-        (["optim.lr"], "section.key=value"),
+        (["optim.lr"], "key=value"),
     ],
 )
 def test_bad_configs_say_what_is_wrong(sets, match):

@@ -11,32 +11,29 @@
       - heuristic_filter                 # a bare name: default settings
       - near_dedup: {threshold: 0.8}
 
-Step and reader names come from `codelm.data.registry`. Strings may use `${stdlib}` (the running
-Python's standard library directory) and `${NAME}` (environment variable NAME; unset is an
-error). Overrides from the command line are `key=value` with dotted keys; a list entry is named
-by its index or, in `readers` and `steps`, by its name: `executor.workers=4`,
+Step and reader names come from `codelm.data.registry`. Parsing is the project's one config layer
+(`codelm.config`): strings may use `${stdlib}` (the running Python's standard library directory),
+`${site_packages}` and `${NAME}` (a variable the caller passes, else environment variable NAME;
+unset is an error). Overrides from the command line are `key=value` with dotted keys; a list entry
+is named by its index or, in `readers` and `steps`, by its name: `executor.workers=4`,
 `steps.near_dedup.threshold=0.85`, `readers.0.root=src/`. Values are parsed as YAML.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import sysconfig
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from codelm.config import build, check_keys, expand, read_yaml, set_override
 from codelm.data.config import StageConfig
 from codelm.data.document import DataError
 from codelm.data.executors import EXECUTORS
 from codelm.data.executors.shard_io import FORMATS
 from codelm.data.pipeline import PipelineStep
-from codelm.data.registry import build_reader, build_step
+from codelm.data.registry import build_reader, build_step, check_settings
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 TOP_KEYS = (
     "output_dir",
     "output_format",
@@ -66,6 +63,19 @@ class ExecutorConfig(StageConfig):
 
 
 @dataclass(frozen=True)
+class _Flat:
+    """The scalar top-level keys, typed (coerced by the config layer before CurateConfig checks)."""
+
+    output_format: str = "jsonl.gz"
+    write_excluded: bool = False
+    keep_intermediate: bool = False
+    report: bool = True
+
+
+_FLAT = ("output_format", "write_excluded", "keep_intermediate", "report")
+
+
+@dataclass(frozen=True)
 class CurateConfig:
     """A parsed curation YAML (see the module docstring)."""
 
@@ -85,26 +95,33 @@ class CurateConfig:
             raise DataError("a curation config needs at least one reader under `readers:`")
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> CurateConfig:
+    def from_dict(
+        cls, raw: dict[str, Any], variables: Mapping[str, str] | None = None, where: str = "curation config"
+    ) -> CurateConfig:
+        """Validate a raw mapping: every key known, every reader and step buildable now."""
         if not isinstance(raw, dict):
             raise DataError(f"a curation config is a mapping, got {type(raw).__name__}")
-        unknown = set(raw) - set(TOP_KEYS)
-        if unknown:
-            raise DataError(f"unknown curation setting(s) {sorted(unknown)}; known: {list(TOP_KEYS)}")
+        check_keys(raw, list(TOP_KEYS), where)
         if "output_dir" not in raw:
             raise DataError("a curation config needs `output_dir:`")
-        raw = expand(raw)
-        return cls(
+        raw = expand(raw, variables)
+        flat = {k: v for k, v in raw.items() if k in _FLAT}
+        config = cls(
             output_dir=str(raw["output_dir"]),
             readers=[parse_entry(e, "readers") for e in raw.get("readers") or []],
             steps=[parse_entry(e, "steps") for e in raw.get("steps") or []],
-            executor=ExecutorConfig.from_dict(raw.get("executor")),
-            **{
-                k: raw[k]
-                for k in ("output_format", "write_excluded", "keep_intermediate", "report")
-                if k in raw
-            },
+            executor=build(ExecutorConfig, raw.get("executor"), f"{where}: executor"),
+            **{k: v for k, v in build(_Flat, flat, where).__dict__.items() if k in flat},
         )
+        config.check()
+        return config
+
+    def check(self) -> None:
+        """Unknown readers, steps and settings fail here, before any work starts."""
+        for name, settings in self.readers:
+            check_settings(name, settings, "reader")
+        for name, settings in self.steps:
+            check_settings(name, settings, "step")
 
     def build(self) -> list[PipelineStep]:
         """Fresh reader and step objects, in order."""
@@ -134,79 +151,11 @@ def parse_entry(entry: Any, section: str) -> tuple[str, dict[str, Any]]:
     raise DataError(f"{section}: each entry is `name` or `name: {{settings}}`, got {entry!r}")
 
 
-def expand(value: Any) -> Any:
-    """Replace `${stdlib}`, `${site_packages}` and `${ENV_VAR}` in every string of a parsed YAML value."""
-    if isinstance(value, dict):
-        return {k: expand(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [expand(v) for v in value]
-    if not isinstance(value, str):
-        return value
-
-    def sub(m: re.Match[str]) -> str:
-        name = m.group(1)
-        if name == "stdlib":
-            return sysconfig.get_paths()["stdlib"]
-        if name == "site_packages":  # the running environment's pure-Python packages
-            return sysconfig.get_paths()["purelib"]
-        if name not in os.environ:
-            raise DataError(f"config uses ${{{name}}} but the environment variable {name} is not set")
-        return os.environ[name]
-
-    return _VAR.sub(sub, value)
-
-
-def set_override(raw: dict[str, Any], assignment: str) -> None:
-    """Apply one `dotted.key=value` override to a raw config mapping, in place."""
-    key, sep, text = assignment.partition("=")
-    if not sep or not key:
-        raise DataError(f"--set expects key=value, got {assignment!r}")
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise DataError(f"--set {key}: value {text!r} is not valid YAML: {e}") from e
-    node: Any = raw
-    parts = key.split(".")
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if isinstance(node, list):
-            node, part = _list_slot(node, part, parts[i - 1] if i else key)
-        if not isinstance(node, dict):
-            raise DataError(f"--set {key}: {'.'.join(parts[:i])} is not a mapping")
-        if last:
-            node[part] = value
-        else:
-            if node.get(part) is None:
-                node[part] = {}
-            node = node[part]
-
-
-def _list_slot(items: list[Any], part: str, section: str) -> tuple[dict[str, Any], str]:
-    """A list entry as (mapping, key) so that the next part sets inside its settings."""
-    if part.isdigit() and int(part) < len(items):
-        idx = int(part)
-    else:
-        names = [parse_entry(e, section)[0] for e in items]
-        if names.count(part) != 1:
-            what = "no" if part not in names else "more than one"
-            raise DataError(f"--set: {section} has {what} entry {part!r} (entries: {names}); use its index")
-        idx = names.index(part)
-    name, settings = parse_entry(items[idx], section)
-    items[idx] = {name: settings}
-    return items[idx], name
-
-
-def load_config(path: str | Path, overrides: list[str] | None = None) -> CurateConfig:
+def load_config(
+    path: str | Path, overrides: list[str] | None = None, variables: Mapping[str, str] | None = None
+) -> CurateConfig:
     """Parse a curation YAML, apply `key=value` overrides, validate."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text("utf-8"))
-    except OSError as e:
-        raise DataError(f"cannot read config {path}: {e}") from e
-    except yaml.YAMLError as e:
-        raise DataError(f"{path}: invalid YAML: {e}") from e
-    if not isinstance(raw, dict):
-        raise DataError(f"{path}: a curation config is a mapping at the top level")
+    raw = read_yaml(path, "curation config")
     for assignment in overrides or []:
         set_override(raw, assignment)
-    return CurateConfig.from_dict(raw)
+    return CurateConfig.from_dict(raw, variables, str(path))

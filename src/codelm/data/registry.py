@@ -17,6 +17,7 @@ import importlib
 import inspect
 from typing import Any
 
+from codelm.config import check_keys
 from codelm.data.document import DataError
 from codelm.data.pipeline import PipelineStep
 
@@ -87,11 +88,9 @@ def _parameters(cls: type) -> set[str]:
     return names
 
 
-def build(cls: type, settings: dict[str, Any] | None, label: str) -> PipelineStep:
-    """Instantiate `cls` from a YAML mapping (see the module docstring)."""
+def _split(cls: type, settings: dict[str, Any] | None, label: str) -> dict[str, Any]:
+    """Keyword arguments for `cls`: keys checked, the config dataclass's fields built into `config`."""
     settings = dict(settings or {})
-    if hasattr(cls, "from_settings"):
-        return cls.from_settings(settings)
     config_cls = getattr(cls, "config_class", None)
     config_fields = {f.name for f in dataclasses.fields(config_cls)} if config_cls is not None else set()
     known = sorted((_parameters(cls) - {"config", "exclusion_writer", "shard"}) | config_fields)
@@ -102,12 +101,29 @@ def build(cls: type, settings: dict[str, Any] | None, label: str) -> PipelineSte
         )
     if config_cls is not None:
         settings["config"] = config_cls.from_dict(
-            {k: settings.pop(k) for k in list(settings) if k in config_fields}
+            {k: settings.pop(k) for k in list(settings) if k in config_fields}, label
         )
+    return settings
+
+
+def build(cls: type, settings: dict[str, Any] | None, label: str) -> PipelineStep:
+    """Instantiate `cls` from a YAML mapping (see the module docstring)."""
+    if hasattr(cls, "from_settings"):
+        return cls.from_settings(dict(settings or {}))
+    kwargs = _split(cls, settings, label)
     try:
-        return cls(**settings)
+        return cls(**kwargs)
     except TypeError as e:
         raise DataError(f"{label}: {e}") from e
+
+
+def check_settings(name: str, settings: dict[str, Any] | None, kind: str) -> None:
+    """Validate a reader's or step's name and setting keys without building it (no I/O)."""
+    cls = resolve(name, READERS if kind == "reader" else STEPS, kind)
+    if hasattr(cls, "setting_keys"):
+        check_keys(settings or {}, cls.setting_keys(), f"{kind} {name}")
+    elif not hasattr(cls, "from_settings"):
+        _split(cls, settings, f"{kind} {name}")
 
 
 def build_reader(name: str, settings: dict[str, Any] | None) -> PipelineStep:

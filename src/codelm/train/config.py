@@ -8,9 +8,10 @@
     run:    {out_dir: runs/x, max_steps: 100, save_every: 50}
 
 `load_config(path, ["optim.lr=1e-3", ...])` applies `--set` overrides to the raw YAML before the
-dataclasses are built, so every value, overridden or not, goes through the same validation; values are
-coerced to the field's type ("1e-3" is a float, "true" a bool, "[a, b]" a list). Unknown keys are
-errors with a "did you mean" (as the family registry does), never silently ignored.
+dataclasses are built, so every value, overridden or not, goes through the same validation. Parsing
+is the project's one config layer (`codelm.config`): values are coerced to the field's type ("1e-3"
+is a float, "true" a bool, "[a, b]" a list), `${VAR}` is expanded, and unknown keys are errors with
+a "did you mean", never silently ignored.
 """
 
 from __future__ import annotations
@@ -20,10 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from codelm.errors import CodelmError
-from codelm.train.cfgparse import apply_override, build_section, unknown
+from codelm.config import ConfigError, build, did_you_mean, expand, read_yaml, set_override
 from codelm.train.packing import PACKED_ATTENTION
 from codelm.train.schedule import DECAYS
 
@@ -32,7 +30,7 @@ STAGES = ("pretrain", "sft", "dpo")
 
 def _check(ok: bool, msg: str) -> None:
     if not ok:
-        raise CodelmError(f"bad train config: {msg}")
+        raise ConfigError(f"bad train config: {msg}")
 
 
 @dataclass
@@ -120,7 +118,7 @@ class BatchConfig:
         """Micro-batches per process per step; the global batch must split evenly."""
         per = self.micro_batch_size * world
         if self.global_sequences % per:
-            raise CodelmError(
+            raise ConfigError(
                 f"bad train config: global batch of {self.global_sequences} does not split into micro-batches"
                 f" of {self.micro_batch_size} on {world} process(es)"
             )
@@ -199,16 +197,23 @@ class TrainConfig:
         return out
 
 
-def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
+def _unknown(what: str, name: str, choices: list[str]) -> ConfigError:
+    hint = did_you_mean(name, choices)
+    return ConfigError(f"bad train config: unknown {what} {name!r}{hint} (choices: {', '.join(choices)})")
+
+
+def config_from_dict(raw: dict[str, Any], where: str = "train config") -> TrainConfig:
+    """A `TrainConfig` from a raw mapping (a stage YAML, or a recipe stage the runner completed)."""
     raw = dict(raw)
     stage = raw.pop("stage", None)
     if stage not in STAGES:
-        raise unknown("stage", str(stage), list(STAGES))
+        raise _unknown("stage", str(stage), list(STAGES))
     for key in raw:
         if key not in SECTIONS and key != stage:
-            raise unknown("section", key, [*SECTIONS, stage])
-    parts = {name: build_section(cls, raw.get(name), name) for name, cls in SECTIONS.items()}
-    return TrainConfig(stage=stage, data=build_section(STAGE_SECTIONS[stage], raw.get(stage), stage), **parts)
+            raise _unknown("section", key, [*SECTIONS, stage])
+    parts = {name: build(cls, raw.get(name), f"{where}: {name}") for name, cls in SECTIONS.items()}
+    data = build(STAGE_SECTIONS[stage], raw.get(stage), f"{where}: {stage}")
+    return TrainConfig(stage=stage, data=data, **parts)
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
@@ -217,10 +222,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     if path is not None:
         p = Path(path)
         if not p.is_file():
-            raise CodelmError(f"train config {p} does not exist")
-        raw = yaml.safe_load(p.read_text()) or {}
-        if not isinstance(raw, dict):
-            raise CodelmError(f"{p}: a train config is a YAML mapping")
+            raise ConfigError(f"train config {p} does not exist")
+        raw = read_yaml(p, "train config")
     for o in overrides or []:
-        apply_override(raw, o)
-    return config_from_dict(raw)
+        set_override(raw, o)
+    return config_from_dict(expand(raw))

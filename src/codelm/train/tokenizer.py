@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -128,37 +129,70 @@ def default_max_len(family: Family) -> int:
     return int(cfg.get("max_position_embeddings") or cfg.get("n_positions") or 2048)
 
 
+@dataclass
+class TokenizerTrainConfig:
+    """How to train a tokenizer: `codelm tokenizer train`'s flags and a recipe's `tokenizer.train`."""
+
+    vocab_size: int = 32000  # BPE vocabulary size including special tokens
+    min_frequency: int = 2  # minimum pair count for a merge
+    max_bytes: int | None = None  # stop reading the corpus after this many characters
+    max_len: int | None = None  # model_max_length (default: the family's context)
+    split_digits: bool = True  # one token per digit (StarCoder, Llama)
+    whitespace_runs: bool = True  # space/tab runs as whole tokens (CodeGen1's 38 extra tokens)
+
+    def __post_init__(self) -> None:
+        if self.vocab_size < 256 or self.min_frequency < 1:
+            raise CodelmError("tokenizer: vocab_size >= 256 (the byte alphabet) and min_frequency >= 1")
+
+
+def train_and_save(
+    texts: Iterable[str],
+    family: Family,
+    config: TokenizerTrainConfig,
+    out: str | Path,
+    lineage: Callable[[], dict[str, Any]],
+) -> PreTrainedTokenizerFast:
+    """Train on `texts` (streamed), save to `out` with `codelm_tokenizer.json`: the config and what
+    `lineage()` says about the corpus once it has been read."""
+    tok = train_code_tokenizer(
+        texts,
+        family,
+        config.vocab_size,
+        min_frequency=config.min_frequency,
+        split_digits=config.split_digits,
+        whitespace_runs=config.whitespace_runs,
+    )
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_tokenizer(tok, family, out, config.max_len or default_max_len(family))
+    record = {"family": family.name, "vocab_size": len(tok), "requested_vocab_size": config.vocab_size}
+    record |= {"split_digits": config.split_digits, "whitespace_runs": config.whitespace_runs, **lineage()}
+    (out / "codelm_tokenizer.json").write_text(json.dumps(record, indent=2) + "\n")
+    return tok
+
+
 def tokenizer_train_from_args(args: Any) -> Path:
     """Run `codelm tokenizer train`; prints and returns the output directory."""
     fam = get_family(args.family)
-    stats = CorpusStats()
-    texts = iter_corpus(args.input, max_bytes=args.max_bytes, stats=stats)
-    tok = train_code_tokenizer(
-        texts,
-        fam,
-        args.vocab_size,
+    config = TokenizerTrainConfig(
+        vocab_size=args.vocab_size,
         min_frequency=args.min_frequency,
+        max_bytes=args.max_bytes,
+        max_len=args.max_len,
         split_digits=not args.no_split_digits,
         whitespace_runs=not args.no_whitespace_runs,
     )
-    if stats.documents == 0:
-        raise CodelmError(f"no text found in {' '.join(map(str, args.input))}")
+    stats = CorpusStats()
+    texts = iter_corpus(args.input, max_bytes=config.max_bytes, stats=stats)
+
+    def lineage() -> dict[str, Any]:
+        if stats.documents == 0:
+            raise CodelmError(f"no text found in {' '.join(map(str, args.input))}")
+        corpus = {"inputs": [str(p) for p in args.input], "files": stats.files, "documents": stats.documents}
+        return corpus | {"chars": stats.chars, "skipped": stats.skipped}
+
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_tokenizer(tok, fam, out, args.max_len or default_max_len(fam))
-    lineage = {
-        "family": fam.name,
-        "vocab_size": len(tok),
-        "requested_vocab_size": args.vocab_size,
-        "split_digits": not args.no_split_digits,
-        "whitespace_runs": not args.no_whitespace_runs,
-        "inputs": [str(p) for p in args.input],
-        "files": stats.files,
-        "documents": stats.documents,
-        "chars": stats.chars,
-        "skipped": stats.skipped,
-    }
-    (out / "codelm_tokenizer.json").write_text(json.dumps(lineage, indent=2) + "\n")
+    tok = train_and_save(texts, fam, config, out, lineage)
     skipped = f", skipped {stats.skipped}" if stats.skipped else ""
     print(f"trained a {len(tok)}-token {fam.name} tokenizer on {stats.documents} documents{skipped} -> {out}")
     return out

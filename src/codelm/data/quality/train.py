@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from codelm.config import load as load_config_file
 from codelm.data.config import StageConfig
-from codelm.data.curate_config import expand, parse_entry, set_override
+from codelm.data.curate_config import parse_entry
 from codelm.data.document import DataError, Document
 from codelm.data.pipeline import run_pipeline
 from codelm.data.quality.oracle import EngineChat, Label, OpenAIChat, OracleStats, label_documents
@@ -155,15 +155,7 @@ def add_quality_train_args(p: argparse.ArgumentParser) -> None:
 
 def quality_train_from_args(args: argparse.Namespace) -> Path:
     """Entry point of `codelm data quality-train`; prints the metrics, returns the model path."""
-    try:
-        raw = yaml.safe_load(Path(args.config).read_text("utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise DataError(f"cannot read {args.config}: {e}") from e
-    if not isinstance(raw, dict):
-        raise DataError(f"{args.config}: expected a mapping at the top level")
-    for assignment in args.set:
-        set_override(raw, assignment)
-    cfg = QualityTrainConfig.from_dict(expand(raw))
+    cfg = load_config_file(QualityTrainConfig, args.config, args.set, what="quality-training config")
     _, metrics = train_quality_scorer(cfg)
     print(json.dumps({k: v for k, v in metrics.items() if k != "unparseable_examples"}, indent=2))
     return Path(cfg.output) / "model.json"

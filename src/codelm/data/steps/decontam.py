@@ -18,6 +18,7 @@ The drop reason names the benchmark with the most matching n-grams: `contaminate
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -143,6 +144,11 @@ class Decontaminate(PipelineStep):
         super().__init__(name=name, exclusion_writer=exclusion_writer)
         self.index = index
         self.batch_size = batch_size
+
+    @classmethod
+    def setting_keys(cls) -> list[str]:
+        """Every key `from_settings` reads (checked before any work starts)."""
+        return ["benchmarks", "batch_size", "name", *(f.name for f in dataclasses.fields(DecontamConfig))]
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> Decontaminate:

