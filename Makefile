@@ -13,7 +13,7 @@ SYSTEM_PACKAGES := g++ libboost-dev libssl-dev default-jdk-headless golang-go \
 	golang-github-stretchr-testify-dev rustc cargo librust-rand-dev librust-regex-dev librust-md5-dev \
 	chromium chromium-driver util-linux
 
-.PHONY: install test test-slow eval-prepare quickstart bench lint system-deps clean
+.PHONY: install test test-slow eval-prepare quickstart quickstart-isolated bench lint system-deps clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,10 +37,15 @@ eval-prepare: $(STAMP)
 	$(BIN)/python -c "from codelm.eval.tasks import humaneval_x as hx; [print(l, *hx.toolchain_available(l)) for l in hx.LANGUAGES]"
 
 # The main job: the tiny recipe, end to end (curate -> tokenizer -> pretrain with FIM -> SFT -> DPO ->
-# evaluate before/after -> report), offline, on a laptop CPU. Benchmarks come from ../shared/data.
-DATA_DIR ?= ../shared/data
+# evaluate before/after -> report), offline, on a laptop CPU. The benchmarks it needs ship with the
+# package (src/codelm/eval/bundled); nothing outside this repository is read.
 quickstart: $(STAMP)
-	$(BIN)/codelm run --allow-code-execution --data-dir $(DATA_DIR) --run-dir runs/tiny
+	$(BIN)/codelm run --allow-code-execution --run-dir runs/tiny
+
+# The cut-down main job from a fresh copy of the committed tree, with ../shared out of reach: proves
+# that nothing a user runs needs files outside the clone (CI runs it).
+quickstart-isolated: $(STAMP)
+	bash .ci/quickstart-isolated
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e ".[bench]"

@@ -35,13 +35,28 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--n", type=int, help="samples per prompt")
     s.add_argument("--seed", type=int, help="makes sampling reproducible")
     s.add_argument("--stop", action="append", help="stop string (repeatable)")
+    s.add_argument(
+        "--skip-special-tokens",
+        action=argparse.BooleanOptionalAction,
+        help="leave special tokens that are not stops out of the text (default: yes, as vLLM)",
+    )
     o = p.add_argument_group("output")
     o.add_argument("--stream", action="store_true", help="print text as it is generated (n=1)")
     o.add_argument("--json", action="store_true", help="print results as JSON")
 
 
 def _sampling(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "n", "seed", "stop")
+    keys = (
+        "max_new_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "repetition_penalty",
+        "n",
+        "seed",
+        "stop",
+        "skip_special_tokens",
+    )
     return {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
 
 
@@ -211,7 +226,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from codelm.recipes.plan import run_from_args
+    from codelm.recipes.cli import run_from_args
 
     run_from_args(args)
 
@@ -285,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_eval_args(ev)
     ev.set_defaults(func=cmd_eval)
-    from codelm.recipes.plan import add_run_args
+    from codelm.recipes.cli import add_run_args
 
     rn = sub.add_parser("run", help="run a recipe stage by stage (default: the tiny recipe), or --dry-run")
     add_run_args(rn)

@@ -97,14 +97,15 @@ def builtin_variables() -> dict[str, str]:
     return {"stdlib": paths["stdlib"], "site_packages": paths["purelib"]}
 
 
-def expand(value: Any, variables: Mapping[str, str] | None = None) -> Any:
+def expand(value: Any, variables: Mapping[str, str] | None = None, *, lenient: bool = False) -> Any:
     """Replace `${NAME}` in every string of `value`: explicit `variables`, the built-ins, then the
-    environment. An unknown name is an error naming it."""
+    environment. An unknown name is an error naming it (`lenient`: left as written, for checking a
+    config on a machine that will not run it)."""
     known = {**builtin_variables(), **(variables or {})}
     if isinstance(value, dict):
-        return {k: expand(v, known) for k, v in value.items()}
+        return {k: expand(v, known, lenient=lenient) for k, v in value.items()}
     if isinstance(value, list):
-        return [expand(v, known) for v in value]
+        return [expand(v, known, lenient=lenient) for v in value]
     if not isinstance(value, str):
         return value
 
@@ -113,6 +114,8 @@ def expand(value: Any, variables: Mapping[str, str] | None = None) -> Any:
         if name in known:
             return str(known[name])
         if name not in os.environ:
+            if lenient:
+                return m.group(0)
             raise ConfigError(f"config uses ${{{name}}} but the environment variable {name} is not set")
         return os.environ[name]
 

@@ -73,13 +73,87 @@ def test_zero_stages_shard_model_states():
         ({"model": {"family": "llama"}, "stages": []}, "at least one stage"),
         (
             {"model": {"family": "llama"}, "stages": [{"name": "a", "kind": "sft", "tokens": "many"}]},
-            "tokens must be a number",
+            "tokens = 'many': expected float",
+        ),
+        (  # a misspelt key in a stage's training sections fails at load, not an hour into the run
+            {
+                "model": {"family": "llama"},
+                "stages": [{"name": "a", "kind": "pretrain", "train": {"optim": {"lrr": 1}}}],
+            },
+            "unknown key 'lrr'.*did you mean 'lr'",
+        ),
+        (
+            {
+                "model": {"family": "llama"},
+                "stages": [{"name": "a", "kind": "pretrain"}],
+                "eval": {"task": []},
+            },
+            "unknown key 'task' in recipe.eval; did you mean 'tasks'",
+        ),
+        (
+            {
+                "model": {"family": "llama"},
+                "stages": [{"name": "a", "kind": "pretrain"}],
+                "eval": {"tasks": ["humaneva"]},
+            },
+            "did you mean 'humaneval'",
+        ),
+        (
+            {
+                "model": {"family": "llama"},
+                "stages": [{"name": "a", "kind": "pretrain"}],
+                "serve": {"prot": 1},
+            },
+            "did you mean 'port'",
+        ),
+        (
+            {
+                "model": {"family": "llama"},
+                "stages": [{"name": "a", "kind": "pretrain"}],
+                "data": {"curate": {"readers": ["jsonl"], "steps": [{"near_dedup": {"treshold": 0.7}}]}},
+            },
+            "treshold",
+        ),
+        (
+            {
+                "model": {"family": "llama"},
+                "stages": [{"name": "a", "kind": "pretrain"}],
+                "data": {"pack": {"fim_rat": 1}},
+            },
+            "did you mean 'fim_rate'",
         ),
     ],
 )
 def test_bad_recipes_say_what_is_wrong(raw, message):
     with pytest.raises(CodelmError, match=message):
         parse_recipe(raw)
+
+
+def test_cli_rejects_impossible_plans(capsys):
+    assert main(["run", str(RECIPES[2]), "--dry-run", "--gpus", "0"]) == 1
+    assert "--gpus must be positive" in capsys.readouterr().err
+    assert main(["run", str(RECIPES[2]), "--dry-run", "--mfu", "1.5"]) == 1
+    assert "mfu in (0, 1]" in capsys.readouterr().err
+
+
+def test_cli_set_and_print_config(capsys):
+    argv = [
+        "run",
+        str(RECIPES[2]),
+        "--set",
+        "stages.pretrain.tokens=1e9",
+        "--set",
+        "eval.n=5",
+        "--print-config",
+    ]
+    assert main(argv) == 0
+    import yaml
+
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["stages"][0]["tokens"] == 1e9 and printed["eval"]["n"] == 5
+    assert printed["tokenizer"]["from"] == "ByteDance-Seed/Seed-Coder-8B-Base"
+    assert main(["run", str(RECIPES[2]), "--set", "eval.nn=5", "--print-config"]) == 1
+    assert "did you mean 'n'" in capsys.readouterr().err
 
 
 def test_cli_dry_run(capsys):
@@ -92,5 +166,5 @@ def test_cli_dry_run(capsys):
 def test_recipe_eval_tasks_are_registered(path):
     from codelm.eval.tasks import task_names
 
-    tasks = load_recipe(path).eval["tasks"]
+    tasks = load_recipe(path).eval.tasks
     assert task_names(tasks) == tasks

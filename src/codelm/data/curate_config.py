@@ -96,7 +96,12 @@ class CurateConfig:
 
     @classmethod
     def from_dict(
-        cls, raw: dict[str, Any], variables: Mapping[str, str] | None = None, where: str = "curation config"
+        cls,
+        raw: dict[str, Any],
+        variables: Mapping[str, str] | None = None,
+        where: str = "curation config",
+        *,
+        lenient: bool = False,
     ) -> CurateConfig:
         """Validate a raw mapping: every key known, every reader and step buildable now."""
         if not isinstance(raw, dict):
@@ -104,7 +109,7 @@ class CurateConfig:
         check_keys(raw, list(TOP_KEYS), where)
         if "output_dir" not in raw:
             raise DataError("a curation config needs `output_dir:`")
-        raw = expand(raw, variables)
+        raw = expand(raw, variables, lenient=lenient)
         flat = {k: v for k, v in raw.items() if k in _FLAT}
         config = cls(
             output_dir=str(raw["output_dir"]),

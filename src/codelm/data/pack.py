@@ -15,8 +15,12 @@ for token. Each piece is tokenized on its own and joined with sentinel ids, so a
 merely contains sentinel text cannot forge one. Documents longer than `max_document_tokens` are cut
 at line ends into pieces with their own draws, keeping a FIM example inside one training row. The
 index records `fim_applied`, and the trainer then refuses to apply FIM a second time. Draws are
-seeded by (seed, document position): re-running gives identical shards, which is also how a
-crashed pack resumes (the index is written last; `--overwrite` replaces a finished one).
+seeded by (seed, document position): re-running gives identical shards.
+
+Nothing is written before the inputs, the tokenizer and its FIM sentinels are checked, and shards
+are written to a hidden sibling `.OUT.partial` that becomes OUT only once complete: a failed or
+interrupted pack leaves no partial shard set at OUT, and `--overwrite` replaces a finished one only
+after its successor is complete.
 
     codelm data pack runs/data/stdlib --tokenizer runs/tok --out runs/shards/stdlib \\
         --family llama --fim-rate 0.5 --fim-spm-rate 0.5
@@ -28,6 +32,7 @@ import argparse
 import json
 import shutil
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +43,24 @@ from codelm.data.readers.records import JsonlReader, ParquetReader
 from codelm.data.stats import StepStats
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+
+
+@dataclass
+class PackConfig:
+    """How documents become shards: `codelm data pack`'s flags and a recipe's `data.pack` section."""
+
+    fim_rate: float = 0.0  # share of documents FIM-permuted here (0: none; or FIM on the fly in training)
+    fim_spm_rate: float | None = None  # share of FIM documents in SPM order (default: the family's order)
+    seed: int = 0  # FIM draws are seeded by (seed, document position)
+    max_document_tokens: int = 8192  # longer documents are cut at line ends
+    tokens_per_shard: int = 1 << 26
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.fim_rate <= 1.0 or not 0.0 <= (self.fim_spm_rate or 0.0) <= 1.0:
+            raise DataError("pack: fim_rate and fim_spm_rate must be in [0, 1]")
+        if self.max_document_tokens < 1 or self.tokens_per_shard < 1:
+            raise DataError("pack: max_document_tokens and tokens_per_shard must be >= 1")
 
 
 def input_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -95,21 +118,17 @@ def pack(
     overwrite: bool = False,
 ) -> Path:
     """Tokenize (and FIM-permute) the documents of `inputs` into shards in `out`."""
-    from transformers import AutoTokenizer
-
     from codelm.train.fim import FimTransform
     from codelm.train.shards import ShardWriter, tokenizer_info
 
     out, tokenizer_dir = Path(out), Path(tokenizer_dir)
-    if (out / "index.json").exists():
-        if not overwrite:
-            raise DataError(f"{out} already holds packed shards; pass --overwrite to replace them")
-        shutil.rmtree(out)
+    _check_out(out, overwrite)
     files = input_files(inputs)
     fam = _family(family, tokenizer_dir)
     if fim_rate > 0 and fam is None:
         raise DataError("FIM needs the target family's sentinels: pass --family")
-    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    tok = load_tokenizer(str(tokenizer_dir))
+    # validates the sentinels before anything is written
     fim = FimTransform(fam, tok, fim_rate, fim_spm_rate, max_tokens=max_document_tokens) if fim_rate else None
     settings = {
         "fim_rate": fim_rate,
@@ -123,34 +142,92 @@ def pack(
             lineage.setdefault("curation", {})[str(p)] = json.loads((p / "stats.json").read_text())
     reader_stats: list[StepStats] = []
     counts = {"documents": 0, "pieces": 0, "fim_pieces": 0, "empty": 0}
+    partial = out.with_name(f".{out.name}.partial")
+    if partial.exists():  # left by a run that was killed
+        shutil.rmtree(partial)
     writer = ShardWriter(
-        out,
+        partial,
         vocab_size=len(tok),
         tokens_per_shard=tokens_per_shard,
         fim_applied=fim is not None,
         tokenizer=tokenizer_info(tok, fam.name if fam else None),
         lineage=lineage,
     )
-    with writer:
-        for position, doc in enumerate(read_documents(files, reader_stats)):
-            counts["documents"] += 1
-            # split_special_tokens: a document that spells "<fim_middle>" gets text, not the sentinel
-            encoded = tok(doc.text, add_special_tokens=False, split_special_tokens=True, verbose=False)
-            ids = np.asarray(encoded["input_ids"])
-            if len(ids) == 0:
-                counts["empty"] += 1
-                continue
-            if fim is None:
-                writer.add(ids)
-                counts["pieces"] += 1
-                continue
-            rng = np.random.default_rng([seed, position])
-            for piece in fim(ids, rng):
-                writer.add(piece.ids)
-                counts["pieces"] += 1
-                counts["fim_pieces"] += piece.ids[:1] in ([fim.pre], [fim.suf])
-        writer.lineage["pack"] = {**counts, "dropped": _dropped(reader_stats)}
+    try:
+        with writer:
+            for position, doc in enumerate(read_documents(files, reader_stats)):
+                counts["documents"] += 1
+                # split_special_tokens: a document that spells "<fim_middle>" gets text, not the sentinel
+                encoded = tok(doc.text, add_special_tokens=False, split_special_tokens=True, verbose=False)
+                ids = np.asarray(encoded["input_ids"])
+                if len(ids) == 0:
+                    counts["empty"] += 1
+                    continue
+                if fim is None:
+                    writer.add(ids)
+                    counts["pieces"] += 1
+                    continue
+                rng = np.random.default_rng([seed, position])
+                for piece in fim(ids, rng):
+                    writer.add(piece.ids)
+                    counts["pieces"] += 1
+                    counts["fim_pieces"] += piece.ids[:1] in ([fim.pre], [fim.suf])
+            writer.lineage["pack"] = {**counts, "dropped": _dropped(reader_stats)}
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # best effort: the original error is what matters
+        raise
+    _publish(partial, out)
     return out
+
+
+def _is_shard_dir(path: Path) -> bool:
+    """Only packed shards (finished or not) live here, so replacing the directory loses nothing else."""
+    return all(p.name.startswith(("shard-", "index.json")) for p in path.iterdir())
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an OUT that would be clobbered, before any work is done."""
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is a file, not a directory")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not _is_shard_dir(out):
+        raise DataError(f"{out} holds other files than packed shards; choose another --out")
+    if not overwrite:
+        what = "packed shards" if (out / "index.json").exists() else "an unfinished pack"
+        raise DataError(f"{out} already holds {what}; pass --overwrite to replace them")
+
+
+def _publish(partial: Path, out: Path) -> None:
+    """Move the finished shards to OUT; an old OUT is removed only after that succeeded."""
+    old = out.with_name(f".{out.name}.replaced")
+    if old.exists():
+        shutil.rmtree(old)
+    if out.exists():
+        out.rename(old)
+    partial.rename(out)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def load_tokenizer(source: str) -> Any:
+    """The HF tokenizer in directory `source` (or hub id), or a one-line DataError saying why not."""
+    from transformers import AutoTokenizer
+
+    path = Path(source).expanduser()
+    is_hub_id = source.count("/") == 1 and not source.startswith((".", "/", "~")) and not path.exists()
+    if not is_hub_id:
+        if not path.is_dir():
+            raise DataError(f"--tokenizer {source}: no such directory")
+        if not any(
+            (path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+        ):
+            raise DataError(f"--tokenizer {source}: no tokenizer files (tokenizer.json) in that directory")
+    try:
+        return AutoTokenizer.from_pretrained(str(path) if not is_hub_id else source)
+    except (OSError, ValueError) as exc:  # transformers reports unreadable or unreachable tokenizers so
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"--tokenizer {source}: cannot load it: {first}") from exc
 
 
 def _dropped(stats: list[StepStats]) -> dict[str, int]:

@@ -1,7 +1,8 @@
 """The run report (markdown + HTML): data funnel, loss curves, evaluation before/after, samples.
 
 Everything shown is read back from the run directory's files (curation stats, training metrics,
-evaluation JSONs), so the report can be regenerated and never disagrees with the artifacts.
+the `codelm eval` outputs under eval/before and eval/after), so the report can be regenerated and
+never disagrees with the artifacts; its evaluation figures are `codelm eval`'s own.
 """
 
 from __future__ import annotations
@@ -59,8 +60,19 @@ def loss_plot(ctx, out: Path) -> Path | None:
     return out
 
 
+def _samples(path: Path, task: str, count: int) -> list[dict[str, Any]]:
+    """The first `count` samples of `task` in a `codelm eval` samples.jsonl."""
+    if not path.is_file():
+        return []
+    rows = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    return [r for r in rows if r["task"] == task][:count]
+
+
 def write_report(ctx) -> list[Path]:
-    before, after = _json(ctx.path("eval", "before.json")), _json(ctx.path("eval", "after.json"))
+    from codelm.recipes.runner import headline
+
+    before = headline(_json(ctx.path("eval", "before", "summary.json")))
+    after = headline(_json(ctx.path("eval", "after", "summary.json")))
     stats = _json(ctx.path("data", "stats.json"))
     plot = loss_plot(ctx, ctx.path("loss.png"))
     md = [f"# {ctx.recipe.name}: run report", "", ctx.recipe.description, ""]
@@ -85,16 +97,17 @@ def write_report(ctx) -> list[Path]:
     md += [
         "",
         f"HumanEval on {n} problems; FIM on {after.get('fim_problems')} single-line infilling problems; "
-        f"perplexity on {after.get('tokens')} held-out tokens.",
+        f"perplexity on {after.get('heldout_tokens')} held-out tokens. Computed by `codelm eval` "
+        "(eval/before and eval/after hold its summary.json, samples.jsonl and report.md).",
     ]
     md += ["", "## Sample completions (after training)", ""]
-    for s in after.get("samples", []):
-        md += ["```python", s["prompt"] + s["completion"], "```", ""]
+    for s in _samples(ctx.path("eval", "after", "samples.jsonl"), "humaneval", 3):
+        md += ["```python", s["prompt"][-300:] + s["completion"], "```", ""]
     md += [
         "## Serve it",
         "",
         "```",
-        f"codelm serve --model {ctx.path('stages', ctx.recipe.stages[-1].name, 'final')}",
+        _serve_line(ctx),
         "```",
         "",
     ]
@@ -104,6 +117,13 @@ def write_report(ctx) -> list[Path]:
     html_path = ctx.path("report.html")
     html_path.write_text(_html(ctx.recipe.name, text))
     return [md_path, html_path]
+
+
+def _serve_line(ctx) -> str:
+    import dataclasses
+
+    final = ctx.path("stages", ctx.recipe.stages[-1].name, "final")
+    return dataclasses.replace(ctx.recipe.serve, model=str(final)).command()
 
 
 def _html(title: str, markdown: str) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import shutil
 import sys
 import time
@@ -24,10 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from codelm.config import expand
 from codelm.errors import CodelmError
-from codelm.recipes.schema import Recipe, StageSpec
+from codelm.recipes.schema import Recipe, StagePaths, StageSpec
 
 
 @dataclass
@@ -35,7 +33,19 @@ class RunContext:
     recipe: Recipe
     root: Path
     allow_code_execution: bool
-    data_dir: Path  # benchmark files (HumanEval, infilling) for the evaluation steps
+    data_dir: Path | None  # benchmark files (default: the copies codelm ships)
+
+    @property
+    def benchmarks(self) -> Path:
+        """The benchmark directory: decontamination reads it, evaluation resolves from it."""
+        from codelm.eval.tasks.data import BUNDLED
+
+        return (self.data_dir or BUNDLED).resolve()
+
+    @property
+    def variables(self) -> dict[str, str]:
+        """What `${NAME}` may name in a recipe besides the built-ins and the environment."""
+        return {"benchmarks": str(self.benchmarks)}
 
     def path(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
@@ -70,11 +80,16 @@ def run_recipe(
     from_step: str | None = None,
     only: str | None = None,
     allow_code_execution: bool = False,
-    data_dir: str | Path = "../shared/data",
+    data_dir: str | Path | None = None,
 ) -> Path:
-    ctx = RunContext(recipe, Path(root), allow_code_execution, Path(data_dir))
+    """Run the recipe's steps into `root`; `data_dir` holds benchmark files (default: the shipped ones)."""
+    from codelm.config import dump
+
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise CodelmError(f"benchmark directory {data_dir} not found")
+    ctx = RunContext(recipe, Path(root), allow_code_execution, Path(data_dir) if data_dir else None)
     ctx.root.mkdir(parents=True, exist_ok=True)
-    (ctx.root / "recipe.yaml").write_text(yaml.safe_dump(_recipe_dict(recipe), sort_keys=False))
+    (ctx.root / "recipe.yaml").write_text(dump(recipe))
     names = step_names(recipe)
     for wanted in (from_step, only):
         if wanted is not None and wanted not in names:
@@ -103,22 +118,14 @@ def _slug(name: str) -> str:
     return name.replace(":", "-")
 
 
-def _recipe_dict(recipe: Recipe) -> dict[str, Any]:
-    import dataclasses
-
-    return dataclasses.asdict(recipe)
-
-
 # -- data ------------------------------------------------------------------------------------------
 def step_curate(ctx: RunContext, name: str) -> dict[str, Any]:
     from codelm.data.curate import curate
-    from codelm.data.curate_config import CurateConfig
 
-    raw = dict(ctx.recipe.data.get("curate") or {})
-    if not raw:
+    if not ctx.recipe.data.curate:
         raise CodelmError(f"recipe {ctx.recipe.name} has no data.curate section")
-    raw["output_dir"] = str(ctx.path("data"))
-    stats, _ = curate(CurateConfig.from_dict(raw), overwrite=True, progress=sys.stderr.isatty())
+    config = ctx.recipe.data.curate_config(ctx.path("data"), ctx.variables)
+    stats, _ = curate(config, overwrite=True, progress=sys.stderr.isatty())
     last = list(stats.steps.values())[-1] if stats.steps else None
     return {"documents": last.kept if last else 0}
 
@@ -134,7 +141,7 @@ def step_split(ctx: RunContext, name: str) -> dict[str, Any]:
     from codelm.data.pack import read_documents
     from codelm.recipes.derive import write_jsonl
 
-    share = float(ctx.recipe.data.get("heldout_fraction", 0.02))
+    share = ctx.recipe.data.heldout_fraction
     docs = sorted(
         (
             (int(hashlib.sha256(d.id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF, d.id, d.text)
@@ -157,37 +164,36 @@ def _texts(path: Path) -> list[str]:
 
 def step_tokenizer(ctx: RunContext, name: str) -> dict[str, Any]:
     from codelm.models import get_family
-    from codelm.models.tokenizer import save_tokenizer
-    from codelm.train.tokenizer import default_max_len, train_code_tokenizer
+    from codelm.train.tokenizer import train_and_save
 
     spec = ctx.recipe.tokenizer
-    out = ctx.path("tokenizer")
-    if spec.get("from"):
-        return {"tokenizer": spec["from"]}
+    if spec.from_:
+        return {"tokenizer": spec.from_}
+    assert spec.train is not None
     fam = get_family(ctx.recipe.model.family)
-    settings = dict(spec.get("train") or {})
-    tok = train_code_tokenizer(
-        _texts(ctx.path("split", "train.jsonl")), fam, int(settings.get("vocab_size", 4096))
+    corpus = ctx.path("split", "train.jsonl")
+    tok = train_and_save(
+        _texts(corpus), fam, spec.train, ctx.path("tokenizer"), lambda: {"inputs": [str(corpus)]}
     )
-    save_tokenizer(tok, fam, out, int(settings.get("max_len", default_max_len(fam))))
-    return {"tokenizer": str(out), "vocab_size": len(tok)}
+    return {"tokenizer": str(ctx.path("tokenizer")), "vocab_size": len(tok)}
 
 
 def tokenizer_path(ctx: RunContext) -> str:
-    return ctx.recipe.tokenizer.get("from") or str(ctx.path("tokenizer"))
+    return ctx.recipe.tokenizer.from_ or str(ctx.path("tokenizer"))
 
 
 def step_pack(ctx: RunContext, name: str) -> dict[str, Any]:
+    import dataclasses
+
     from codelm.data.pack import pack
 
-    settings = dict(ctx.recipe.data.get("pack") or {})
     out = pack(
         [ctx.path("split", "train.jsonl")],
         tokenizer_path(ctx),
         ctx.path("shards"),
         family=ctx.recipe.model.family,
         overwrite=True,
-        **settings,
+        **dataclasses.asdict(ctx.recipe.data.pack),
     )
     return {"shards": str(out)}
 
@@ -231,7 +237,7 @@ def step_init(ctx: RunContext, name: str) -> dict[str, Any]:
         family=m.family, size=m.size, tokenizer=tokenizer_path(ctx), overrides=dict(m.overrides)
     )
     tok = load_tokenizer(cfg)
-    torch.manual_seed(int(ctx.recipe.serve.get("seed", 0)))
+    torch.manual_seed(m.seed)
     model = build_model(cfg, tok, fam, ctx.recipe.stages[0].seq_len)
     out = ctx.path("init")
     model.save_pretrained(str(out))
@@ -261,59 +267,28 @@ def _records(path: str) -> int:
     return sum(1 for line in Path(path).read_text().splitlines() if line.strip())
 
 
-def stage_config(ctx: RunContext, stage: StageSpec) -> dict[str, Any]:
-    """The `codelm train` YAML of one stage: planning fields turned into steps, plus its `train`."""
-    train = json.loads(json.dumps(stage.train))  # a deep copy of plain data
-    batch = {"seq_len": stage.seq_len, **train.pop("batch", {})}
-    batch.setdefault("micro_batch_size", 8)
-    batch.setdefault("global_batch_size", 16)
-    seqs = batch["global_batch_size"] // (stage.seq_len if batch.get("unit") == "tokens" else 1)
-    model = {
-        "init_from": _previous_checkpoint(ctx, stage),
-        "tokenizer": tokenizer_path(ctx),
-        **train.pop("model", {}),
-    }
-    if stage.rope_theta:  # long context: a new RoPE base, and room for the longer rows
-        model["rope_theta"] = stage.rope_theta
-        model["max_position_embeddings"] = max(stage.seq_len, _context_of(model["init_from"]))
-    run = {"out_dir": str(ctx.path("stages", stage.name)), **train.pop("run", {})}
-    if stage.kind == "pretrain":
-        section = {
-            "shards": [str(ctx.path("shards"))],
-            "fim_rate": stage.fim_rate,
-            "fim_spm_rate": stage.fim_spm_rate,
-        }
-        steps = math.ceil((stage.tokens or 0) / (seqs * stage.seq_len)) if stage.tokens else None
-    else:
-        data = stage.data or ""
-        if data.startswith("derive:"):
-            data = str(ctx.path("derived", f"{data.split(':', 1)[1]}.jsonl"))
-        section = {"data": data}
-        rows = _records(data) * (2 if stage.kind == "dpo" else 1)
-        steps = (
-            math.ceil((stage.epochs or 1) * rows / seqs)
-            if stage.kind == "sft"
-            else math.ceil((stage.epochs or 1) * _records(data) / seqs)
-        )
-    run.setdefault("max_steps", max(1, steps or 1))
-    optim = train.pop("optim", {})
-    if stage.warmup_fraction is not None:
-        optim.setdefault("warmup_steps", int(stage.warmup_fraction * run["max_steps"]))
-    section.update(train.pop(stage.kind, {}))
-    cfg = {
-        "stage": stage.kind,
-        "model": model,
-        stage.kind: section,
-        "batch": batch,
-        "optim": optim,
-        "run": run,
-    }
-    cfg.update(train)
-    return cfg
+def stage_paths(ctx: RunContext, stage: StageSpec) -> StagePaths:
+    """Where this run's stage reads and writes (filled into its training config)."""
+    init_from = _previous_checkpoint(ctx, stage)
+    data = stage.data
+    if data and data.startswith("derive:"):
+        data = str(ctx.path("derived", f"{data.split(':', 1)[1]}.jsonl"))
+    if data:
+        data = expand(data, ctx.variables)
+    records = _records(data) if stage.kind != "pretrain" and data else 1
+    return StagePaths(
+        init_from=init_from,
+        tokenizer=tokenizer_path(ctx),
+        shards=str(ctx.path("shards")),
+        out_dir=str(ctx.path("stages", stage.name)),
+        data=data,
+        records=records,
+        context=_context_of(init_from),
+    )
 
 
 def step_stage(ctx: RunContext, name: str) -> dict[str, Any]:
-    from codelm.train.config import load_config
+    from codelm.config import dump
     from codelm.train.loop import train
 
     stage = ctx.recipe.stage(name.split(":", 1)[1])
@@ -321,9 +296,9 @@ def step_stage(ctx: RunContext, name: str) -> dict[str, Any]:
     if out.exists():  # a crashed attempt: codelm train refuses to start over its checkpoints
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    config_file = out.parent / f"{stage.name}.yaml"
-    config_file.write_text(yaml.safe_dump(stage_config(ctx, stage), sort_keys=False))
-    final = train(load_config(config_file))
+    config = ctx.recipe.train_config(stage, stage_paths(ctx, stage))
+    (out.parent / f"{stage.name}.yaml").write_text(dump(config))  # `codelm train` runs it the same way
+    final = train(config)
     metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x.strip()]
     losses = [m["loss"] for m in metrics if "loss" in m]
     return {
@@ -340,25 +315,51 @@ def final_checkpoint(ctx: RunContext) -> Path:
 
 # -- evaluation and report -------------------------------------------------------------------------
 def _evaluate(ctx: RunContext, checkpoint: str | Path, out: str) -> dict[str, Any]:
-    from codelm.recipes.evaluate import evaluate_checkpoint, unigram_log_probs
-    from codelm.train.shards import read_index
+    """The recipe's `eval` section through `codelm eval`'s runner, on one checkpoint: the same
+    numbers `codelm eval --model CHECKPOINT` gives. Perplexity reads the held-out split, with its
+    unigram baseline fitted on the training shards, unless the recipe names other data."""
+    import dataclasses
 
-    settings = ctx.recipe.eval
-    vocab = read_index(ctx.path("shards"))["tokenizer"]["vocab_size"]
-    heldout = _texts(ctx.path("split", "heldout.jsonl"))[: int(settings.get("heldout_documents", 50))]
-    metrics = evaluate_checkpoint(
-        checkpoint,
-        data_dir=settings.get("data_dir", ctx.data_dir),
-        heldout=heldout,
-        unigram=unigram_log_probs([ctx.path("shards")], vocab),
-        limit=settings.get("limit"),
-        fim_limit=settings.get("fim_limit"),
+    from codelm.eval.backends.engine import EngineBackend
+    from codelm.eval.runner import run_eval
+    from codelm.eval.tasks import task_names
+
+    config = dataclasses.replace(ctx.recipe.eval, data=dict(ctx.recipe.eval.data))
+    if config.data_dir is None and ctx.data_dir is not None:
+        config.data_dir = str(ctx.data_dir)
+    if "perplexity" in task_names(config.tasks):
+        config.data.setdefault("perplexity", str(ctx.path("split", "heldout.jsonl")))
+        config.unigram_corpus = config.unigram_corpus or str(ctx.path("shards"))
+    if not ctx.allow_code_execution:
+        config.generate_only = True  # pass@k needs the sandbox; the local metrics still count
+    output = ctx.path("eval", out)
+    options = config.options(
+        output,
         allow_code_execution=ctx.allow_code_execution,
-        workers=int(settings.get("workers", 2)),
+        resume=output.exists(),
+        progress=sys.stderr.isatty(),
     )
-    ctx.path("eval").mkdir(exist_ok=True)
-    ctx.path("eval", f"{out}.json").write_text(json.dumps(metrics, indent=2))
-    return {k: v for k, v in metrics.items() if k != "samples"}
+    backend = EngineBackend.from_pretrained(str(checkpoint))
+    try:
+        summary = run_eval(options, backend)
+    finally:
+        backend.close()
+    return {"summary": str(output / "summary.json"), **headline(summary)}
+
+
+def headline(summary: dict[str, Any]) -> dict[str, Any]:
+    """The report's key figures from a `codelm eval` summary (None where a task did not run)."""
+    he, fim, ppl = (summary.get(k) or {} for k in ("humaneval", "fim-exact-match", "perplexity"))
+    return {
+        "humaneval_pass@1": he.get("pass@1"),
+        "humaneval_problems": he.get("problems"),
+        "syntax_valid": he.get("syntax_valid"),
+        "fim_exact_match": fim.get("pass@1"),
+        "fim_problems": fim.get("problems"),
+        "perplexity": ppl.get("perplexity"),
+        "unigram_perplexity": ppl.get("unigram_perplexity"),
+        "heldout_tokens": ppl.get("tokens"),
+    }
 
 
 def step_eval_before(ctx: RunContext, name: str) -> dict[str, Any]:
@@ -370,10 +371,13 @@ def step_eval_after(ctx: RunContext, name: str) -> dict[str, Any]:
 
 
 def step_report(ctx: RunContext, name: str) -> dict[str, Any]:
+    import dataclasses
+
     from codelm.recipes.report import write_report
 
     paths = write_report(ctx)
-    print(f"\nserve the trained model:\n  codelm serve --model {final_checkpoint(ctx)}\n")
+    serve = dataclasses.replace(ctx.recipe.serve, model=str(final_checkpoint(ctx)))
+    print(f"\nserve the trained model:\n  {serve.command()}\n")
     return {"report": [str(p) for p in paths]}
 
 

@@ -1,50 +1,50 @@
-"""The recipe file: one YAML describing a model's whole path, validated into small dataclasses.
+"""The recipe file: one YAML describing a model's whole path, each section the pillar's own config.
 
     name: seed-coder-8b
-    model: {family: seedcoder, size: 8b}                 # or init_from: a checkpoint / hub id
-    tokenizer: {from: ByteDance-Seed/Seed-Coder-8B-Base} # or train: {vocab_size: 32000}
-    data: {curate: configs/data/....yaml, pack: {fim_rate: 0.5}}
+    model: {family: seedcoder, size: 8b, seed: 0}         # or init_from: a checkpoint / hub id
+    tokenizer: {from: ByteDance-Seed/Seed-Coder-8B-Base}  # or train: {vocab_size: 32000}
+    data: {curate: {...CurateConfig...}, pack: {...PackConfig...}, heldout_fraction: 0.02}
     stages:
-      - {name: pretrain, kind: pretrain, tokens: 6.0e12, seq_len: 8192, lr: 3.0e-4, fim_rate: 0.5}
-      - {name: sft, kind: sft, data: ..., epochs: 3, ...}
-    eval: {tasks: [humaneval, mbpp], n: 1, temperature: 0.0}
-    serve: {port: 8000}
+      - {name: pretrain, kind: pretrain, tokens: 6.0e12, seq_len: 8192, fim_rate: 0.5,
+         train: {optim: {lr: 3.0e-4}, batch: {...}, run: {...}}}   # sections of `codelm train`'s YAML
+    eval: {tasks: [humaneval, mbpp], n: 1, temperature: 0.0}     # EvalConfig (`codelm eval`)
+    serve: {port: 8000}                                          # ServeConfig (`codelm serve`)
     hardware: {gpu: h100, gpus: 512, mfu: 0.45, zero: 1}
     scales: {tiny: {...overrides applied by --scale tiny...}}
 
-Planning fields (`tokens`, `hardware`) feed `codelm run --dry-run`; `train` holds the stage's
-`codelm train` sections verbatim (batch, optim, run, ...), so the runner hands them on unchanged.
-`--scale NAME` deep-merges `scales[NAME]` over the recipe before validation, so a tiny run keeps
-the exact stage structure of the real one.
+Each section is parsed by the project's one config layer (`codelm.config`) into the type the pillar's
+own command uses: `data.curate` is a `CurateConfig` (`codelm data curate`), `data.pack` a
+`PackConfig` (`codelm data pack`), `tokenizer.train` a `TokenizerTrainConfig`, each stage's `train`
+plus what the runner fills in (starting checkpoint, tokenizer, shards, steps from `tokens`) a
+`TrainConfig` (`codelm train`), `eval` an `EvalConfig` and `serve` a `ServeConfig`. Every key is
+read or rejected when the recipe loads, with a "did you mean", including each stage's complete
+training config (built with placeholder paths). `--scale NAME` deep-merges `scales[NAME]` over the
+recipe before validation, so a tiny run keeps the exact stage structure of the real one. Strings
+may use `${stdlib}`, `${site_packages}`, `${benchmarks}` (the run's benchmark directory) and
+environment variables; at load time, names not known yet stay as written.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from codelm.errors import CodelmError
+from codelm.config import ConfigError, build, check_keys, expand, read_yaml
+from codelm.data.pack import PackConfig
+from codelm.eval.config import EvalConfig
+from codelm.serve.config import ServeConfig
+from codelm.train.config import TrainConfig, config_from_dict
+from codelm.train.tokenizer import TokenizerTrainConfig
 
 KINDS = ("pretrain", "sft", "dpo")
 
 
 def _check(ok: bool, msg: str) -> None:
     if not ok:
-        raise CodelmError(f"bad recipe: {msg}")
-
-
-def _only(raw: dict[str, Any], allowed: set[str], where: str) -> None:
-    import difflib
-
-    for key in raw:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, sorted(allowed), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise CodelmError(f"bad recipe: unknown key {key!r} in {where}{hint}")
+        raise ConfigError(f"bad recipe: {msg}")
 
 
 @dataclass
@@ -53,13 +53,44 @@ class ModelSpec:
     size: str = "tiny"  # a real size of the family (its published config) or "tiny"
     init_from: str | None = None  # continue from this checkpoint (Stable Code from Stable LM 3B)
     overrides: dict[str, Any] = field(default_factory=dict)  # config fields, e.g. num_hidden_layers
+    seed: int = 0  # seed of the random initial weights
+
+
+@dataclass
+class TokenizerSpec:
+    from_: str | None = field(default=None, metadata={"key": "from"})  # a tokenizer dir or hub id
+    train: TokenizerTrainConfig | None = None  # train one on the curated corpus instead
+
+    def __post_init__(self) -> None:
+        _check(self.from_ is None or self.train is None, "tokenizer: `from` or `train`, not both")
+        if self.from_ is None and self.train is None:
+            self.train = TokenizerTrainConfig()
+
+
+@dataclass
+class DataSpec:
+    curate: dict[str, Any] = field(default_factory=dict)  # a CurateConfig (output_dir set by the runner)
+    pack: PackConfig = field(default_factory=PackConfig)
+    heldout_fraction: float = 0.02  # documents held out (by a hash of their id) for perplexity
+
+    def __post_init__(self) -> None:
+        _check(0 < self.heldout_fraction < 1, "data.heldout_fraction must be in (0, 1)")
+
+    def curate_config(
+        self, output_dir: str | Path, variables: dict[str, str] | None = None, *, lenient: bool = False
+    ):
+        """The `CurateConfig` of this section, writing into `output_dir`."""
+        from codelm.data.curate_config import CurateConfig
+
+        raw = {**copy.deepcopy(self.curate), "output_dir": str(output_dir)}
+        return CurateConfig.from_dict(raw, variables, "recipe data.curate", lenient=lenient)
 
 
 @dataclass
 class StageSpec:
     name: str
     kind: str  # pretrain (also FIM and long context) | sft | dpo
-    tokens: float | None = None  # training tokens, for planning
+    tokens: float | None = None  # training tokens, for planning and the step count
     seq_len: int = 2048
     data: str | None = None  # SFT/DPO JSONL, or a derivation name (see recipes/derive.py)
     epochs: float | None = None  # SFT/DPO passes over their data
@@ -67,16 +98,9 @@ class StageSpec:
     fim_spm_rate: float | None = None
     rope_theta: float | None = None  # long context: a new RoPE base
     warmup_fraction: float | None = None  # warmup as a share of the stage's steps (SFT: 10%)
-    train: dict[str, Any] = field(default_factory=dict)  # extra `codelm train` sections, verbatim
+    train: dict[str, Any] = field(default_factory=dict)  # `codelm train` sections (checked at load)
 
     def __post_init__(self) -> None:
-        for key in ("tokens", "rope_theta", "epochs"):  # YAML 1.1 reads 6.0e12 (no exponent sign) as text
-            value = getattr(self, key)
-            if isinstance(value, str):
-                try:
-                    setattr(self, key, float(value))
-                except ValueError:
-                    raise CodelmError(f"bad recipe: stage {self.name}: {key} must be a number") from None
         _check(self.kind in KINDS, f"stage {self.name}: kind must be one of {KINDS}")
         _check(self.tokens is None or self.tokens > 0, f"stage {self.name}: tokens must be positive")
         _check(self.seq_len > 1, f"stage {self.name}: seq_len must be > 1")
@@ -98,15 +122,28 @@ class HardwareSpec:
 
 
 @dataclass
+class StagePaths:
+    """What the runner fills into a stage's training config (placeholders when validating)."""
+
+    init_from: str  # the previous stage's final checkpoint, or the initial weights
+    tokenizer: str
+    shards: str
+    out_dir: str
+    data: str | None = None  # SFT/DPO JSONL, resolved
+    records: int = 1  # records in `data` (SFT/DPO step count)
+    context: int = 0  # the starting checkpoint's context length (long-context stages grow it)
+
+
+@dataclass
 class Recipe:
     name: str
     model: ModelSpec
     stages: list[StageSpec]
     description: str = ""
-    tokenizer: dict[str, Any] = field(default_factory=dict)  # {from: dir/id} or {train: {...}}
-    data: dict[str, Any] = field(default_factory=dict)  # {curate: yaml/mapping, pack: {...}}
-    eval: dict[str, Any] = field(default_factory=dict)
-    serve: dict[str, Any] = field(default_factory=dict)
+    tokenizer: TokenizerSpec = field(default_factory=TokenizerSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     hardware: HardwareSpec = field(default_factory=HardwareSpec)
     sources: list[str] = field(default_factory=list)  # where each number comes from
 
@@ -119,9 +156,67 @@ class Recipe:
         for s in self.stages:
             if s.name == name:
                 return s
-        raise CodelmError(
+        raise ConfigError(
             f"recipe {self.name} has no stage {name!r} (stages: {[s.name for s in self.stages]})"
         )
+
+    def train_config(self, stage: StageSpec, paths: StagePaths) -> TrainConfig:
+        """The stage's complete `codelm train` config: its `train` sections plus the runner's paths."""
+        return config_from_dict(stage_raw(stage, paths), f"recipe stage {stage.name}")
+
+    def validate(self) -> None:
+        """Build every section the runner will build, with placeholder paths: any unknown or bad key
+        fails at load time, not an hour into the run."""
+        if self.data.curate:
+            self.data.curate_config("<run>/data", lenient=True)
+        for i, stage in enumerate(self.stages):
+            data = stage.data
+            if data and data.startswith("derive:"):
+                _check(data in ("derive:sft", "derive:dpo"), f"stage {stage.name}: unknown derivation {data}")
+            prev = "<init>" if i == 0 else f"<stage {self.stages[i - 1].name}>"
+            placeholder = StagePaths(prev, "<tokenizer>", "<run>/shards", "<run>/stages", data or "<data>")
+            self.train_config(stage, placeholder)
+
+
+def stage_raw(stage: StageSpec, paths: StagePaths) -> dict[str, Any]:
+    """The raw `codelm train` mapping of one stage (planning fields turned into steps)."""
+    train = copy.deepcopy(stage.train)
+    batch = {"seq_len": stage.seq_len, **(train.pop("batch", None) or {})}
+    batch.setdefault("micro_batch_size", 8)
+    batch.setdefault("global_batch_size", 16)
+    seqs = int(float(batch["global_batch_size"])) // (stage.seq_len if batch.get("unit") == "tokens" else 1)
+    seqs = max(1, seqs)
+    model = {"init_from": paths.init_from, "tokenizer": paths.tokenizer, **(train.pop("model", None) or {})}
+    if stage.rope_theta:  # long context: a new RoPE base, and room for the longer rows
+        model["rope_theta"] = stage.rope_theta
+        model["max_position_embeddings"] = max(stage.seq_len, paths.context)
+    run = {"out_dir": paths.out_dir, **(train.pop("run", None) or {})}
+    if stage.kind == "pretrain":
+        section: dict[str, Any] = {
+            "shards": [paths.shards],
+            "fim_rate": stage.fim_rate,
+            "fim_spm_rate": stage.fim_spm_rate,
+        }
+        steps = math.ceil(stage.tokens / (seqs * stage.seq_len)) if stage.tokens else None
+    else:
+        section = {"data": paths.data or ""}
+        rows = paths.records * (2 if stage.kind == "dpo" else 1)
+        steps = math.ceil((stage.epochs or 1) * (rows if stage.kind == "sft" else paths.records) / seqs)
+    run.setdefault("max_steps", max(1, steps or 1))
+    optim = train.pop("optim", None) or {}
+    if stage.warmup_fraction is not None:
+        optim.setdefault("warmup_steps", int(stage.warmup_fraction * run["max_steps"]))
+    section.update(train.pop(stage.kind, None) or {})
+    raw = {
+        "stage": stage.kind,
+        "model": model,
+        stage.kind: section,
+        "batch": batch,
+        "optim": optim,
+        "run": run,
+    }
+    raw.update(train)  # anything else is rejected by the train config, naming the key
+    return raw
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -139,57 +234,41 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def parse_recipe(raw: dict[str, Any], scale: str | None = None) -> Recipe:
-    """Validate a recipe mapping; `scale` applies `scales[scale]` first."""
+TOP_KEYS = [
+    "name",
+    "description",
+    "model",
+    "tokenizer",
+    "data",
+    "stages",
+    "eval",
+    "serve",
+    "hardware",
+    "sources",
+    "scales",
+]
+
+
+def parse_recipe(raw: dict[str, Any], scale: str | None = None, overrides: list[str] | None = None) -> Recipe:
+    """Validate a recipe mapping; `scale` applies `scales[scale]` first, then `--set` overrides."""
+    from codelm.config import set_override
+
+    _check(isinstance(raw, dict), "a recipe is a YAML mapping")
+    check_keys(raw, TOP_KEYS, "the recipe")
     raw = dict(raw)
-    scales = raw.pop("scales", {}) or {}
+    scales = raw.pop("scales", None) or {}
     if scale:
         _check(scale in scales, f"no scale {scale!r} (scales: {sorted(scales) or 'none'})")
         raw = _merge(raw, scales[scale])
-    top = {
-        "name",
-        "description",
-        "model",
-        "tokenizer",
-        "data",
-        "stages",
-        "eval",
-        "serve",
-        "hardware",
-        "sources",
-    }
-    _only(raw, top, "the recipe")
-    model = raw.get("model") or {}
-    _only(model, {"family", "size", "init_from", "overrides"}, "model")
-    stage_keys = set(StageSpec.__dataclass_fields__)
-    stages = []
-    for s in raw.get("stages") or []:
-        _only(s, stage_keys, f"stage {s.get('name', '?')}")
-        stages.append(StageSpec(**s))
-    hw = raw.get("hardware") or {}
-    _only(hw, set(HardwareSpec.__dataclass_fields__), "hardware")
-    _check("family" in model, "model.family is required")
-    return Recipe(
-        name=raw.get("name") or "recipe",
-        description=raw.get("description", ""),
-        model=ModelSpec(**model),
-        stages=stages,
-        tokenizer=raw.get("tokenizer") or {},
-        data=raw.get("data") or {},
-        eval=raw.get("eval") or {},
-        serve=raw.get("serve") or {},
-        hardware=HardwareSpec(**hw),
-        sources=list(raw.get("sources") or []),
-    )
+    for assignment in overrides or []:
+        set_override(raw, assignment)
+    raw = expand(raw, lenient=True)  # names known only at run time stay as written
+    _check(isinstance(raw.get("model"), dict) and "family" in raw["model"], "model.family is required")
+    raw.setdefault("name", "recipe")
+    recipe = build(Recipe, raw, "recipe")
+    recipe.validate()
+    return recipe
 
 
-def load_recipe(path: str | Path, scale: str | None = None) -> Recipe:
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise CodelmError(f"cannot read recipe {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise CodelmError(f"recipe {path} is not valid YAML: {exc}") from exc
-    _check(isinstance(raw, dict), f"{path} must hold a mapping")
-    return parse_recipe(raw, scale)
+def load_recipe(path: str | Path, scale: str | None = None, overrides: list[str] | None = None) -> Recipe:
+    return parse_recipe(read_yaml(path, "recipe"), scale, overrides)

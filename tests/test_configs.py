@@ -1,0 +1,68 @@
+"""Every YAML the project ships loads in strict mode through the one config layer, and a misspelt key
+in any of them is rejected with its closest match (litgpt's test_config_hub, torchtune's test_configs)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from codelm.config import ConfigError, parse_yaml, read_yaml
+from codelm.data.curate_config import CurateConfig
+from codelm.recipes.schema import load_recipe, parse_recipe
+from codelm.train.config import config_from_dict, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = [
+    *sorted((ROOT / "recipes").glob("*.yaml")),
+    Path(str(resources.files("codelm.recipes") / "tiny.yaml")),
+]
+TRAIN = sorted((ROOT / "configs" / "train").glob("*.yaml"))
+CURATE = [p for p in sorted((ROOT / "configs" / "data").glob("*.yaml")) if p.stem != "quality-scorer"]
+
+
+def _scales(path: Path) -> list[str | None]:
+    return [None, *sorted(read_yaml(path).get("scales") or {})]
+
+
+@pytest.mark.parametrize(
+    ("path", "scale"), [(p, s) for p in RECIPES for s in _scales(p)], ids=lambda v: getattr(v, "stem", v)
+)
+def test_recipes_load_strictly(path, scale):
+    recipe = load_recipe(path, scale=scale)
+    recipe.validate()  # every stage's complete training config, with placeholder paths
+
+
+@pytest.mark.parametrize("path", TRAIN, ids=lambda p: p.stem)
+def test_train_configs_load_strictly(path):
+    raw = read_yaml(path)
+    assert config_from_dict(raw).stage == raw["stage"]
+    section = next(k for k in ("batch", "optim", "run") if k in raw)
+    key = next(iter(raw[section]))
+    with pytest.raises(ConfigError, match=f"did you mean '{key}'"):
+        load_config(path, [f"{section}.{key}x=1"])
+
+
+@pytest.mark.parametrize("path", CURATE, ids=lambda p: p.stem)
+def test_curation_configs_load_strictly(path, monkeypatch):
+    for name in ("CODE_CORPUS", "BENCHMARKS_DIR", "QUALITY_MODEL", "REPOS"):
+        monkeypatch.setenv(name, str(path.parent))
+    raw = read_yaml(path)
+    config = CurateConfig.from_dict(raw)
+    assert config.readers
+    raw["executor"] = {**(raw.get("executor") or {}), "wrokers": 2}
+    with pytest.raises(ConfigError, match="did you mean 'workers'"):
+        CurateConfig.from_dict(raw)
+
+
+def test_yaml_numbers_are_yaml_1_2():
+    """PyYAML alone reads `6.0e12` and `3e-4` as strings (YAML 1.1); every config reads them as floats."""
+    assert parse_yaml("a: 6.0e12\nb: 3e-4\nc: 1_000\nd: .5") == {"a": 6e12, "b": 3e-4, "c": 1000, "d": 0.5}
+
+
+def test_a_misspelt_recipe_key_anywhere_is_rejected():
+    raw = read_yaml(RECIPES[-1])
+    raw["stages"][0]["train"]["run"]["save_evry"] = 5
+    with pytest.raises(ConfigError, match="did you mean 'save_every'"):
+        parse_recipe(raw)
