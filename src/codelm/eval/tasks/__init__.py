@@ -15,6 +15,7 @@ import importlib
 from codelm.errors import CodelmError
 
 _X = "codelm.eval.tasks.multilingual"
+_SAFIM = ("block", "control", "api")
 TASKS: dict[str, str] = {
     "humaneval": "codelm.eval.tasks.humaneval:TASK",
     "mbpp": "codelm.eval.tasks.mbpp:MBPP",
@@ -24,6 +25,8 @@ TASKS: dict[str, str] = {
     "humaneval-infilling-multi-line": "codelm.eval.tasks.humaneval_infilling:MULTI_LINE",
     "humaneval-infilling-random-span": "codelm.eval.tasks.humaneval_infilling:RANDOM_SPAN",
     "humaneval-infilling-random-span-light": "codelm.eval.tasks.humaneval_infilling:RANDOM_SPAN_LIGHT",
+    "fim-exact-match": "codelm.eval.tasks.humaneval_infilling:EXACT_MATCH",
+    "perplexity": "codelm.eval.tasks.perplexity:TASK",
     "mtpb": "codelm.eval.tasks.mtpb:TASK",
     "humaneval-x-python": f"{_X}:PYTHON",
     "humaneval-x-cpp": f"{_X}:CPP",
@@ -35,13 +38,20 @@ TASKS: dict[str, str] = {
     "cruxeval-i": "codelm.eval.tasks.cruxeval:INPUT",
     "cruxeval-o-cot": "codelm.eval.tasks.cruxeval:OUTPUT_COT",
     "cruxeval-i-cot": "codelm.eval.tasks.cruxeval:INPUT_COT",
+    **{
+        f"safim-{split}-{lang}": f"codelm.eval.tasks.safim:{split.upper()}_{lang.upper()}"
+        for split in _SAFIM
+        for lang in ("python", "cpp", "java", "csharp")
+    },
 }
 # names that stand for several tasks
 GROUPS: dict[str, tuple[str, ...]] = {
     "humaneval-infilling": tuple(n for n in TASKS if n.startswith("humaneval-infilling-")),
     "humaneval-x": tuple(n for n in TASKS if n.startswith("humaneval-x-")),
     "cruxeval": tuple(n for n in TASKS if n.startswith("cruxeval-")),
-    "all": tuple(TASKS),
+    **{f"safim-{s}": tuple(n for n in TASKS if n.startswith(f"safim-{s}-")) for s in _SAFIM},
+    "safim": tuple(n for n in TASKS if n.startswith("safim-")),
+    "all": tuple(n for n in TASKS if n not in ("perplexity",)),  # those with public data
 }
 
 
@@ -62,6 +72,11 @@ def task_names(spec: str | list[str]) -> list[str]:
             raise _unknown(name)
         expanded.extend(GROUPS.get(name, (name,)))
     return list(dict.fromkeys(expanded))
+
+
+def executes_code(spec: str | list[str]) -> bool:
+    """Whether any of these tasks runs model code (``local`` tasks, such as exact match, do not)."""
+    return any(not get_task(name).local for name in task_names(spec))
 
 
 def get_task(name: str):
