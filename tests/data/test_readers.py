@@ -180,3 +180,17 @@ def test_only_named_repositories_and_skipped_dirs(repos):
     assert not any("/lib/" in d.id or "/src/" in d.id for d in docs)
     with pytest.raises(DataError, match="no repositories named"):
         DirectoryReader(repos, repos=["gamma"]).repositories()
+
+
+def test_jsonl_lone_surrogates_are_dropped_not_fatal(tmp_path):
+    from codelm.data import JsonlWriter
+
+    path = tmp_path / "a.jsonl"
+    # valid JSON, but "\ud800" decodes to a lone surrogate: not text, and no UTF-8 writer takes it
+    path.write_text('{"text": "x = \\ud800"}\n{"text": "ok", "path": "p\\udcff.py"}\n{"text": "fine"}\n')
+    excluded = tmp_path / "ex.jsonl.gz"
+    docs, stats = read_all(JsonlReader(path, exclusion_writer=JsonlWriter(excluded)))
+    assert [d.text for d in docs] == ["fine"]
+    assert stats.dropped == {"invalid_unicode": 2}
+    with gzip.open(excluded, "rt", encoding="utf-8") as f:
+        assert [json.loads(line)["text"] for line in f] == ["", ""]

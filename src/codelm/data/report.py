@@ -11,6 +11,8 @@ display is needed):
 * quality.png    quality scores of the output, when a quality step annotated them.
 
 The tables carry the same numbers as stats.json, so the report can be read without the plots.
+Like stats.json, the report holds no wall-clock figure (those are in OUT/timings.json), so
+identical runs give identical reports.
 """
 
 from __future__ import annotations
@@ -127,10 +129,12 @@ def _plots(stats: dict[str, Any], plots: Path) -> list[tuple[str, str]]:
 
 
 def _tables(stats: dict[str, Any]) -> tuple[list[str], list[list[str]], list[list[str]], list[list[str]]]:
-    head = ["step", "in", "kept", "dropped", "modified", "drop reasons"]
+    head = ["step", "in", "kept", "dropped", "modified", "drop reasons", "notes"]
     rows = []
     for s in stats["steps"]:
         reasons = ", ".join(f"{r}={n:,}" for r, n in sorted(s["dropped"].items(), key=lambda x: -x[1]))
+        # counters: what a step saw but did not drop (skipped cache directories, unchecked languages)
+        notes = ", ".join(f"{k}={n:,}" for k, n in sorted(s.get("counters", {}).items()))
         rows.append(
             [
                 s["name"],
@@ -139,6 +143,7 @@ def _tables(stats: dict[str, Any]) -> tuple[list[str], list[list[str]], list[lis
                 f"{sum(s['dropped'].values()):,}",
                 f"{sum(s['modified'].values()):,}",
                 reasons or "-",
+                notes or "-",
             ]
         )
     profile = stats.get("profile", {})
@@ -165,7 +170,7 @@ def _tables(stats: dict[str, Any]) -> tuple[list[str], list[list[str]], list[lis
 
 def _md_table(head: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -186,8 +191,8 @@ def write_report(out_dir: str | Path, *, plots: bool = True) -> tuple[Path, Path
     head, rows, lang_rows, totals = _tables(stats)
     title = f"Data curation report: {out.name}"
     meta = (
-        f"executor {stats.get('executor')}, {stats.get('shards')} shards, {stats.get('workers')} workers, "
-        f"{stats.get('wall_time_s')} s; output in `{stats.get('output')}`"
+        f"executor {stats.get('executor')}, {stats.get('shards')} shards, {stats.get('workers')} workers; "
+        f"output in `{stats.get('output')}` (wall time: timings.json)"
     )
     md = [
         f"# {title}",

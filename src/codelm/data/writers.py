@@ -2,8 +2,10 @@
 
 `JsonlWriter` is both a pass-through step (write every document, yield it on) and the
 `exclusion_writer` a step hands its dropped documents to, with `drop_reason` and `dropped_by`
-set in their metadata. A path ending in `.gz` is gzip-compressed. The file is opened on the first
-write, so a filter that drops nothing leaves no empty file behind; writing after `close()` appends.
+set in their metadata. A path ending in `.gz` is gzip-compressed with no name and a zero mtime
+in its header, so the same documents always give the same bytes (reruns compare equal). The file
+is opened on the first write, so a filter that drops nothing leaves no empty file behind; writing
+after `close()` appends.
 """
 
 from __future__ import annotations
@@ -12,9 +14,22 @@ import gzip
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from codelm.data.document import Document
+
+
+def json_line(obj: Any) -> bytes:
+    """`obj` as one UTF-8 JSON line; never raises on lone surrogates.
+
+    Text is written as is (`ensure_ascii=False`, compact for CJK and emoji). A string holding a
+    lone surrogate (a JSON record's `"\\ud800"`, a surrogate-escaped file name) cannot be UTF-8,
+    so such a line falls back to ASCII escapes, which `json.loads` reads back to the same string.
+    """
+    try:
+        return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(obj, ensure_ascii=True) + "\n").encode("ascii")
 
 
 class JsonlWriter:
@@ -24,29 +39,34 @@ class JsonlWriter:
         self.path = Path(path)
         self.name = f"write:{self.path.name}"
         self.written = 0
-        self._file: IO[str] | None = None
+        self._file: IO[bytes] | None = None
+        self._raw: IO[bytes] | None = None
         self._opened_before = False
 
-    def _open(self) -> IO[str]:
-        mode = "at" if self._opened_before else "wt"
+    def _open(self) -> IO[bytes]:
+        mode = "ab" if self._opened_before else "wb"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.suffix == ".gz":
-            f: IO[str] = gzip.open(self.path, mode, encoding="utf-8")
-        else:
-            f = open(self.path, mode, encoding="utf-8")  # noqa: SIM115 - closed in close()
+        f: IO[bytes] = open(self.path, mode)  # noqa: SIM115 - closed in close()
         self._opened_before = True
-        return f
+        if self.path.suffix != ".gz":
+            return f
+        # filename="" and mtime=0: the header would otherwise carry the (temporary) name and the time
+        self._raw = f
+        return gzip.GzipFile(filename="", fileobj=f, mode=mode, mtime=0)  # type: ignore[return-value]
 
     def write(self, doc: Document) -> None:
         if self._file is None:
             self._file = self._open()
-        self._file.write(json.dumps(doc.to_dict(), ensure_ascii=False) + "\n")
+        self._file.write(json_line(doc.to_dict()))
         self.written += 1
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
 
     def __enter__(self) -> JsonlWriter:
         return self

@@ -98,10 +98,11 @@ class Executor:
             "workers": self.workers,
             "stages": [s.name for s in stages],
             "output": str(self.layout.out / "data"),
-            "wall_time_s": round(time.time() - start, 3),
             "profile": {k: p.to_dict() for k, p in profiles.items()},
         }
         write_json(self.layout.out / "stats.json", document)
+        # the only wall-clock figure of a run, kept apart so every other output is reproducible
+        write_json(self.layout.timings, {"wall_time_s": round(time.time() - start, 3)})
         if not self.keep_intermediate:
             for path in tasks.intermediate_files(self.layout, stages):
                 path.unlink(missing_ok=True)
@@ -120,8 +121,8 @@ class Executor:
         if self.layout.plan.is_file():
             if not self.resume:
                 raise DataError(
-                    f"{out} already holds a run (plan.json): pass resume to continue it, "
-                    "or choose another output directory"
+                    f"{out} already holds a run (plan.json): continue it with --resume "
+                    "(resume=True in Python), replace it with --overwrite, or choose another output directory"
                 )
             old = read_json(self.layout.plan)
             if old != record:

@@ -12,6 +12,8 @@ so the number of shards is fixed for a run (it is recorded in plan.json and chec
     OUT/stages/00-read/shard-00000.done.json   completion marker with the shard's stats
     OUT/stages/01-exact_dedup/summary-00000.npz, decision-00000.npz, decide.done.json
     OUT/excluded/00-shard-00000.jsonl.gz       dropped documents with their reason (opt-in)
+    OUT/stats.json                             merged per-step stats and profiles
+    OUT/timings.json                           wall time: the one file that differs between reruns
 """
 
 from __future__ import annotations
@@ -111,3 +113,7 @@ class Layout:
     @property
     def plan(self) -> Path:
         return self.out / "plan.json"
+
+    @property
+    def timings(self) -> Path:
+        return self.out / "timings.json"

@@ -24,6 +24,7 @@ from typing import IO, Any
 import numpy as np
 
 from codelm.data.document import DataError, Document
+from codelm.data.writers import json_line
 
 FORMATS = ("jsonl.gz", "parquet")
 PARQUET_BATCH = 1000
@@ -101,7 +102,7 @@ def write_docs(docs: Iterable[Document], path: Path, fmt: str) -> int:
         # mtime=0: the same documents give byte-identical files, whichever run wrote them
         with gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
             for doc in docs:
-                gz.write((json.dumps(doc.to_dict(), ensure_ascii=False) + "\n").encode("utf-8"))
+                gz.write(json_line(doc.to_dict()))
                 n += 1
         return n
 

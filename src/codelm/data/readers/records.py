@@ -3,7 +3,9 @@
 Code datasets name their fields differently (The Stack: `content`, `max_stars_repo_name`,
 `max_stars_repo_path`, `lang`), so each reader looks for the first field present from a short
 list, or exactly the one you name. Records that cannot become a document are dropped with a
-reason (`invalid_json`, `missing_text`, `binary`, `invalid_utf8`, `too_large`), never raised.
+reason (`invalid_json`, `missing_text`, `binary`, `invalid_utf8`, `too_large`), never raised; a
+JSON string may escape a lone surrogate (`"\\ud800"`), which is not text, so such a record is
+dropped as `invalid_unicode`.
 pyarrow and datasets are imported only when a Parquet or hub reader actually reads.
 """
 
@@ -27,6 +29,17 @@ ID_KEYS = ("id", "hexsha", "task_id")
 REPO_KEYS = ("repo", "repo_name", "max_stars_repo_name")
 PATH_KEYS = ("path", "max_stars_repo_path", "file_path")
 LANGUAGE_KEYS = ("language", "lang")
+
+
+def _valid_unicode(*values: Any) -> bool:
+    """False if a string among `values` holds a lone surrogate (cannot be written as UTF-8)."""
+    for v in values:
+        if isinstance(v, str) and not v.isascii():
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
 
 
 def _first(record: dict[str, Any], keys: Sequence[str]) -> tuple[str | None, Any]:
@@ -99,6 +112,8 @@ class RecordReader(Reader):
             return Unreadable(doc, "too_large")
         elif "\x00" in text[:8000]:
             return Unreadable(doc, "binary")
+        if not _valid_unicode(text, doc.id, doc.repo, doc.path):
+            return Unreadable(doc, "invalid_unicode")
         doc.text = text
         doc.language = fields["language"] or detect_language(doc.path, text)
         if isinstance(doc.language, str):

@@ -3,13 +3,24 @@
 This is the reader for local clones (`git clone` of many repos under one folder) and plain source
 trees. Repository identity matters downstream (repo-level dedup, dependency-ordered packing), so
 every document carries `repo` and its `path` inside the repo; `id` is `repo/path`. Walks are
-sorted, so the same tree always yields the same documents in the same order. Version-control
-metadata (`.git`, `.hg`, `.svn`) is never read; symbolic links are dropped (`symlink`) rather
-than followed, so a link cannot pull files from outside the tree or read one file twice.
+sorted, so the same tree always yields the same documents in the same order.
+
+What real trees hold, and what happens to it:
+
+* version-control metadata and caches (`SKIP_DIRS`: `.git`, `__pycache__`, `node_modules`, ...)
+  are never entered: they are not the repository's source, and `.pyc` files alone once made up
+  75% of a site-packages input. Each skipped directory is counted as `skipped_dir:<name>`;
+* symbolic links are dropped (`symlink`) rather than followed, so a link cannot pull files from
+  outside the tree or read one file twice;
+* a file name that is not valid UTF-8 (`bad\\xff.py`) is kept: its `path` shows the bytes as
+  `\\xff` escapes and `metadata["path_bytes"]` holds the exact name (hex), counted `non_utf8_name`;
+* a path longer than the OS allows (a runaway nested tree) is dropped (`path_too_long`), and a
+  directory that cannot be listed for that reason is counted as `path_too_long_dirs`.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections.abc import Iterator
@@ -22,7 +33,27 @@ from codelm.data.readers.base import Reader, Unreadable, decode_text
 
 log = logging.getLogger(__name__)
 
-VCS_DIRS = frozenset({".git", ".hg", ".svn"})
+VCS_DIRS = frozenset({".git", ".hg", ".svn", ".bzr"})
+#: tool caches and installed dependencies: generated or third-party, never the repository's source
+#: (GitHub linguist's vendor list also treats node_modules as vendored)
+CACHE_DIRS = frozenset(
+    {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox", ".nox", "node_modules"}
+)
+SKIP_DIRS = VCS_DIRS | CACHE_DIRS
+
+
+def printable_name(name: str) -> tuple[str, str | None]:
+    """A file name as valid Unicode, and its raw bytes as hex when it was not valid UTF-8.
+
+    `os` gives undecodable bytes back as lone surrogates (PEP 383), which no UTF-8 writer
+    accepts; the printable form shows them as `\\xff` escapes instead.
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = os.fsencode(name)
+        return raw.decode("utf-8", "backslashreplace"), raw.hex()
+    return name, None
 
 
 def git_head(repo_dir: Path) -> str | None:
@@ -58,8 +89,9 @@ class DirectoryReader(Reader):
     layout: "single" (root is one repository), "multi" (each subdirectory of root is one
     repository; files directly in root belong to a repository named after root), or "auto"
     (single if root holds a `.git`, else multi). `skip_dirs`: directory names never entered, at
-    any depth; `repos`: read only these repositories (multi layout). Sharding splits by
-    repository, so a repository is never cut across shards. Other keyword arguments are
+    any depth (default `SKIP_DIRS`: VCS metadata and caches); `repos`: read only these
+    repositories (multi layout). Sharding splits by repository, so a repository is never cut
+    across shards. Other keyword arguments are
     `Reader`'s (max_bytes, shard, name, exclusion_writer).
     """
 
@@ -68,7 +100,7 @@ class DirectoryReader(Reader):
         root: str | Path,
         *,
         layout: Literal["auto", "single", "multi"] = "auto",
-        skip_dirs: frozenset[str] = VCS_DIRS,
+        skip_dirs: frozenset[str] = SKIP_DIRS,
         repos: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -83,16 +115,22 @@ class DirectoryReader(Reader):
         self.layout = layout
         self.skip_dirs = frozenset(skip_dirs)
         self.only = set(repos) if repos is not None else None  # read just these repositories
+        self._skipped_top: list[str] = []  # skip_dirs met directly under root (multi layout)
 
     def repositories(self) -> list[tuple[str, Path, bool]]:
         """`(repo name, directory, recursive)` in sorted order, before sharding."""
         root = self.root.resolve()
         if self.layout == "single":
-            return [(root.name, root, True)]
-        repos = [(root.name, root, False)]  # loose top-level files, if any
+            return [(printable_name(root.name)[0], root, True)]
+        repos = [(printable_name(root.name)[0], root, False)]  # loose top-level files, if any
+        self._skipped_top = []
         for entry in sorted(os.scandir(root), key=lambda e: e.name):
-            if entry.is_dir(follow_symlinks=False) and entry.name not in self.skip_dirs:
-                repos.append((entry.name, Path(entry.path), True))
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            if entry.name in self.skip_dirs:
+                self._skipped_top.append(entry.name)
+            else:
+                repos.append((printable_name(entry.name)[0], Path(entry.path), True))
         if self.only is not None:
             missing = self.only - {name for name, _, _ in repos}
             if missing:
@@ -105,21 +143,33 @@ class DirectoryReader(Reader):
             yield from sorted(p for p in top.iterdir() if not p.is_dir() or p.is_symlink())
             return
         for dirpath, dirnames, filenames in os.walk(top, onerror=self._walk_error):
-            # prune in place: os.walk then never descends into .git and friends
+            # prune in place: os.walk then never descends into .git, __pycache__ and friends
+            for d in dirnames:
+                if d in self.skip_dirs:
+                    self.stats.counters[f"skipped_dir:{d}"] += 1
             dirnames[:] = sorted(d for d in dirnames if d not in self.skip_dirs)
             for name in sorted(filenames):
                 yield Path(dirpath, name)
             # directory symlinks are not descended (followlinks=False) and not in filenames
             for d in dirnames:
-                if Path(dirpath, d).is_symlink():
+                try:
+                    link = Path(dirpath, d).is_symlink()
+                except OSError:  # too long to lstat: os.walk's listing then fails and counts it
+                    link = False
+                if link:
                     yield Path(dirpath, d)
 
     def _walk_error(self, err: OSError) -> None:
         log.warning("cannot list %s: %s", err.filename, err.strerror)
-        self.stats.counters["unlistable_dirs"] += 1
+        too_long = err.errno == errno.ENAMETOOLONG
+        self.stats.counters["path_too_long_dirs" if too_long else "unlistable_dirs"] += 1
 
     def read(self) -> Iterator[Document | Unreadable]:
-        for i, (repo, top, recursive) in enumerate(self.repositories()):
+        repositories = self.repositories()
+        if self.rank == 0:  # top-level skips are seen by every shard: count them once
+            for name in self._skipped_top:
+                self.stats.counters[f"skipped_dir:{name}"] += 1
+        for i, (repo, top, recursive) in enumerate(repositories):
             if i % self.world_size != self.rank:
                 continue
             commit = None
@@ -132,30 +182,42 @@ class DirectoryReader(Reader):
             for file in self._files(top, recursive):
                 yield self._read_file(repo, top, file, commit)
 
-    def _read_file(self, repo: str, top: Path, file: Path, commit: str | None) -> Document | Unreadable:
-        rel = file.relative_to(top).as_posix()
+    def _document(self, repo: str, top: Path, file: Path) -> Document:
+        """The empty document for `file`, its names made valid Unicode (see `printable_name`)."""
+        rel, rel_bytes = printable_name(file.relative_to(top).as_posix())
         doc = Document(text="", id=f"{repo}/{rel}", repo=repo, path=rel)
+        repo_bytes = printable_name(top.name)[1]
+        if rel_bytes or repo_bytes:
+            self.stats.counters["non_utf8_name"] += 1
+            if rel_bytes:
+                doc.metadata["path_bytes"] = rel_bytes
+            if repo_bytes:
+                doc.metadata["repo_bytes"] = repo_bytes
+        return doc
+
+    def _read_file(self, repo: str, top: Path, file: Path, commit: str | None) -> Document | Unreadable:
+        doc = self._document(repo, top, file)
         if commit:
             doc.metadata["commit"] = commit
-        if file.is_symlink():
-            return Unreadable(doc, "symlink")
-        if not file.is_file():
-            return Unreadable(doc, "not_a_file")  # sockets, fifos, devices
         try:
+            if file.is_symlink():
+                return Unreadable(doc, "symlink")
+            if not file.is_file():
+                return Unreadable(doc, "not_a_file")  # sockets, fifos, devices
             size = file.stat().st_size
             if size > self.max_bytes:  # do not even read it
                 doc.metadata["size"] = size
                 return Unreadable(doc, "too_large")
             raw = file.read_bytes()
         except OSError as e:
-            log.warning("cannot read %s: %s", file, e)
-            doc.metadata["error"] = str(e)
-            return Unreadable(doc, "unreadable")
+            log.warning("cannot read %s: %s", doc.id, e.strerror)
+            doc.metadata["error"] = f"[Errno {e.errno}] {e.strerror}"
+            return Unreadable(doc, "path_too_long" if e.errno == errno.ENAMETOOLONG else "unreadable")
         doc.metadata["size"] = len(raw)
         decoded = decode_text(raw, self.max_bytes)
         if isinstance(decoded, tuple):
             doc.metadata["error"] = decoded[1]
             return Unreadable(doc, decoded[0])
         doc.text = decoded
-        doc.language = detect_language(rel, decoded)
+        doc.language = detect_language(doc.path, decoded)
         return doc
