@@ -168,3 +168,49 @@ def test_recipe_eval_tasks_are_registered(path):
 
     tasks = load_recipe(path).eval.tasks
     assert task_names(tasks) == tasks
+
+
+@pytest.mark.parametrize("scale", [None, "ci"])
+def test_tiny_plan_counts_the_model_the_run_builds(scale, tmp_path):
+    """The dry-run's parameter count is the built model's: same config function, padded vocabulary,
+    untied output layer (it used to plan 2.36M for a 3.17M model)."""
+    import sysconfig
+    from importlib import resources
+
+    from codelm.models import get_family
+    from codelm.train.config import ModelConfig
+    from codelm.train.init import build_model
+    from codelm.train.tokenizer import train_code_tokenizer
+
+    recipe = load_recipe(str(resources.files("codelm.recipes") / "tiny.yaml"), scale=scale)
+    fam = get_family(recipe.model.family)
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    texts = [p.read_text(encoding="utf-8") for p in sorted(stdlib.glob("[a-k]*.py"))]
+    tok = train_code_tokenizer(texts, fam, recipe.tokenizer.train.vocab_size)
+    assert len(tok) == recipe.tokenizer.train.expected_size(fam)
+    m = recipe.model
+    cfg = ModelConfig(family=m.family, size=m.size, overrides=dict(m.overrides), tokenizer=str(tmp_path))
+    model = build_model(cfg, tok, fam, recipe.stages[0].seq_len)
+    assert plan(recipe).params == sum(p.numel() for p in model.parameters())
+
+
+def test_plan_says_when_it_does_not_fit(capsys):
+    assert main(["run", str(RECIPES[2]), "--dry-run"]) == 0
+    assert "does not fit" in capsys.readouterr().out  # 8B at 32K context on 80 GB without ZeRO-3
+    assert (
+        main(
+            [
+                "run",
+                str(RECIPES[2]),
+                "--dry-run",
+                "--set",
+                "stages.long-context.seq_len=4096",
+                "--set",
+                "stages.pretrain.seq_len=4096",
+                "--set",
+                "hardware.zero=3",
+            ]
+        )
+        == 0
+    )
+    assert "does not fit" not in capsys.readouterr().out

@@ -15,33 +15,38 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
+from transformers import AutoModelForCausalLM, PretrainedConfig
 
+from codelm.config import ConfigError
 from codelm.models import get_family
 from codelm.models.sizes import format_count
 from codelm.recipes.schema import Recipe, StageSpec
 from codelm.train.metrics import PEAK_TFLOPS, flops_per_token
 
-TINY_VOCAB = 2048  # the tiny scale's tokenizer size, for planning before it is trained
+# GPU memory in GiB per device, for saying when a plan does not fit
+GPU_MEMORY_GIB = {"h200": 141.0, "h100": 80.0, "a100": 80.0, "cpu": float("inf")}
 
 
 def recipe_config(recipe: Recipe) -> PretrainedConfig:
-    """The model config a recipe trains: a published size, or the family's tiny config."""
-    fam = get_family(recipe.model.family)
-    if recipe.model.size == "tiny":
-        from codelm.models.tiny import tiny_config
+    """The model config a recipe trains, built by the same function as the run (`new_model_config`):
+    the tokenizer's size padded as the trainer pads it, the recipe's overrides, the family's tying.
+    With a trained tokenizer its `vocab_size` is the size; with `tokenizer.from` a real size keeps its
+    published vocabulary (the tokenizer is not read while planning)."""
+    from codelm.train.config import ModelConfig
+    from codelm.train.init import new_model_config
 
-        config = tiny_config(fam, TINY_VOCAB, {"bos": 0, "eos": 1, "pad": 2})
-    else:
+    fam = get_family(recipe.model.family)
+    m = recipe.model
+    cfg = ModelConfig(family=m.family, size=m.size, overrides=dict(m.overrides))
+    if recipe.tokenizer.train is not None:
+        vocab = recipe.tokenizer.train.expected_size(fam)
+    elif m.size != "tiny":
         from codelm.models.sizes import size_config
 
-        config = size_config(fam, recipe.model.size)
-    if recipe.model.overrides:
-        raw = config.to_dict()
-        raw.update(recipe.model.overrides)
-        model_type = raw.pop("model_type")
-        config = AutoConfig.for_model(model_type, **raw)
-    return config
+        vocab = size_config(fam, m.size).vocab_size
+    else:
+        raise ConfigError("planning a tiny model with `tokenizer.from` needs the tokenizer's size: train one")
+    return new_model_config(cfg, fam, vocab)
 
 
 @dataclass
@@ -103,6 +108,29 @@ def plan(recipe: Recipe) -> Plan:
     return Plan(recipe, params, stages, memory, recompute)
 
 
+def fit_warning(p: Plan) -> str | None:
+    """A line saying the plan does not fit the GPU's memory, and what would help; None if it fits."""
+    hw = p.recipe.hardware
+    capacity = GPU_MEMORY_GIB.get(hw.gpu)
+    if capacity is None:
+        return f"warning: memory of a {hw.gpu} is not known here; cannot check the plan fits"
+    need = sum(p.memory_gib.values())
+    if need <= capacity:
+        return None
+    states = need - p.memory_gib["activations (1 sequence)"]
+    hints = []
+    if hw.zero < 3:
+        hints.append("a higher ZeRO stage (hardware.zero)")
+    if states > capacity:
+        hints.append("more GPUs or tensor parallelism")
+    else:
+        hints.append("activation recomputation")
+    return (
+        f"warning: the plan needs {need:.1f} GiB per GPU but a {hw.gpu.upper()} has {capacity:.0f} GiB: "
+        f"it does not fit; try {' or '.join(hints)}"
+    )
+
+
 def render(p: Plan) -> str:
     r, hw = p.recipe, p.recipe.hardware
     fam = get_family(r.model.family)
@@ -134,4 +162,7 @@ def render(p: Plan) -> str:
         f"memory per GPU: {mem}; total {sum(p.memory_gib.values()):.2f} GiB "
         f"(activations {p.recompute_activations_gib:.2f} GiB with full recomputation)",
     ]
+    warning = fit_warning(p)
+    if warning:
+        lines.append(warning)
     return "\n".join(lines)

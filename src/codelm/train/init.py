@@ -23,6 +23,7 @@ from codelm.models.detect import detect_family
 from codelm.models.registry import Family, get_family
 from codelm.models.sizes import size_config
 from codelm.models.tiny import tiny_config
+from codelm.models.vocab import token_id
 from codelm.train.config import ModelConfig
 
 
@@ -43,8 +44,9 @@ def load_tokenizer(cfg: ModelConfig) -> Any:
 
 def special_ids(tokenizer: Any, family: Family) -> dict[str, int]:
     spec = family.tokenizer
-    ids = {k: tokenizer.convert_tokens_to_ids(getattr(spec, k)) for k in ("bos", "eos", "pad")}
-    missing = [getattr(spec, k) for k, v in ids.items() if v is None or v == tokenizer.unk_token_id]
+    # by spelling: CodeGen1's <|endoftext|> is bos, eos, pad and unk at once, and is present
+    ids = {k: token_id(tokenizer, getattr(spec, k)) for k in ("bos", "eos", "pad")}
+    missing = [getattr(spec, k) for k, v in ids.items() if v is None]
     if missing:
         raise CodelmError(f"the tokenizer lacks {family.name}'s special tokens {missing}")
     return ids
@@ -78,6 +80,22 @@ def padded_vocab(n: int, multiple: int = 64) -> int:
     return -(-n // multiple) * multiple
 
 
+def new_model_config(
+    cfg: ModelConfig, family: Family, tokenizer_size: int, ids: dict[str, int] | None = None
+) -> PretrainedConfig:
+    """The config of a new (randomly initialised) model for a tokenizer of `tokenizer_size` tokens:
+    what `build_model` builds and what `codelm run --dry-run` plans, so both count the same."""
+    ids = ids or {"bos": 0, "eos": 1, "pad": 2}
+    vocab = padded_vocab(tokenizer_size)
+    if cfg.size == "tiny":
+        config = tiny_config(family, vocab, ids)
+    else:
+        config = size_config(family, cfg.size)
+        config.vocab_size = vocab
+    _adjust(config, cfg, family)
+    return config
+
+
 def build_model(cfg: ModelConfig, tokenizer: Any, family: Family, seq_len: int) -> torch.nn.Module:
     """The model to train, in fp32 (mixed precision autocasts on top), ready for `seq_len` rows."""
     ids = special_ids(tokenizer, family)
@@ -91,13 +109,7 @@ def build_model(cfg: ModelConfig, tokenizer: Any, family: Family, seq_len: int) 
         if len(tokenizer) > rows:  # the tokenizer grew: new rows start at the mean embedding
             model.resize_token_embeddings(padded_vocab(len(tokenizer)), mean_resizing=True)
     else:
-        vocab = padded_vocab(len(tokenizer))
-        if cfg.size == "tiny":
-            config = tiny_config(family, vocab, ids)
-        else:
-            config = size_config(family, cfg.size)
-            config.vocab_size = vocab
-        _adjust(config, cfg, family)
+        config = new_model_config(cfg, family, len(tokenizer), ids)
         if config.vocab_size < len(tokenizer):
             raise CodelmError(
                 f"vocab_size {config.vocab_size} is smaller than the tokenizer ({len(tokenizer)})"
@@ -125,8 +137,7 @@ def generation_config(
     cfg: ModelConfig, tokenizer: Any, family: Family, ids: dict[str, int]
 ) -> GenerationConfig:
     """Stop on every family stop token, as `make_tiny` and the real checkpoints do."""
-    stops = [tokenizer.convert_tokens_to_ids(t) for t in family.stop_tokens]
-    if family.chat:
-        stops += [tokenizer.convert_tokens_to_ids(t) for t in family.chat.stop_tokens]
-    stops = [s for s in dict.fromkeys(stops) if s is not None and s != tokenizer.unk_token_id]
+    names = [*family.stop_tokens, *(family.chat.stop_tokens if family.chat else ())]
+    # absent tokens are skipped by spelling; "!= unk_token_id" dropped EOS where unk == eos (GPT-2)
+    stops = [s for s in dict.fromkeys(token_id(tokenizer, t) for t in names) if s is not None]
     return GenerationConfig(bos_token_id=ids["bos"], eos_token_id=stops, pad_token_id=ids["pad"])

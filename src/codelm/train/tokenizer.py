@@ -144,6 +144,14 @@ class TokenizerTrainConfig:
         if self.vocab_size < 256 or self.min_frequency < 1:
             raise CodelmError("tokenizer: vocab_size >= 256 (the byte alphabet) and min_frequency >= 1")
 
+    def expected_size(self, family: Family) -> int:
+        """Tokens the trained tokenizer will have (BPE's vocab_size plus the whitespace-run tokens,
+        added on top): what the dry-run plans the embedding for."""
+        from codelm.models.tokenizer import CODEGEN_RUNS, whitespace_run_tokens
+
+        runs = (family.tokenizer.whitespace_runs or CODEGEN_RUNS) if self.whitespace_runs else {}
+        return self.vocab_size + len(whitespace_run_tokens(family, runs))
+
 
 def train_and_save(
     texts: Iterable[str],
