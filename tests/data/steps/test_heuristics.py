@@ -4,6 +4,7 @@ import pytest
 
 from codelm.data import DataError, run_pipeline
 from codelm.data.steps import HeuristicFilter, HeuristicsConfig, heuristic_reason
+from codelm.errors import CodelmError
 
 from ..helpers import doc
 
@@ -60,7 +61,7 @@ def test_config_validation_and_loading():
         HeuristicsConfig(min_alphanumeric_fraction=1.5)
     with pytest.raises(DataError, match="must be >= 0"):
         HeuristicsConfig(max_line_length=-1)
-    with pytest.raises(DataError, match="unknown HeuristicsConfig setting"):
+    with pytest.raises(CodelmError, match="did you mean 'max_line_length'"):
         HeuristicsConfig.from_dict({"max_line_lenght": 10})
     assert HeuristicsConfig.from_dict({"min_chars": 5}).min_chars == 5
 
