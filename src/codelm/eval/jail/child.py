@@ -27,7 +27,10 @@ import traceback
 
 from . import linux
 
-MARKER_FD = 3
+CTL_FD = 3  # harness -> worker, before the sample's code runs: "R" (started) or "E..." (exec failed)
+TOKEN_FD = 4  # worker -> harness: the per-sample secret, read (and this descriptor closed) before
+TOKEN_BYTES = 16
+PROOF_NAME = ".codelm-done"  # written in the work directory once a Python program ran to its end
 
 
 def _apply_limits(limits: dict) -> None:
@@ -45,10 +48,6 @@ def _apply_limits(limits: dict) -> None:
             resource.setrlimit(getattr(resource, name), (int(value), int(value)))
 
 
-def _marker(data: bytes) -> None:
-    os.write(MARKER_FD, data)
-
-
 def compile_source(step: dict, workdir: str) -> tuple[object | None, str]:
     """Compile in the worker, before forking: compiling in the child would pay a copy-on-write
     page fault for every page the compiler touches (2-3x slower on a VM). Compilation runs no
@@ -61,9 +60,36 @@ def compile_source(step: dict, workdir: str) -> tuple[object | None, str]:
         return None, "".join(traceback.format_exception_only(exc)).strip()[-4000:]
 
 
-def _run_source(step: dict, workdir: str, code: object) -> int:
-    """Run compiled Python in this (forked) interpreter; the exit code mirrors ``python main.py``."""
+def _exit_code(exc: SystemExit) -> int:
+    if exc.code is None or isinstance(exc.code, int):
+        return exc.code or 0
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def _flushed(returncode: int) -> int:
+    """Flush the sample's streams; ``returncode``, or 1 if they cannot be flushed."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError) as exc:  # closed by the sample, or the pipe is gone
+            os.write(2, f"flush failed: {exc}\n".encode())
+            returncode = returncode or 1
+    return returncode
+
+
+def _run_source(step: dict, workdir: str, code: object, secret: int) -> int:
+    """Run compiled Python in this (forked) interpreter; the exit code mirrors ``python main.py``.
+
+    Success is proven, not claimed: only on the path where ``exec`` returned (or, with
+    ``exit_ok``, raised ``SystemExit(0)``) and the streams flushed is the secret copied from C
+    memory (``secret`` is its address; no Python object holds it) into ``PROOF_NAME``. The worker
+    compares it with what it sent; a marker, an exit code or harness state cannot stand in for it."""
     filename = os.path.join(workdir, step.get("filename", "main.py"))
+    proof = os.path.join(workdir, PROOF_NAME)
+    fd = os.open(proof, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    os.write(fd, bytes(TOKEN_BYTES))  # a placeholder of the proof's size, written before the sample runs
+    os.close(fd)
     # sys.stdin/stdout/stderr are the worker's own objects, whose buffers are empty at fork; they
     # now write to the sample's pipes (fds 0-2 were replaced), so nothing is re-created here.
     sys.argv = [filename]
@@ -74,42 +100,47 @@ def _run_source(step: dict, workdir: str, code: object) -> int:
     namespace = (
         {} if run_name is None else {"__name__": run_name, "__file__": filename, "__builtins__": builtins}
     )
-    _marker(b"R")
-    returncode, finished = 0, True
-    try:
-        exec(code, namespace)
-    except SystemExit as exc:
-        finished = bool(step.get("exit_ok", True))
-        if exc.code is None or isinstance(exc.code, int):
-            returncode = exc.code or 0
-        else:
-            print(exc.code, file=sys.stderr)
-            returncode = 1
-        if not finished:
-            print(f"SystemExit({exc.code!r}) raised before the program finished", file=sys.stderr)
-    except BaseException as exc:  # the sample's own failure: report it the way Python would
-        traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next)  # hide this frame
-        returncode, finished = 1, False
-    for stream in (sys.stdout, sys.stderr):
+    if step.get("exit_ok", True):
         try:
-            stream.flush()
-        except (OSError, ValueError) as exc:  # closed by the sample, or the pipe is gone
-            returncode, finished = returncode or 1, False
-            os.write(2, f"flush failed: {exc}\n".encode())
-    if finished and returncode == 0:
-        _marker(b"D")
-    return returncode if returncode else (0 if finished else 1)
+            exec(code, namespace)
+        except SystemExit as exc:
+            returncode = _exit_code(exc)
+            if returncode:
+                return _flushed(returncode)
+        except BaseException as exc:  # the sample's own failure: report it the way Python would
+            traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next)  # hide this frame
+            return _flushed(1)
+    else:  # a separate path, so no harness variable decides whether an early exit counts
+        try:
+            exec(code, namespace)
+        except SystemExit as exc:
+            returncode = _exit_code(exc)
+            print(f"SystemExit({exc.code!r}) raised before the program finished", file=sys.stderr)
+            return _flushed(returncode or 1)
+        except BaseException as exc:
+            traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next)
+            return _flushed(1)
+    if _flushed(0):
+        return 1
+    # Overwrites the placeholder made before the sample ran: no new space is needed, so a sample
+    # that filled its scratch space can still pass. A FIFO in its place fails, never blocks.
+    fd = os.open(proof, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        os.pwrite(fd, linux.read_memory(secret, TOKEN_BYTES), 0)
+    finally:
+        os.close(fd)
+    return 0
 
 
 def _exec_argv(step: dict, env: dict) -> int:
     for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)  # ignored dispositions would survive execve
     argv = step["argv"]
-    _marker(b"R")
+    os.write(CTL_FD, b"R")  # close-on-exec: the program itself never has it
     try:
         os.execvpe(argv[0], argv, env)
     except OSError as exc:
-        _marker(b"E" + f"cannot execute {argv[0]!r}: {exc.strerror}".encode())
+        os.write(CTL_FD, b"E" + f"cannot execute {argv[0]!r}: {exc.strerror}".encode())
     return 127
 
 
@@ -123,10 +154,11 @@ def _run_sample(
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
     os.chdir(workdir)
     devnull = os.open("/dev/null", os.O_RDWR)
-    for src, dst in ((devnull, 0), (pipes["out"], 1), (pipes["err"], 2), (pipes["marker"], MARKER_FD)):
-        os.dup2(src, dst)
-    os.set_inheritable(MARKER_FD, False)
-    os.closerange(MARKER_FD + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    moves = [(devnull, 0), (pipes["out"], 1), (pipes["err"], 2), (pipes["ctl"], CTL_FD)]
+    moves += [(pipes["token"], TOKEN_FD)] if "token" in pipes else []
+    for src, dst in moves:
+        os.dup2(src, dst, inheritable=dst < CTL_FD)
+    os.closerange(moves[-1][1] + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     env = step["env"]
     for key in [k for k in os.environ if k not in env]:  # the worker's environment is already
         del os.environ[key]  # minimal, so touch only what differs: each change costs page faults
@@ -141,9 +173,15 @@ def _run_sample(
         os.setresuid(uid, uid, uid)
     elif drop_caps:  # the bounding set is already empty (worker.main), so exec cannot regain them
         linux.clear_capabilities()
+    # Not dumpable: /proc/self/mem and /proc/self/fd belong to root, not to the sample's user.
+    linux.prctl(linux.PR_SET_DUMPABLE, 0)
     if "argv" in step:
         return _exec_argv(step, env)
-    return _run_source(step, workdir, code)
+    secret = linux.read_secret(TOKEN_FD, TOKEN_BYTES)  # blocks until the worker sends it
+    os.write(CTL_FD, b"R")
+    os.close(CTL_FD)  # from here on the process holds no descriptor to the worker but its output
+    os.close(TOKEN_FD)
+    return _run_source(step, workdir, code, secret)
 
 
 def _guarded(*args: object) -> int:

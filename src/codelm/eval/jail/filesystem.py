@@ -1,19 +1,45 @@
 """The filesystem a sandbox worker and its samples see, built inside its own mount namespace.
 
-Every host mount is remounted read-only (repeating the flags the kernel locks, or the remount is
-refused); ``/tmp``, ``/run`` and ``$HOME`` are covered by empty tmpfs with the paths the worker
-needs bound back in; ``/dev`` is replaced by a tmpfs holding only null, zero, full, random and
-urandom plus a private ``/dev/shm``, so no disk or other device node is reachable.
+The view (``build_view``, as bubblewrap and nsjail build theirs): a fresh, empty tmpfs becomes
+the root (``pivot_root``), holding read-only bind mounts of the system's toolchain directories
+(``SYSTEM_PATHS``: /usr and the /bin, /lib* links into it), a few files of ``/etc`` that the
+dynamic linker and toolchains read (``ETC_ENTRIES``), the Python installation and the caller's
+``keep`` paths, and nothing else: no checkout, no home directory, no host ``/tmp`` or ``/run``
+(so no host Unix socket), no ``/sys``. ``/dev`` holds only null, zero, full, random, urandom.
+Every sample gets a fresh, size-capped tmpfs at ``/tmp`` (``fresh_scratch``; ``/dev/shm`` points
+into it) that is detached, with whatever the sample left there, when it ends.
+
+Fallback when the kernel refuses the pivot (``hide``): every host mount is remounted read-only
+(repeating the flags the kernel locks, or the remount is refused) and ``/tmp``, ``/run`` and
+``$HOME`` are covered by empty tmpfs with the paths the worker needs bound back in.
 """
 
 from __future__ import annotations
 
 import errno
+import glob
 import os
 
 from . import linux
 
 _DEV_NODES = ("null", "zero", "full", "random", "urandom")
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# The dynamic linker's cache and configuration, Debian's alternatives (java, cc, ... are links
+# through them), user and group names, the time zone, OpenSSL's configuration and the JDK's.
+ETC_ENTRIES = (
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "alternatives",
+    "passwd",
+    "group",
+    "nsswitch.conf",
+    "localtime",
+    "timezone",
+    "ssl",
+    "java-*",
+)
+SHM_DIR = ".shm"  # /dev/shm links to /tmp/.shm, so it is fresh with every sample's /tmp
 
 
 def is_within(path: str, root: str) -> bool:
@@ -46,14 +72,16 @@ def mount_tmpfs(target: str, options: str, keep_fds: dict[str, int]) -> None:
             linux.mount(f"/proc/self/fd/{fd}", path, None, linux.MS_BIND | linux.MS_REC)
 
 
-def minimal_dev(shm_bytes: int) -> None:
-    """Replace /dev by a tmpfs with the harmless nodes bound in and a fresh /dev/shm."""
+def minimal_dev(root: str = "") -> None:
+    """Mount at ``root``/dev a tmpfs with the harmless nodes bound in; /dev/shm links into /tmp."""
+    dev = root + "/dev"
     node_fds = {name: os.open(f"/dev/{name}", os.O_PATH) for name in _DEV_NODES}
     try:
-        linux.mount("tmpfs", "/dev", "tmpfs", linux.MS_NOSUID | linux.MS_NOEXEC, "size=64k,mode=755")
+        os.makedirs(dev, exist_ok=True)
+        linux.mount("tmpfs", dev, "tmpfs", linux.MS_NOSUID | linux.MS_NOEXEC, "size=64k,mode=755")
         for name, fd in node_fds.items():
-            open(f"/dev/{name}", "w").close()
-            linux.mount(f"/proc/self/fd/{fd}", f"/dev/{name}", None, linux.MS_BIND)
+            open(f"{dev}/{name}", "w").close()
+            linux.mount(f"/proc/self/fd/{fd}", f"{dev}/{name}", None, linux.MS_BIND)
     finally:
         for fd in node_fds.values():
             os.close(fd)
@@ -62,10 +90,74 @@ def minimal_dev(shm_bytes: int) -> None:
         ("stdin", "/proc/self/fd/0"),
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
+        ("shm", f"/tmp/{SHM_DIR}"),
     ):
-        os.symlink(target, f"/dev/{name}")
-    os.mkdir("/dev/shm")
-    linux.mount("tmpfs", "/dev/shm", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, f"size={shm_bytes},mode=1777")
+        os.symlink(target, f"{dev}/{name}")
+
+
+def fresh_scratch(size: int) -> None:
+    """Cover /tmp with a new, empty tmpfs of ``size`` bytes (with /tmp/.shm for /dev/shm); undo
+    with ``linux.umount("/tmp", linux.MNT_DETACH)``, which frees everything written to it."""
+    flags = linux.MS_NOSUID | linux.MS_NODEV
+    linux.mount("tmpfs", "/tmp", "tmpfs", flags, f"size={size},mode=1777")
+    os.mkdir(f"/tmp/{SHM_DIR}")
+    os.chmod(f"/tmp/{SHM_DIR}", 0o1777)
+
+
+def _place(source: str, target: str) -> bool:
+    """Make ``source`` appear at ``target``: a link as the same link, else a recursive bind."""
+    if os.path.islink(source):
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.symlink(os.readlink(source), target)
+        return True
+    if not os.path.exists(source):
+        return False
+    if os.path.isdir(source):
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        open(target, "w").close()
+    linux.mount(source, target, None, linux.MS_BIND | linux.MS_REC)
+    return True
+
+
+def view_paths(keep: list[str]) -> list[str]:
+    """The host paths a view shows: system directories, the /etc entries, ``keep``; no path
+    that another one already shows."""
+    etc = [p for pattern in ETC_ENTRIES for p in sorted(glob.glob(f"/etc/{pattern}"))]
+    shown: list[str] = []
+    for path in sorted(dict.fromkeys([*SYSTEM_PATHS, *etc, *keep])):
+        if path != "/" and not any(is_within(path, s) and not os.path.islink(s) for s in shown):
+            shown.append(path)
+    return shown
+
+
+def build_view(keep: list[str], tmp_bytes: int) -> list[str]:
+    """Pivot into a fresh root showing only ``view_paths(keep)``; returns the paths shown.
+
+    The caller remounts the result read-only (``remount_readonly``) and covers the host's /proc,
+    bound in for that, with its own PID namespace's."""
+    linux.mount("tmpfs", "/tmp", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "size=1m,mode=700")
+    root = "/tmp/root"
+    os.mkdir(root)
+    linux.mount("tmpfs", root, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "size=1m,mode=755")
+    shown = [path for path in view_paths(keep) if _place(path, root + path)]
+    minimal_dev(root)
+    # The host's /proc, until the worker's PID namespace mounts its own over it (the kernel lets
+    # a user namespace mount a proc only where a fully visible one exists)
+    os.mkdir(root + "/proc")
+    linux.mount("/proc", root + "/proc", None, linux.MS_BIND | linux.MS_REC)
+    os.mkdir(root + "/tmp")
+    flags = linux.MS_NOSUID | linux.MS_NODEV
+    linux.mount("tmpfs", root + "/tmp", "tmpfs", flags, f"size={tmp_bytes},mode=1777")
+    os.mkdir(f"{root}/tmp/{SHM_DIR}", 0o1777)
+    os.chmod(f"{root}/tmp/{SHM_DIR}", 0o1777)
+    os.mkdir(root + "/.old")
+    linux.pivot_root(root, root + "/.old")
+    os.chdir("/")
+    linux.umount("/.old", linux.MNT_DETACH)
+    os.rmdir("/.old")
+    return shown
 
 
 def remount_readonly(writable: set[str], hidden: list[str]) -> list[str]:

@@ -9,13 +9,11 @@ attempted, and the returned dict says what actually took effect):
 * a PID namespace whose init (the worker, see ``as_namespace_init``) has a private ``/proc`` and
   a pid_max that caps how many processes samples can create;
 * a network namespace with only a downed loopback: no sockets reach the host or the internet;
-* a private mount namespace in which every host mount is remounted read-only, and fresh, empty
-  tmpfs mounts hide ``/tmp`` (the writable scratch area for work directories), ``/run`` (host
-  daemon sockets) and the user's ``$HOME`` (tokens, keys); a minimal ``/dev`` replaces the host's
-  (null, zero, full, random, urandom, a private ``/dev/shm``) so no disk device can be opened.
-
-Paths the worker itself needs (the Python installation, toolchains named by the caller) are
-bound back read-only inside hidden directories. If user namespaces are unavailable the worker
+* a private mount namespace whose root is a minimal read-only view of the host (the toolchain
+  directories, the Python installation, the caller's ``keep`` paths; see ``filesystem``), with a
+  minimal ``/dev`` (null, zero, full, random, urandom) so no disk device can be opened; where the
+  kernel refuses that, every host mount is remounted read-only and ``/tmp``, ``/run`` and
+  ``$HOME`` are hidden under empty tmpfs instead. If user namespaces are unavailable the worker
 runs unisolated in a private temp directory and says so.
 """
 
@@ -111,17 +109,23 @@ def _enter_namespaces(info: dict, map_root_to: int | None) -> bool:
     return True
 
 
-def isolate(hide: list[str], keep: list[str], scratch_bytes: int, map_root_to: int | None = None) -> dict:
+def isolate(
+    hide: list[str], keep: list[str], scratch_bytes: int, map_root_to: int | None = None, view: bool = True
+) -> dict:
     """Isolate the calling (single-threaded) process; returns what took effect and the scratch dir.
 
+    With ``view`` the process pivots into a minimal root (``filesystem.build_view``); if the
+    kernel refuses, or without ``view``, the whole host stays visible read-only, minus ``hide``.
     Each filesystem step that the kernel refuses is reported in ``problems`` and reflected in the
-    flags (``readonly_root``, ``minimal_dev``, ``hidden_paths``) instead of stopping the worker.
+    flags (``readonly_root``, ``minimal_dev``, ``filesystem_view``, ``hidden_paths``) instead of
+    stopping the worker.
     """
     info: dict = {
         "user_namespace": False,
         "network_isolated": False,
         "readonly_root": False,
         "minimal_dev": False,
+        "filesystem_view": None,
         "hidden_paths": [],
         "problems": [],
     }
@@ -131,21 +135,41 @@ def isolate(hide: list[str], keep: list[str], scratch_bytes: int, map_root_to: i
     info["network_isolated"] = [name for _, name in socket.if_nameindex()] == ["lo"]
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
     keep_paths = {os.path.realpath(p) for p in keep if os.path.exists(p)}
+    if view:
+        try:
+            info["filesystem_view"] = filesystem.build_view(sorted(keep_paths), scratch_bytes)
+            info["minimal_dev"] = True
+        except OSError as exc:
+            info["problems"].append(f"no minimal filesystem view ({exc}): the host stays visible read-only")
+    if info["filesystem_view"] is None:
+        _hide_host(hide, keep_paths, scratch_bytes, info)
+    failures = filesystem.remount_readonly({"/tmp"}, [*info["hidden_paths"], "/dev"])
+    info["problems"].extend(f"could not make {f} read-only" for f in failures)
+    info["readonly_root"] = not failures and filesystem.root_is_readonly()
+    try:  # one trial of what every job does, so a refusal shows here rather than as job errors
+        filesystem.fresh_scratch(scratch_bytes)
+        linux.umount("/tmp", linux.MNT_DETACH)
+        info["fresh_scratch"] = True
+    except OSError as exc:
+        info["problems"].append(f"no fresh /tmp per sample ({exc}): samples share the worker's /tmp")
+        info["fresh_scratch"] = False
+    info["scratch"] = tempfile.mkdtemp(prefix="work-", dir="/tmp")
+    os.chmod(info["scratch"], 0o711)  # samples (maybe another uid) reach their own directory only
+    return info
+
+
+def _hide_host(hide: list[str], keep_paths: set[str], scratch_bytes: int, info: dict) -> None:
+    """The fallback view: the host read-only, ``hide`` covered by empty tmpfs, a minimal /dev."""
     targets = dict.fromkeys(os.path.realpath(p) for p in ["/tmp", *hide] if os.path.isdir(p))
     filesystem.hide(targets, keep_paths, scratch_bytes, info)
+    if "/tmp" in info["hidden_paths"]:
+        os.mkdir(f"/tmp/{filesystem.SHM_DIR}")
+        os.chmod(f"/tmp/{filesystem.SHM_DIR}", 0o1777)
     try:
-        filesystem.minimal_dev(scratch_bytes)
+        filesystem.minimal_dev()
         info["minimal_dev"] = True
     except OSError as exc:
         info["problems"].append(f"could not replace /dev ({exc}): host devices stay visible")
-    hidden = [*info["hidden_paths"], "/dev"] if info["minimal_dev"] else info["hidden_paths"]
-    failures = filesystem.remount_readonly({"/tmp", "/dev/shm"}, hidden)
-    info["problems"].extend(f"could not make {f} read-only" for f in failures)
-    info["readonly_root"] = not failures and filesystem.root_is_readonly()
-    scratch_parent = "/tmp" if "/tmp" in info["hidden_paths"] else None
-    info["scratch"] = tempfile.mkdtemp(prefix="work-", dir=scratch_parent)
-    os.chmod(info["scratch"], 0o711)  # samples (maybe another uid) reach their own directory only
-    return info
 
 
 def as_namespace_init(max_tasks: int) -> dict:

@@ -42,6 +42,7 @@ MOUNT_OPTION_FLAGS = {
 }
 
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
@@ -50,6 +51,9 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 # The interpreter is linked against libc, so its own symbol table has these calls; this avoids
 # ctypes.util.find_library, which runs ldconfig in a subprocess (tens of milliseconds per worker).
 _libc = ctypes.CDLL(None, use_errno=True)
+_libc.malloc.restype = ctypes.c_void_p
+_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
+MNT_DETACH = 2
 
 
 def _check(result: int, what: str) -> None:
@@ -103,6 +107,37 @@ def set_process_name(name: str) -> None:
     )
 
 
+def read_secret(fd: int, size: int) -> int:
+    """Read ``size`` bytes from ``fd`` straight into fresh C memory; returns its address.
+
+    No Python object ever holds the bytes (a sample could find one through ``gc`` or frames);
+    reading them back takes ``read_memory``, that is, raw memory access."""
+    address = _libc.malloc(ctypes.c_size_t(size))
+    if not address:
+        raise MemoryError("malloc failed")
+    if os.readv(fd, [(ctypes.c_char * size).from_address(address)]) != size:
+        raise OSError(f"short read of the sample's secret from fd {fd}")
+    return address
+
+
+def read_memory(address: int, size: int) -> bytes:
+    """The ``size`` bytes at ``address`` (see ``read_secret``)."""
+    return ctypes.string_at(address, size)
+
+
+def umount(target: str, flags: int = 0) -> None:
+    """umount2(2); ``MNT_DETACH`` detaches now and frees the file system once it is unused."""
+    _check(_libc.umount2(target.encode(), ctypes.c_int(flags)), f"umount2({target!r}, {flags})")
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    """pivot_root(2) (glibc has no wrapper): ``new_root`` becomes / of this mount namespace."""
+    number = _PIVOT_ROOT.get(os.uname().machine)
+    if number is None:
+        raise OSError(38, f"pivot_root: unknown syscall number on {os.uname().machine}")
+    _check(_libc.syscall(ctypes.c_long(number), new_root.encode(), put_old.encode()), "pivot_root")
+
+
 class _CapHeader(ctypes.Structure):
     _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 
@@ -121,10 +156,13 @@ def drop_bounding_set() -> None:
     The process keeps the capabilities it has now; what changes is that no ``execve`` (even of a
     setuid binary, even as uid 0) can grant any again. Children still need ``clear_capabilities``.
     """
-    with open("/proc/sys/kernel/cap_last_cap") as f:
-        last_cap = int(f.read())
-    for cap in range(last_cap + 1):
-        prctl(PR_CAPBSET_DROP, cap)
+    for cap in range(64):  # up to the kernel's last capability, which refuses the next one
+        try:
+            prctl(PR_CAPBSET_DROP, cap)
+        except OSError as exc:
+            if exc.errno != 22 or cap == 0:  # EINVAL: past cap_last_cap (/proc may not be mounted)
+                raise
+            break
     prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 

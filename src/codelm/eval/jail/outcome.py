@@ -3,9 +3,10 @@
 ``collect`` reads the sample's stdout/stderr while it runs (so it never blocks on a full pipe),
 keeps the first ``keep_output_bytes`` of each, SIGKILLs the process group (the whole PID namespace
 when the sample is its init) at the deadline or past ``max_output_bytes``, and reaps it via a
-pidfd. ``verdict`` turns exit status, kill reason and the harness markers written by
-``child`` ("R" = the sample started, "D" = Python source ran to the end, "E" = exec failed) into
-one of passed / failed / timeout / error.
+pidfd. ``verdict`` turns exit status, kill reason, the OOM counter, the harness markers written
+by ``child`` before the sample's code runs ("R" = started, "E" = exec failed) and, for Python
+source, whether the proof of completion matched the sample's secret into one of passed / failed /
+timeout / error.
 """
 
 from __future__ import annotations
@@ -142,7 +143,11 @@ def verdict(c: dict, step: dict) -> dict:
         # SIGXCPU at the soft limit; as PID 1 of its namespace the sample ignores that, and the
         # kernel SIGKILLs it at the hard limit one second later. Either way it ran out of CPU time.
         status, detail = "timeout", f"CPU-time limit of {step['limits']['cpu_seconds']}s"
-    elif returncode == 0 and ("argv" in step or markers.endswith(b"D")):
+    elif c.get("oom"):
+        status = "failed"
+        cap = step.get("memory_total_bytes")
+        detail = f"out of memory: the sample's processes together exceeded {cap} bytes (OOM kill)"
+    elif returncode == 0 and ("argv" in step or c["proved"]):
         status = "passed"
     else:
         status = "failed"

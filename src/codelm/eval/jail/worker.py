@@ -1,25 +1,28 @@
 """Sandbox worker: isolates itself once, then runs one job per request, each in a fresh process.
 
 Started by ``codelm.eval.worker.SandboxWorker`` with a scrubbed environment; it reads
-length-prefixed JSON jobs on stdin and answers on stdout (see ``protocol``). Per job it writes the
-files into a new work directory on its private tmpfs (owned by the samples' uid), compiles Python
-source, forks the sample (``child.spawn``), drains its output up to a cap while enforcing the
-wall-clock timeout (``outcome``), kills its whole PID namespace when time is up, turns what
-happened into a verdict and deletes the directory.
+length-prefixed JSON jobs on stdin and answers on stdout (see ``protocol``). Per job it mounts a
+fresh, size-capped tmpfs on /tmp, writes the files into a work directory there (owned by the
+samples' uid), compiles Python source, forks the sample (``child.spawn``), sends it a secret made
+after the fork, drains its output up to a cap while enforcing the wall-clock timeout
+(``outcome``), kills its whole PID namespace when time is up, checks the proof of completion
+against the secret, turns what happened into a verdict and detaches the tmpfs.
 """
 
 from __future__ import annotations
 
 import base64
+import hmac
 import importlib
 import os
 import shutil
 import signal
+import stat
 import sys
 import time
 import traceback
 
-from . import child, linux, outcome, protocol
+from . import cgroup, child, filesystem, linux, outcome, protocol
 from .isolate import as_namespace_init, isolate, unisolated
 
 # Processes that share the sample's uid when it is the worker's own (outer worker, worker, sample).
@@ -83,19 +86,28 @@ def _parents_below(path: str, root: str) -> list[str]:
 class Worker:
     """Per-process state: what isolation took effect, the scratch directory, a job counter."""
 
-    def __init__(self, info: dict, pidns_fd: int | None) -> None:
+    def __init__(
+        self, info: dict, pidns_fd: int | None, scratch_bytes: int, memory: cgroup.Memory | None
+    ) -> None:
         self.info = info
         self.scratch = info["scratch"]
+        self.scratch_bytes = scratch_bytes
+        self.fresh = bool(info.get("fresh_scratch"))
         self.pidns_fd = pidns_fd if info.get("pid_namespace") else None
         self.sample_uid = info.get("sample_uid")
+        self.memory = memory
         self.jobs = 0
 
     def run_job(self, job: dict) -> dict:
-        """Fresh work directory, files, optional compile step, run step; always cleaned up."""
+        """Fresh /tmp and work directory, files, optional compile step, run step; always cleaned up."""
         self.jobs += 1
-        workdir = os.path.join(self.scratch, f"job{self.jobs}")
-        os.mkdir(workdir, 0o700)
+        if self.fresh:  # everything the previous sample left in /tmp or /dev/shm is gone
+            filesystem.fresh_scratch(self.scratch_bytes)
+            workdir = f"/tmp/job{self.jobs}"
+        else:
+            workdir = os.path.join(self.scratch, f"job{self.jobs}")
         try:
+            os.mkdir(workdir, 0o700)
             if self.sample_uid is not None:
                 os.chown(workdir, self.sample_uid, self.sample_uid)
             _write_files(workdir, job.get("files", []), self.sample_uid)
@@ -110,9 +122,17 @@ class Worker:
                     detail = f"compile step {result['status']}: {reason}"
                     result.update(status="compile_error", detail=detail)
                     return result
-            return self.run_step(job["run"], workdir)
+            result = self.run_step(job["run"], workdir)
+            if job.get("result_file") and result["status"] == "passed":
+                path = os.path.join(workdir, job["result_file"])
+                data = _read_regular(path, int(job["run"]["max_output_bytes"]))
+                result["data"] = base64.b64encode(data).decode() if data is not None else None
+            return result
         finally:
-            _remove(workdir)
+            if self.fresh:
+                linux.umount("/tmp", linux.MNT_DETACH)
+            elif os.path.isdir(workdir):
+                _remove(workdir)
 
     def _prepare(self, step: dict, workdir: str) -> dict:
         step = dict(step)
@@ -140,28 +160,73 @@ class Worker:
             code, error = child.compile_source(step, workdir)
             if code is None:
                 return _result("syntax_error", error)
-        pipes = {name: os.pipe() for name in ("out", "err", "marker")}
-        ends = {name: w for name, (_, w) in pipes.items()}
+        source = "source" in step
+        pipes = {name: os.pipe() for name in ("out", "err", "ctl", *(["token"] if source else []))}
+        ends = {name: w for name, (_, w) in pipes.items() if name != "token"}
+        if source:  # the child reads the secret; the worker writes it
+            ends["token"] = pipes["token"][0]
         watched = outcome.watch({pipes["out"][0]: "out", pipes["err"][0]: "err"})
-        write_ends = tuple(ends.values())
+        limit = self.memory.prepare(step.get("memory_total_bytes")) if self.memory else None
         start = time.monotonic()
         try:
             pid = child.spawn(
                 step, workdir, ends, self.pidns_fd, drop_caps=bool(self.info.get("user_namespace")), code=code
             )
         except BaseException:
-            for r, _ in pipes.values():
-                os.close(r)
+            for name, (r, w) in pipes.items():
+                os.close(w if name == "token" else r)
             raise
         finally:
-            for fd in write_ends:
+            for fd in ends.values():
                 os.close(fd)
+        token = self._send_token(pipes["token"][1]) if source else b""
         collected = outcome.collect(pid, watched, start, step)
-        marker_fd = pipes["marker"][0]
         # The markers are a few bytes, read once the sample is gone: polling them would wake the
         # worker while the sample runs, and every page the worker touches then is copied.
-        collected["marker"] = outcome.read_available(marker_fd)
-        return outcome.verdict(collected, step)
+        collected["marker"] = outcome.read_available(pipes["ctl"][0])
+        collected["proved"] = source and _proof_matches(os.path.join(workdir, child.PROOF_NAME), token)
+        collected["oom"] = self.memory.oom_killed() if self.memory else False
+        result = outcome.verdict(collected, step)
+        result["memory_cap"] = limit
+        return result
+
+    def _send_token(self, fd: int) -> bytes:
+        """Make the sample's secret now, after the fork, so the sample's copy of this process's
+        memory never held it; the child reads it before running anything of the sample's."""
+        token = os.urandom(child.TOKEN_BYTES)
+        try:
+            os.write(fd, token)
+        except BrokenPipeError:  # the child died before reading it: its verdict says why
+            return b""
+        finally:
+            os.close(fd)
+        return token
+
+
+def _read_regular(path: str, limit: int) -> bytes | None:
+    """Up to ``limit`` bytes of a regular file the sample wrote; None if it is missing, a link or
+    anything else (the worker must not read what a link would point it at)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:  # reported as "no result file" by the parent's check
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks, size = [], 0
+        while size <= limit and (chunk := os.read(fd, 1 << 20)):
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks) if size <= limit else None
+    finally:
+        os.close(fd)
+
+
+def _proof_matches(path: str, token: bytes) -> bool:
+    """Did the sample's harness write ``token`` to ``path``? A link, a FIFO, a file the sample
+    made unreadable or anything else that is not a regular file holding it is no proof."""
+    proof = _read_regular(path, 64) if token else None
+    return proof is not None and hmac.compare_digest(proof, token)
 
 
 def _nproc_baseline(uid: int) -> int:
@@ -193,16 +258,28 @@ def main() -> None:
             problems.append(f"preload {name}: {exc}")
     uid = os.getuid()
     map_to = config.get("map_root_to") if uid == 0 else None
+    memory = cgroup.Memory.from_config(config["memory"]) if config.get("memory") else None
+    if memory is not None:  # spare the worker at the cgroup's limit (needs CAP_SYS_RESOURCE)
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write("-1000")
+        except OSError as exc:
+            problems.append(f"the OOM killer may pick the worker over a sample ({exc.strerror})")
     if config.get("isolate", True):
-        info = isolate(config.get("hide", []), config.get("keep", []), int(config["scratch_bytes"]), map_to)
+        hide, keep, view = config.get("hide", []), config.get("keep", []), config.get("view", True)
+        info = isolate(hide, keep, int(config["scratch_bytes"]), map_to, view)
     else:
         info = unisolated("isolation disabled by the caller (isolate=False)")
     info["problems"] = problems + info["problems"]
+    if memory is None:
+        reason = config.get("memory_problem") or "no memory cgroup"
+        info["problems"].append(f"{reason}: memory is capped per process (RLIMIT_AS), not per sample")
     pidns_fd = None
     if info.get("worker_pid_namespace"):
         _become_namespace_init(ctl_in, ctl_out)
+        init = as_namespace_init(int(config["max_tasks"]))  # mounts the namespace's own /proc
         pidns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-        for found in (as_namespace_init(int(config["max_tasks"])), child.probe_pid_namespace(pidns_fd)):
+        for found in (init, child.probe_pid_namespace(pidns_fd)):
             info["problems"] += found.pop("problems")
             info.update(found)
     if not info["user_namespace"]:
@@ -211,8 +288,11 @@ def main() -> None:
         info["nproc_baseline"] = _nproc_baseline(info.get("sample_uid", uid))
     info.setdefault("host_uid", uid)
     info["rlimit_nproc_effective"] = info["host_uid"] != 0  # the kernel exempts root from it
+    if memory is not None:
+        memory.baseline = memory.usage()
+    info["memory_cgroup"] = memory.kind if memory else None
     protocol.write_frame(ctl_out, {"ready": True, "info": info})
-    worker = Worker(info, pidns_fd)
+    worker = Worker(info, pidns_fd, int(config["scratch_bytes"]), memory)
     try:
         while (job := protocol.read_frame(ctl_in)) is not None:
             try:
