@@ -66,3 +66,38 @@ def test_a_misspelt_recipe_key_anywhere_is_rejected():
     raw["stages"][0]["train"]["run"]["save_evry"] = 5
     with pytest.raises(ConfigError, match="did you mean 'save_every'"):
         parse_recipe(raw)
+
+
+def test_every_config_verb_prints_its_resolved_config(tmp_path, capsys):
+    """`--set` and `--print-config` behave the same on every verb that takes a config."""
+    import yaml
+
+    from codelm.cli import main
+
+    (tmp_path / "pack.yaml").write_text("fim_rate: 0.5\nseed: 3\n")
+    pack = [
+        "data",
+        "pack",
+        "in.jsonl",
+        "--tokenizer",
+        "tok",
+        "--out",
+        "o",
+        "--config",
+        str(tmp_path / "pack.yaml"),
+    ]
+    assert main([*pack, "--fim-rate", "0.25", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["fim_rate"] == 0.25 and printed["seed"] == 3  # a given flag wins over the file
+    assert main([*pack, "--set", "seed=7", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["seed"] == 7  # --set wins over both
+    assert main([*pack, "--set", "fim_rat=1", "--print-config"]) == 1
+    assert "did you mean 'fim_rate'" in capsys.readouterr().err
+
+    curate = ["data", "curate", str(ROOT / "configs" / "data" / "stdlib.yaml"), "--print-config"]
+    assert main([*curate, "--set", "executor.workers=3"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["executor"]["workers"] == 3
+
+    train = ["train", str(TRAIN[0]), "--print-config", "--set", "optim.lr=1e-5"]
+    assert main(train) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["optim"]["lr"] == 1e-5

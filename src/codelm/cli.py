@@ -177,7 +177,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def cmd_data_curate(args: argparse.Namespace) -> None:
     from codelm.data.curate import curate_from_args
 
-    print(curate_from_args(args))
+    out = curate_from_args(args)
+    if out is not None:
+        print(out)
 
 
 def cmd_data_quality_train(args: argparse.Namespace) -> None:
@@ -216,7 +218,9 @@ def _train_parsers(sub) -> None:
 def cmd_data_pack(args: argparse.Namespace) -> None:
     from codelm.data.pack import pack_from_args
 
-    print(pack_from_args(args))
+    out = pack_from_args(args)
+    if out is not None:
+        print(out)
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -318,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sv.add_argument("--max-batch-size", type=int, default=32, help="rows decoded together per step")
     sv.add_argument("--max-queue", type=int, default=256, help="waiting requests before 503")
+    sv.add_argument("--max-body-bytes", type=int, default=4 << 20, help="larger request bodies get 413")
+    sv.add_argument(
+        "--client-timeout", type=float, default=30.0, help="seconds to send a request's headers, and its body"
+    )
     sv.add_argument("--device")
     sv.add_argument("--dtype")
     sv.add_argument("--threads", type=int)

@@ -330,3 +330,30 @@ def load(
     for assignment in overrides or []:
         set_override(raw, assignment)
     return build(cls, expand(raw, variables), what)
+
+
+# -- command-line wiring ---------------------------------------------------------------------------
+def add_config_args(p: Any, what: str, *, file: bool = True) -> None:
+    """`--config FILE`, `--set KEY=VALUE` and `--print-config`, the same on every verb."""
+    if file:
+        p.add_argument("--config", metavar="FILE", help=f"{what} YAML; flags given on the command line win")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value (repeatable; the value is YAML)",
+    )
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+
+
+def config_from_args(cls: type[T], args: Any, flags: Mapping[str, Any], what: str) -> T:
+    """`cls` from `--config`, then the flags the user gave (`None` = not given), then `--set`."""
+    return load(
+        cls,
+        getattr(args, "config", None),
+        list(getattr(args, "overrides", None) or []),
+        values=flags,
+        what=what,
+    )

@@ -39,6 +39,7 @@ def add_curate_args(p: argparse.ArgumentParser) -> None:
         help="override a config value, e.g. executor.shards=16 or steps.near_dedup.threshold=0.8",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
 
 def _with_flags(args: argparse.Namespace) -> CurateConfig:
@@ -85,9 +86,14 @@ def curate(
     return stats, executor.skipped
 
 
-def curate_from_args(args: argparse.Namespace) -> Path:
+def curate_from_args(args: argparse.Namespace) -> Path | None:
     """Entry point of `codelm data curate`; prints the per-step summary, returns the output dir."""
     config = _with_flags(args)
+    if getattr(args, "print_config", False):
+        import yaml
+
+        print(yaml.safe_dump(config.to_raw(), sort_keys=False, allow_unicode=True), end="")
+        return None
     stats, skipped = curate(
         config,
         resume=args.resume,

@@ -132,6 +132,21 @@ class CurateConfig:
         """Fresh reader and step objects, in order."""
         return [build_reader(n, s) for n, s in self.readers] + [build_step(n, s) for n, s in self.steps]
 
+    def to_raw(self) -> dict[str, Any]:
+        """The config as its YAML would hold it (what `--print-config` prints)."""
+        from codelm.config import to_dict
+
+        return {
+            "output_dir": self.output_dir,
+            "output_format": self.output_format,
+            "write_excluded": self.write_excluded,
+            "keep_intermediate": self.keep_intermediate,
+            "report": self.report,
+            "executor": to_dict(self.executor),
+            "readers": [{name: settings} for name, settings in self.readers],
+            "steps": [{name: settings} for name, settings in self.steps],
+        }
+
     def identity(self) -> dict[str, Any]:
         """What determines the output (not the executor's width): fingerprinted for resume."""
         return {

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from codelm.config import add_config_args
 from codelm.data.document import DataError, Document
 from codelm.data.readers.records import JsonlReader, ParquetReader
 from codelm.data.stats import StepStats
@@ -245,30 +246,36 @@ def add_pack_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizer", required=True, help="tokenizer or checkpoint directory (or hub id)")
     p.add_argument("--out", required=True, help="shard directory to write")
     p.add_argument("--family", help="target family for FIM sentinels (default: detected from --tokenizer)")
-    p.add_argument("--fim-rate", type=float, default=0.0, help="share of documents FIM-permuted (0 = none)")
+    p.add_argument("--fim-rate", type=float, help="share of documents FIM-permuted (default 0 = none)")
     p.add_argument(
         "--fim-spm-rate", type=float, help="share of FIM documents in SPM order (default: family's)"
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-document-tokens", type=int, default=8192, help="longer documents are cut at lines")
-    p.add_argument("--tokens-per-shard", type=int, default=1 << 26)
+    p.add_argument("--seed", type=int, help="FIM draws are seeded by (seed, document position); default 0")
+    p.add_argument("--max-document-tokens", type=int, help="longer documents are cut at lines (default 8192)")
+    p.add_argument("--tokens-per-shard", type=int, help=f"default {1 << 26}")
     p.add_argument("--overwrite", action="store_true", help="replace finished shards in --out")
+    add_config_args(p, "pack (PackConfig)")
 
 
-def pack_from_args(args: argparse.Namespace) -> Path:
+def pack_from_args(args: argparse.Namespace) -> Path | None:
+    import dataclasses
+
+    from codelm.config import config_from_args, dump
     from codelm.train.shards import read_index
 
+    flags = {k: getattr(args, k) for k in ("fim_rate", "fim_spm_rate", "seed", "max_document_tokens")}
+    flags["tokens_per_shard"] = args.tokens_per_shard
+    config = config_from_args(PackConfig, args, flags, "pack config")
+    if args.print_config:
+        print(dump(config), end="")
+        return None
     out = pack(
         args.inputs,
         args.tokenizer,
         args.out,
         family=args.family,
-        fim_rate=args.fim_rate,
-        fim_spm_rate=args.fim_spm_rate,
-        seed=args.seed,
-        max_document_tokens=args.max_document_tokens,
-        tokens_per_shard=args.tokens_per_shard,
         overwrite=args.overwrite,
+        **dataclasses.asdict(config),
     )
     index = read_index(out)
     info = index["lineage"]["pack"]
