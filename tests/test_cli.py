@@ -134,3 +134,23 @@ def test_missing_checkpoint_and_console_script(tmp_path):
         [sys.executable, "-m", "codelm.cli", "infill", "--help"], capture_output=True, text=True
     )
     assert helped.returncode == 0 and "--suffix" in helped.stdout and "--max-new-tokens" in helped.stdout
+
+
+def test_cli_starts_without_torch():
+    """`codelm --help`, `--version` and every verb's parser load no torch or transformers: they start
+    in a fraction of a second (torch alone costs seconds). Checked in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, contextlib, io\n"
+        "import codelm.cli as c\n"
+        "p = c.build_parser()\n"
+        "for verb in ('run', 'eval', 'train', 'serve', 'complete'):\n"
+        "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "        p.parse_args([verb, '--help'])\n"
+        "heavy = [m for m in ('torch', 'transformers', 'fastapi', 'accelerate') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
