@@ -89,8 +89,8 @@ class Program:
     compile_timeout: float | None = None  # overrides ``Limits.timeout`` for the compile step
     # Ground truth judged outside the sandbox: a file the program writes in its work directory
     # comes back as ``ExecResult.data`` (only when it passed), and ``verify`` (run in this
-    # process on the result, never inside the sandbox) gives the final verdict, as EvalPlus
-    # compares outputs in its parent. The sample cannot reach what ``verify`` compares against.
+    # process on the result, never inside the sandbox) gives the final verdict. The sample
+    # cannot reach what ``verify`` compares against.
     result_file: str | None = None
     verify: Callable[[ExecResult], ExecResult] | None = field(default=None, compare=False)
 
@@ -108,8 +108,8 @@ class Program:
         for timeout in (self.timeout, self.compile_timeout):
             if timeout is not None and not timeout > 0:
                 raise ValueError(f"timeouts must be positive, got {timeout}")
-        if (self.verify is None) != (self.result_file is None):
-            raise ValueError("result_file and verify go together")
+        if self.verify is not None and self.result_file is None:
+            raise ValueError("verify needs a result_file to judge")
         for name in [*self.files, self.filename, *([self.result_file] if self.result_file else [])]:
             norm = os.path.normpath(name)
             if os.path.isabs(name) or norm == "." or norm.startswith(".."):

@@ -3,6 +3,7 @@ in the check program, base and plus verdicts, and the canonical solutions passin
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from codelm.eval.execution import ExecutionPool
 from codelm.eval.program import Status
 from codelm.eval.tasks import mbpp_plus_check as check
+from codelm.eval.tasks.mbpp_plus import decode_outputs
 
 from ..conftest import assert_all_pass, assert_no_strays, load_task, score_canonical
 
@@ -117,3 +119,51 @@ def test_canonical_all_pass_base_and_plus(data_dir, tmp_path, full_sweep):
     entry = score_canonical("mbpp-plus", data_dir, tmp_path)
     assert entry["problems"] == 399
     assert_all_pass(entry, checks=("base",))
+
+
+def test_outputs_are_compared_outside_the_sandbox(loaded, pool):
+    task, problems = loaded
+    problem = task.prepare([problems["Mbpp/3"]], pool)[0]
+    assert problem.expected and all("expected" not in c for c in map(repr, problem.cases.values()))
+    programs = task.programs(problem, problem.canonical_solution)
+    assert all(p.verify is not None for p in programs.values())
+    # an object that equals everything passes any comparison made next to it; here it cannot
+    # even leave the sandbox, and a subclass of a plain type that overrides equality neither
+    always_equal = (
+        "class Anything:\n    def __eq__(self, other):\n        return True\n"
+        "def is_not_prime(n):\n    return Anything()\n"
+    )
+    bool_like = "class B(int):\n    def __eq__(self, other):\n        return True\n"
+    bool_like += "def is_not_prime(n):\n    return B(0)\n"
+    for completion in (always_equal, bool_like):
+        verdicts = run_checks(task, pool, problem, completion)
+        assert {r.status for r in verdicts.values()} == {Status.FAILED}, verdicts
+        assert "cannot be compared outside the sandbox" in verdicts["plus"].detail
+    # a forged outputs file without running the check is no pass either
+    forged = "import os\nopen('outputs.json', 'w').write('[]')\nos._exit(0)\n"
+    assert not any(r.passed for r in run_checks(task, pool, problem, forged).values())
+    wrong = "def is_not_prime(n):\n    return n % 2 == 0\n"
+    verdicts = run_checks(task, pool, problem, wrong)
+    assert verdicts["plus"].status is Status.FAILED and "expected" in verdicts["plus"].detail
+
+
+def test_output_encoding_round_trips_plain_values_only():
+    values = [
+        None,
+        True,
+        3,
+        10**50,
+        -0.0,
+        float("inf"),
+        1 + 2j,
+        "é",
+        b"\x00",
+        [1, (2, {3})],
+        {"a": frozenset()},
+    ]
+    decoded = decode_outputs(json.dumps([check.encode(v) for v in values]).encode())
+    assert decoded == values and [type(v) for v in decoded] == [type(v) for v in values]
+    with pytest.raises(TypeError):
+        check.encode(object())
+    with pytest.raises(ValueError):
+        decode_outputs(b'[["?", 1]]')

@@ -2,9 +2,14 @@
 
 Each record has ``base_input`` (MBPP's own test inputs) and ``plus_input`` (EvalPlus's, a median
 of about 100 per task), a canonical solution and a tolerance ``atol``. Expected outputs are not
-in the file: EvalPlus computes them by running the canonical solution, and so does our check
-program (``mbpp_plus_check.py``, see its docstring for the comparison rules, float tolerance and
-special oracles). Two checks per sample, both reported:
+in the file: EvalPlus computes them by running the canonical solution, and so does ``prepare``,
+once per problem. The sample's check program (``mbpp_plus_check.py``, see its docstring for the
+comparison rules, float tolerance and special oracles) then only runs the candidate and writes
+its outputs as plain values; ``verify`` compares them with the expected ones in this process,
+which the sample cannot reach, so no trick inside the sandbox can turn a wrong output into a pass
+(an always-equal object cannot even be written). Without ``prepare`` (or where the outputs are too
+large, Mbpp/255), the check program computes and compares them itself. Two checks per sample,
+both reported:
 
 * ``base``: the base inputs (EvalPlus's "base tests");
 * ``plus``: base and plus inputs together ("base + extra tests", the MBPP+ headline number).
@@ -21,9 +26,9 @@ program (calibrated against the canonical solution) instead of a limit per input
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import functools
+import json
 import logging
 import pickle
 from collections.abc import Mapping
@@ -33,9 +38,9 @@ from typing import Any
 
 from ..execution import ExecutionPool
 from ..generation import GenRequest, GenSettings
-from ..program import ExecResult, Limits, MiB, Program
+from ..program import ExecResult, Limits, MiB, Program, Status
 from ..prompts import chat_task_prompt
-from . import mbpp
+from . import mbpp, mbpp_plus_check
 from .base import Task, syntax_error_verdict
 from .data import require_fields
 
@@ -119,6 +124,7 @@ class Problem:
     base_input: list = field(repr=False, compare=False)
     plus_input: list = field(repr=False, compare=False)
     cases: Mapping[str, bytes] = field(repr=False, compare=False, default_factory=dict)  # check -> case.pkl
+    expected: Mapping[str, list] = field(repr=False, compare=False, default_factory=dict)  # check -> outputs
 
     @property
     def prompt(self) -> str:
@@ -129,12 +135,16 @@ class Problem:
         fields |= {"atol": self.atol, "oracle": ORACLES.get(self.entry_point), **extra}
         return pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
 
-    def with_cases(self, expected: Mapping[str, bytes] | None = None) -> Problem:
-        """This problem with the check programs' inputs (and expected outputs, when known) packed."""
-        expected = expected or {}
-        inputs = {"plus": self.base_input + self.plus_input, "base": self.base_input}
-        cases = {check: self.case(inputs[check], expected=expected.get(check)) for check in inputs}
-        return dataclasses.replace(self, cases=cases)
+    def inputs(self, check: str) -> list:
+        return self.base_input + self.plus_input if check == "plus" else self.base_input
+
+    def with_cases(self, expected: list | None = None) -> Problem:
+        """This problem's check programs' inputs packed; with the expected outputs of all inputs
+        (known to this process only), the programs just report the candidate's outputs."""
+        mode = "outputs" if expected is not None else None
+        cases = {check: self.case(self.inputs(check), mode=mode) for check in ("plus", "base")}
+        known = {"plus": expected, "base": expected[: len(self.base_input)]} if expected is not None else {}
+        return dataclasses.replace(self, cases=cases, expected=known)
 
 
 class MbppPlusTask(Task):
@@ -171,25 +181,22 @@ class MbppPlusTask(Task):
             Program(
                 source=_check_source(),
                 filename="check.py",
-                files={
-                    "case.pkl": p.case(p.base_input + p.plus_input, mode="truth", n_base=len(p.base_input))
-                },
+                files={"case.pkl": p.case(p.inputs("plus"), mode="truth")},
                 exit_ok=False,
+                result_file=OUTPUTS,
             )
             for p in problems
         ]
         results = pool.map(truth, _TRUTH_LIMITS)
         prepared = []
         for problem, result in zip(problems, results, strict=True):
-            lines = result.stdout.split()
-            if not result.passed or len(lines) != 2 or result.truncated:
+            if not result.passed or result.data is None:
                 # e.g. Mbpp/255, whose outputs run to hundreds of MB: its check programs compute
                 # them themselves, as EvalPlus's would (slower, same verdicts)
                 log.info("%s: expected outputs not precomputed (%s)", problem.task_id, result.detail)
                 prepared.append(problem)
                 continue
-            expected = {"base": base64.b64decode(lines[0]), "plus": base64.b64decode(lines[1])}
-            prepared.append(problem.with_cases(expected))
+            prepared.append(problem.with_cases(decode_outputs(result.data)))
         return prepared
 
     def request(self, problem: Problem, settings: GenSettings) -> GenRequest:
@@ -201,21 +208,85 @@ class MbppPlusTask(Task):
 
     def programs(self, problem: Problem, completion: str) -> dict[str, Program]:
         solution = problem.prompt + completion
-        return {
-            check: Program(
-                source=_check_source(),
-                filename="check.py",
-                files={"case.pkl": case, "solution.py": solution},
-                exit_ok=False,
+        programs = {}
+        for check, case in problem.cases.items():
+            files = {"case.pkl": case, "solution.py": solution}
+            compared_here: dict = {}
+            if check in problem.expected:
+                judge = functools.partial(verify, problem.expected[check], problem.inputs(check), problem)
+                compared_here = {"result_file": OUTPUTS, "verify": judge}
+            programs[check] = Program(
+                source=_check_source(), filename="check.py", files=files, exit_ok=False, **compared_here
             )
-            for check, case in problem.cases.items()
-        }
+        return programs
 
     def reference(self, problem: Problem) -> str:
         return problem.canonical_solution
 
     def judge(self, result: ExecResult) -> ExecResult:
         return syntax_error_verdict(result)
+
+
+OUTPUTS = "outputs.json"
+
+
+def _decode(item: Any) -> Any:
+    tag, *payload = item
+    if tag in ("n", "b", "s"):
+        return payload[0]
+    if tag == "i":
+        return int(payload[0]) if len(payload[0]) < 100_000 else _too_long()
+    if tag == "f":
+        return float(payload[0])
+    if tag == "c":
+        return complex(float(payload[0]), float(payload[1]))
+    if tag == "y":
+        return bytes.fromhex(payload[0])
+    if tag == "d":
+        return {_decode(k): _decode(v) for k, v in payload[0]}
+    items = [_decode(i) for i in payload[0]]
+    kinds = {"l": list, "t": tuple, "S": set, "F": frozenset}
+    if tag not in kinds:
+        raise ValueError(f"unknown tag {tag!r}")
+    return kinds[tag](items)
+
+
+def _too_long() -> int:
+    raise ValueError("an integer of more than 100,000 digits")
+
+
+def decode_outputs(data: bytes) -> list:
+    """The outputs a check program wrote (``mbpp_plus_check.encode``), as plain Python values:
+    JSON and builtin constructors only, so nothing the sample wrote can run here."""
+    try:
+        encoded = json.loads(data)
+        if not isinstance(encoded, list):
+            raise ValueError("not a list of outputs")
+        return [_decode(item) for item in encoded]
+    except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
+        raise ValueError(f"unreadable outputs: {exc}") from exc
+
+
+def verify(expected: list, inputs: list, problem: Problem, result: ExecResult) -> ExecResult:
+    """The verdict on a candidate's outputs, compared here with EvalPlus's rules."""
+    try:
+        outputs = decode_outputs(result.data or b"")
+    except ValueError as exc:
+        return dataclasses.replace(result, status=Status.FAILED, detail=str(exc)[:500])
+    if len(outputs) != len(expected):
+        detail = f"{len(outputs)} outputs for {len(expected)} inputs"
+        return dataclasses.replace(result, status=Status.FAILED, detail=detail)
+    atol, oracle = problem.atol, ORACLES.get(problem.entry_point)
+    for index, (out, exp, inp) in enumerate(zip(outputs, expected, inputs, strict=True)):
+        try:
+            ok, atol = mbpp_plus_check.matches(out, exp, inp, atol, oracle)
+        except (TypeError, ValueError, ArithmeticError) as exc:  # e.g. no numeric comparison possible
+            ok, reason = False, f"{type(exc).__name__}: {exc}"
+        else:
+            reason = f"got {mbpp_plus_check._short(out)}, expected {mbpp_plus_check._short(exp)}"
+        if not ok:
+            return dataclasses.replace(result, status=Status.FAILED, detail=f"input #{index}: {reason}"[:500])
+    return dataclasses.replace(result, data=None)
 
 
 # The slowest reference runs take tens of seconds on a busy machine; Mbpp/630's expected outputs are

@@ -13,14 +13,23 @@ EvalPlus's differential test of one solution (evalplus 0.3.1, ``evalplus/eval/__
    has the same type and length and is element-wise within ``atol + 1e-7 * |expected|``
    (``numpy.allclose``; reimplemented so no sample pays numpy's import).
 
-The first failing input raises, so the program exits non-zero with the reason on stderr.
-``case.pkl`` holds the entry point, reference source, inputs, atol, oracle name and, when the
-runner computed them once per problem (``mode: truth``, printed base64 pickles), the expected
-outputs; without them they are computed here, before the candidate runs.
+``case.pkl`` holds the entry point, reference source, inputs, atol, oracle name and a mode:
+
+* ``truth``: run the reference and write its outputs to ``outputs.json`` (``encode``);
+* ``outputs`` (the runner knows the expected outputs): run the candidate on every input and write
+  its outputs to ``outputs.json``; the parent compares them (``mbpp_plus.verify``), so nothing in
+  this process, which runs the candidate, knows or judges the expected outputs;
+* otherwise (expected outputs too large to pass around, e.g. Mbpp/255): compute the expected
+  outputs here before the candidate runs and compare in this process; the first failing input
+  raises, so the program exits non-zero with the reason on stderr.
+
+``encode`` writes plain values only, in a tagged JSON the parent decodes without running
+anything: an object of another type, or a subclass that overrides ``__eq__`` (an object that
+equals everything), is refused here, so it cannot pass a comparison made elsewhere.
 """
 
-import base64
 import copy
+import json
 import math
 import pickle
 
@@ -118,18 +127,81 @@ def expected_outputs(case: dict) -> list:
     return expected
 
 
+_SCALARS = {type(None): "n", bool: "b", int: "i", float: "f", complex: "c", str: "s", bytes: "y"}
+_CONTAINERS = {list: "l", tuple: "t", set: "S", frozenset: "F", dict: "d"}
+
+
+def _base(value: object) -> type:
+    """The builtin type ``value`` compares as; TypeError when equality could be anything else.
+
+    Scalars must be exactly builtin; containers may be subclasses (namedtuple) that keep the
+    builtin equality and hash."""
+    kind = type(value)
+    if kind in _SCALARS or kind in _CONTAINERS:
+        return kind
+    for base in _CONTAINERS:
+        if isinstance(value, base):
+            if all(getattr(kind, m) is getattr(base, m) for m in ("__eq__", "__ne__", "__hash__")):
+                return base
+            raise TypeError(f"{kind.__name__} overrides equality")
+    raise TypeError(f"{kind.__name__} is not a plain value")
+
+
+def encode(value: object, depth: int = 0) -> object:
+    """A JSON-ready [tag, payload] for a plain value (recursively); TypeError otherwise.
+    Containers are read through the builtin methods, never the subclass's own."""
+    if depth > 100:
+        raise TypeError("nested more than 100 levels")
+    base = _base(value)
+    if base is int:  # as text: JSON readers cap the digits of an int
+        return ["i", str(value)]
+    if base is float:
+        return ["f", repr(value)]
+    if base is complex:
+        return ["c", repr(value.real), repr(value.imag)]
+    if base is bytes:
+        return ["y", value.hex()]
+    if base in _SCALARS:  # None, bool, str
+        return [_SCALARS[base], value]
+    if base is dict:
+        return ["d", [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in dict.items(value)]]
+    return [_CONTAINERS[base], [encode(item, depth + 1) for item in base.__iter__(value)]]
+
+
+def reported(out: object, oracle: str | None) -> object:
+    """What of an output the comparison looks at, for oracles that look at less than all of it."""
+    if oracle == "are_equivalent":  # any output is accepted
+        return None
+    if oracle == "not_none" and type(out) is not bool:  # only whether something was returned
+        return out is not None
+    if oracle == "set_eq" and not isinstance(out, (list, tuple, set, frozenset)):
+        return list(out)  # compared as a set: an iterator's items (TypeError if not iterable)
+    return out
+
+
+def write_outputs(outputs: list) -> None:
+    encoded = []
+    for index, out in enumerate(outputs):
+        try:
+            encoded.append(encode(out))
+        except TypeError as exc:
+            raise TypeError(f"output #{index} cannot be compared outside the sandbox: {exc}") from None
+    with open("outputs.json", "w", encoding="utf-8") as f:
+        json.dump(encoded, f, separators=(",", ":"))
+
+
 def main() -> None:
     with open("case.pkl", "rb") as f:
         case = pickle.load(f)
-    if case.get("mode") == "truth":  # print the expected outputs: base inputs', then all
-        expected = expected_outputs(case)
-        for part in (expected[: case["n_base"]], expected):
-            print(base64.b64encode(pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)).decode())
+    if case.get("mode") == "truth":
+        write_outputs(expected_outputs(case))
         return
-    known = case.get("expected")
-    expected = pickle.loads(known) if known is not None else expected_outputs(case)
     with open("solution.py", encoding="utf-8") as f:
         candidate = load_function(f.read(), "solution.py", case["entry_point"])
+    if case.get("mode") == "outputs":
+        write_outputs([reported(candidate(*copy.deepcopy(inp)), case["oracle"]) for inp in case["inputs"]])
+        return
+    expected = expected_outputs(case)
     atol = case["atol"]
     for index, inp in enumerate(case["inputs"]):
         out = candidate(*copy.deepcopy(inp))
