@@ -9,9 +9,24 @@ STAMP  := $(VENV)/.installed
 # (HumanEval-X) and Chromium for the playground's browser test. Tests skip visibly without them.
 # Node.js comes separately: a machine may already have a vendor build whose bundled npm
 # conflicts with Debian's npm package.
+# MultiPL-E and SAFIM toolchains, one line per language (Debian 12 versions). Julia and Swift have
+# no Debian 12 package: their tasks are skipped. C++ (g++ 12), Java (OpenJDK 17), JavaScript (node
+# 18), Go (1.19) and Rust (1.63) come from the SYSTEM_PACKAGES below.
+MULTIPL_E_PACKAGES := mono-mcs mono-runtime libmono-system-numerics4.0-cil  # cs: Mono 6.8 (SAFIM C# too)
+MULTIPL_E_PACKAGES += gdc  # d: GDC 12
+MULTIPL_E_PACKAGES += libjavatuples-java  # java: javatuples 1.2
+MULTIPL_E_PACKAGES += lua5.4 lua-unit  # lua: Lua 5.4.4, luaunit 3.4
+MULTIPL_E_PACKAGES += php-cli  # php: PHP 8.2
+MULTIPL_E_PACKAGES += perl libtest-deep-perl  # pl: Perl 5.36, Test::Deep
+MULTIPL_E_PACKAGES += r-base-core  # r: R 4.2
+MULTIPL_E_PACKAGES += ruby ruby-test-unit  # rb: Ruby 3.1, test-unit
+MULTIPL_E_PACKAGES += racket  # rkt: Racket 8.7
+MULTIPL_E_PACKAGES += scala  # scala: Scala 2.11.12
+MULTIPL_E_PACKAGES += bash  # sh: Bash 5.2
+MULTIPL_E_PACKAGES += node-typescript  # ts: TypeScript 4.8 (tsc)
 SYSTEM_PACKAGES := g++ libboost-dev libssl-dev default-jdk-headless golang-go \
 	golang-github-stretchr-testify-dev rustc cargo librust-rand-dev librust-regex-dev librust-md5-dev \
-	chromium chromium-driver util-linux
+	chromium chromium-driver util-linux $(MULTIPL_E_PACKAGES)
 
 .PHONY: install test test-slow eval-prepare quickstart quickstart-isolated bench lint system-deps clean
 

@@ -51,6 +51,11 @@ def _mtpb(r: dict[str, Any]) -> list[str]:
     return ["\n".join(r["prompts"]), r.get("description", "")]
 
 
+def _multipl_e(r: dict[str, Any]) -> list[str]:
+    # evaluation only: its licence forbids training on it (shared/data/LICENSE.multipl-e)
+    return [r["prompt"], r["tests"]]
+
+
 Extractor = Callable[[dict[str, Any]], list[str]]
 # (file name without .gz, benchmark name ("{0}" = first regex group), extractor, task id field)
 BENCHMARK_FILES: list[tuple[re.Pattern[str], str, Extractor, str]] = [
@@ -59,6 +64,7 @@ BENCHMARK_FILES: list[tuple[re.Pattern[str], str, Extractor, str]] = [
     (re.compile(r"mbpp\.jsonl"), "mbpp", _mbpp, "task_id"),
     (re.compile(r"sanitized-mbpp\.json"), "mbpp", _sanitized_mbpp, "task_id"),
     (re.compile(r"MbppPlus\.jsonl"), "mbpp-plus", _mbpp_plus, "task_id"),
+    (re.compile(r"humaneval-(\w+)\.jsonl"), "multipl-e-{0}", _multipl_e, "name"),
     (re.compile(r"mtpb\.jsonl"), "mtpb", _mtpb, "id"),
 ]
 
@@ -105,7 +111,8 @@ def load_benchmarks(directory: str | Path) -> list[BenchmarkTask]:
     if not directory.is_dir():
         raise DataError(f"benchmark directory not found: {directory}")
     tasks: list[BenchmarkTask] = []
-    for path in sorted(directory.iterdir()):
+    subdir = directory / "multipl-e"  # MultiPL-E's 18 files keep their own folder
+    for path in [*sorted(directory.iterdir()), *(sorted(subdir.iterdir()) if subdir.is_dir() else [])]:
         name = path.name.removesuffix(".gz")
         if path.is_file() and any(p.fullmatch(name) for p, *_ in BENCHMARK_FILES):
             tasks.extend(load_benchmark_file(path))

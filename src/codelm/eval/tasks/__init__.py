@@ -16,6 +16,7 @@ from codelm.errors import CodelmError
 
 _X = "codelm.eval.tasks.multilingual"
 _SAFIM = ("block", "control", "api")
+_MULTIPL_E = "cpp cs d go java jl js lua php pl r rb rkt rs scala sh swift ts".split()
 TASKS: dict[str, str] = {
     "humaneval": "codelm.eval.tasks.humaneval:TASK",
     "mbpp": "codelm.eval.tasks.mbpp:MBPP",
@@ -43,6 +44,7 @@ TASKS: dict[str, str] = {
         for split in _SAFIM
         for lang in ("python", "cpp", "java", "csharp")
     },
+    **{f"multipl-e-{lang}": f"codelm.eval.tasks.multipl_e:{lang.upper()}" for lang in _MULTIPL_E},
 }
 # names that stand for several tasks
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -51,6 +53,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "cruxeval": tuple(n for n in TASKS if n.startswith("cruxeval-")),
     **{f"safim-{s}": tuple(n for n in TASKS if n.startswith(f"safim-{s}-")) for s in _SAFIM},
     "safim": tuple(n for n in TASKS if n.startswith("safim-")),
+    "multipl-e": tuple(n for n in TASKS if n.startswith("multipl-e-")),
     "all": tuple(n for n in TASKS if n not in ("perplexity",)),  # those with public data
 }
 
