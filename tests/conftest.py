@@ -43,3 +43,24 @@ def tiny_engine(tiny_checkpoint):
         return engines[family]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def byte_fallback_tokenizer():
+    """A Gemma-style SentencePiece tokenizer: Unigram pieces with '▁' for space and <0xNN> byte fallback.
+
+    Real Gemma tokenizers are gated downloads; this one has the same decoder and the property that matters:
+    characters outside its pieces are spelled as one <0xNN> token per UTF-8 byte."""
+    from tokenizers import Tokenizer, decoders, models, normalizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>"]
+    pieces = ["▁h", "é", "llo", "▁", "h", "l", "o"]
+    vocab = [(t, 0.0) for t in specials] + [(f"<0x{b:02X}>", 0.0) for b in range(256)]
+    vocab += [(p, -1.0 - i) for i, p in enumerate(pieces)]
+    tok = Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=True))
+    tok.normalizer = normalizers.Replace(" ", "▁")
+    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>", unk_token="<unk>"
+    )

@@ -78,3 +78,12 @@ def test_rope_and_context_rules(tiny_checkpoint, tokenizer_of):
             get_family("llama"),
             seq_len=64,
         )
+
+
+def test_codegen1_tokenizer_whose_unk_is_eos_keeps_eos(tokenizer_of):
+    """<|endoftext|> is CodeGen1's unk, bos and eos: "id == unk" once meant "missing" and dropped it."""
+    tok = tokenizer_of("codegen1")
+    assert tok.unk_token_id == tok.eos_token_id
+    model = build_model(ModelConfig(family="codegen1"), tok, get_family("codegen1"), seq_len=64)
+    assert model.config.eos_token_id == tok.eos_token_id
+    assert model.generation_config.eos_token_id == [tok.eos_token_id]

@@ -8,8 +8,10 @@ can be merged into a running one between steps: that is all continuous batching 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 
 import torch
 from transformers import DynamicCache
@@ -37,6 +39,7 @@ class Row:
     logprobs_sent: int = 0  # how many of them the scheduler has already put in events
     index: int = 0  # which of its request's n samples
     owner: object = None  # whoever waits for this row's text (the scheduler's ticket)
+    skip_ids: frozenset[int] = frozenset()  # special tokens kept out of the text (skip_special_tokens)
 
     def emit(self, piece: str) -> str:
         self.text += piece
@@ -64,7 +67,7 @@ def step_row(row: Row, token: int) -> str:
         return row.emit(row.matcher.flush())
     row.token_ids.append(token)
     row.sampler.observe(token)
-    piece, hit = row.matcher.feed(row.decoder.push(token))
+    piece, hit = ("", False) if token in row.skip_ids else row.matcher.feed(row.decoder.push(token))
     if hit:
         row.finish_reason = "stop"
         return row.emit(piece)
@@ -83,6 +86,16 @@ class Batch:
     next_pos: torch.Tensor  # (rows, 1) position of the next input token
     logits: torch.Tensor  # (rows, vocab) for the next choice
     padded: bool  # False: no padding anywhere, so no mask is passed (SDPA's causal fast path)
+
+
+@cache
+def _cache_kwarg(model_class: type) -> str:
+    """The KV-cache argument's name: `cache` since transformers 5.24, `past_key_values` before.
+
+    Passing the old name to 5.24+ prints a FutureWarning on every forward call; passing the new one
+    to an older release would land in **kwargs and be ignored, silently turning the cache off."""
+    params = inspect.signature(model_class.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
 
 
 def prefill(model, rows: list[Row], pad_id: int) -> Batch:
@@ -104,9 +117,9 @@ def prefill(model, rows: list[Row], pad_id: int) -> Batch:
             input_ids=ids,
             attention_mask=mask if padded else None,
             position_ids=positions,
-            past_key_values=cache,
             use_cache=True,
             logits_to_keep=1,
+            **{_cache_kwarg(type(model)): cache},
         )
     return Batch(model, rows, cache, mask, positions[:, -1:] + 1, out.logits[:, -1, :], padded)
 
@@ -120,6 +133,7 @@ def choose_and_advance(batch: Batch) -> Iterator[tuple[Row, str]]:
         kept = len(row.token_ids)
         piece = step_row(row, tokens[j])
         if j in scored and len(row.token_ids) > kept:  # the token is part of the output
+            scored[j].in_text = tokens[j] not in row.skip_ids
             row.logprobs.append(scored[j])
         if piece:
             yield row, piece
@@ -161,8 +175,8 @@ def forward(batch: Batch, tokens: torch.Tensor) -> None:
             input_ids=step,
             attention_mask=batch.mask if batch.padded else None,
             position_ids=batch.next_pos,
-            past_key_values=batch.cache,
             use_cache=True,
+            **{_cache_kwarg(type(batch.model)): batch.cache},
         )
     batch.next_pos.add_(1)
     batch.logits = out.logits[:, -1, :]

@@ -22,6 +22,7 @@ from codelm.engine.text import CodegenTruncatingMatcher, IncrementalDecoder, Sto
 from codelm.errors import RequestError
 from codelm.models.codegen_truncate import codegen_truncate
 from codelm.models.formats import cut_at_first, render_chat, render_chat_template, render_fim
+from codelm.models.vocab import TokenBytes, special_ids, token_ids
 
 
 class Engine:
@@ -39,6 +40,8 @@ class Engine:
         self._stop_ids = {
             k: self._token_ids(rules.stop_tokens(self.family, k)) for k in ("completion", "infill", "chat")
         }
+        self._special_ids = special_ids(tok)
+        self.token_bytes = TokenBytes(tok)  # raw bytes of one token, for logprobs
         gen_eos = getattr(self.model.generation_config, "eos_token_id", None)
         if gen_eos is not None:
             extra = gen_eos if isinstance(gen_eos, list) else [gen_eos]
@@ -51,9 +54,8 @@ class Engine:
 
     # -- family rules ---------------------------------------------------------------------------
     def _token_ids(self, tokens: Sequence[str]) -> set[int]:
-        unk = self.tokenizer.unk_token_id
-        ids = {self.tokenizer.convert_tokens_to_ids(t) for t in tokens}
-        return {i for i in ids if i is not None and i != unk}
+        """Ids of the stop tokens the vocabulary has; unk == eos (GPT-2, NeoX) must not drop EOS."""
+        return token_ids(self.tokenizer, tokens)
 
     def stop_strings(self, kind: str, params: SamplingParams) -> list[str]:
         return rules.stop_strings(self.family, kind, params)
@@ -94,7 +96,8 @@ class Engine:
         return self.generate([self.chat_request(messages, **sampling)])[0]
 
     def token_text(self, token_id: int) -> str:
-        """How one token reads, special tokens included (for logprobs)."""
+        """How one token reads alone, special tokens included (U+FFFD for part of a character;
+        `token_bytes` gives the raw bytes)."""
         return self.tokenizer.decode(
             [token_id], skip_special_tokens=False, clean_up_tokenization_spaces=False
         )
@@ -135,6 +138,7 @@ class Engine:
                 self._matcher(request, strings),
                 logprobs=[] if p.logprobs is not None else None,
                 index=j,
+                skip_ids=self._special_ids - stops if p.skip_special_tokens else frozenset(),
             )
             for j in range(p.n)
         ]

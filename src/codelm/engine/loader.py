@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from codelm.errors import CheckpointError
+from codelm.errors import CheckpointError, CodelmError
 from codelm.models.detect import detect_family
 from codelm.models.registry import Family, get_family
 
@@ -27,11 +27,39 @@ class Loaded:
     path: Path
 
 
+_DEVICES = "cpu, cuda, cuda:N or mps"
+
+
 def resolve_device(device: str | None = None) -> torch.device:
-    """The requested device, else CUDA when present, else CPU."""
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The requested device, checked to exist here; else CUDA when present, else CPU.
+
+    torch would answer a typo with a list of 20 backend names and a CPU-only build with an
+    AssertionError deep inside `.to()`; users get one line that says what to do instead."""
+    if not device:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise CodelmError(f"unknown device {device!r} (use {_DEVICES})") from None
+    if dev.type == "cuda":
+        if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:
+            raise CodelmError(
+                f"--device {device}: this torch ({torch.__version__}) is built without CUDA; "
+                "install a CUDA build of torch or use --device cpu"
+            )
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise CodelmError(f"--device {device}: no CUDA GPU is visible; use --device cpu")
+        if dev.index is not None and dev.index >= count:
+            raise CodelmError(
+                f"--device {device}: only {count} CUDA GPU(s) visible (cuda:0..cuda:{count - 1})"
+            )
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise CodelmError(f"--device {device}: Apple MPS is not available here; use --device cpu")
+    elif dev.type != "cpu":
+        raise CodelmError(f"unsupported device {device!r} (use {_DEVICES})")
+    return dev
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
@@ -112,12 +140,12 @@ def load_checkpoint(
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    dev = resolve_device(device)  # before any download: a wrong device is the cheapest error
     if threads:
         torch.set_num_threads(threads)
     path = locate_checkpoint(name, allow_pickle)
     fam = get_family(family) if family else detect_family(path)
     _check_weights(path, allow_pickle)
-    dev = resolve_device(device)
     hf_logging.disable_progress_bar()
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path))

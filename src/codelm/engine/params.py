@@ -24,6 +24,9 @@ class SamplingParams:
     stop_token_ids: tuple[int, ...] = ()
     ignore_eos: bool = False  # benchmarking: only the caller's own stops end a sample (as in vLLM)
     logprobs: int | None = None  # report each token's log-probability and this many alternatives
+    # drop special tokens that are not stops (Gemma's <bos>, Stable Code's <filename>) from the
+    # text, as vLLM's option of the same name and the model cards' decode(skip_special_tokens=True)
+    skip_special_tokens: bool = True
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> RequestError:
@@ -45,6 +48,8 @@ class SamplingParams:
             raise bad(f"seed must be an integer, got {self.seed!r}")
         if self.logprobs is not None and (not isinstance(self.logprobs, int) or not 0 <= self.logprobs <= 20):
             raise bad(f"logprobs must be an integer from 0 to 20, got {self.logprobs!r}")
+        if not isinstance(self.skip_special_tokens, bool):
+            raise bad(f"skip_special_tokens must be true or false, got {self.skip_special_tokens!r}")
         if isinstance(self.stop, str) or not all(isinstance(s, str) and s for s in self.stop):
             raise bad("stop must be a list of non-empty strings")
         object.__setattr__(self, "stop", tuple(self.stop))
@@ -99,6 +104,7 @@ class TokenLogprob:
     token_id: int
     logprob: float
     top: list[tuple[int, float]] = field(default_factory=list)
+    in_text: bool = True  # False for a special token that skip_special_tokens kept out of the text
 
 
 @dataclass

@@ -11,8 +11,9 @@ sentinels and chat template. `AutoModelForCausalLM` / `AutoTokenizer.from_pretra
 from __future__ import annotations
 
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
@@ -83,3 +84,23 @@ def make_tiny(
     max_len = getattr(config, "max_position_embeddings", None) or config.n_positions
     save_tokenizer(tokenizer, fam, out, max_len)
     return out
+
+
+def script_tokens(model: torch.nn.Module, ids: Sequence[int]) -> torch.utils.hooks.RemovableHandle:
+    """Make `model` choose `ids` in order, then the last one forever: a scripted tiny model.
+
+    Random tiny weights cannot be made to write '中文 🙂' or a `<filename>` token, but tests of
+    detokenization, logprobs and special-token handling need exact tokens. Each forward call (the
+    prefill, then one per decoding step, for a single sequence) still runs the real model; a hook
+    on its output head then puts all the mass on the next scripted id. Remove the returned handle
+    to restore the model."""
+    script, calls = list(ids), [0]
+
+    def hook(module: torch.nn.Module, args: Any, logits: torch.Tensor) -> torch.Tensor:
+        token = script[min(calls[0], len(script) - 1)]
+        calls[0] += 1
+        forced = torch.full_like(logits, -100.0)
+        forced[..., token] = 0.0
+        return forced
+
+    return model.get_output_embeddings().register_forward_hook(hook)

@@ -169,6 +169,9 @@ class LocalEngineClient:
     def token_text(self, token_id: int) -> str:
         return self.engine.token_text(token_id)
 
+    def token_bytes(self, token_id: int) -> bytes:
+        return self.engine.token_bytes(token_id)
+
     def check_budget(self, request: Request) -> None:
         """An explicit max_tokens must fit the context window with the prompt (the engine would
         silently shorten it; OpenAI and vLLM refuse instead, so clients learn their limit)."""

@@ -48,6 +48,7 @@ class SamplingFields(_Schema):
     seed: int | None = None
     stop: str | list[str] | None = None
     ignore_eos: bool = False  # vLLM extra: benchmarks that must do a fixed amount of work
+    skip_special_tokens: bool = True  # vLLM extra: special tokens that are not stops leave the text
     stream: bool = False
     stream_options: StreamOptions | None = None
     presence_penalty: float = 0.0  # accepted for compatibility; only 0 is supported

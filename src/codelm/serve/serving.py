@@ -128,11 +128,11 @@ class Serving:
         sampling["logprobs"] = (req.top_logprobs or 0) if req.logprobs else None
         return self.backend.chat_request(messages, **sampling)
 
-    def _speller(self) -> Callable[[int], str] | None:
-        """How the backend spells a token id; only an in-process engine knows its tokenizer."""
-        return getattr(self.backend, "token_text", None)
+    def _speller(self) -> Callable[[int], bytes] | None:
+        """A token id's raw bytes; only an in-process engine knows its tokenizer."""
+        return getattr(self.backend, "token_bytes", None)
 
-    def _token_text(self) -> Callable[[int], str]:
+    def _token_text(self) -> Callable[[int], bytes]:
         token_text = self._speller()
         if token_text is None:
             raise APIError(400, NO_LOGPROBS, "unsupported_feature", "logprobs")
@@ -158,6 +158,7 @@ class Serving:
             "seed": req.seed,
             "stop": stops or None,
             "ignore_eos": req.ignore_eos or None,
+            "skip_special_tokens": req.skip_special_tokens,
         }
 
     @staticmethod

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from codelm.engine.scheduler import Event
 from codelm.serve.engine_client import Generation
 from codelm.serve.errors import APIError
-from codelm.serve.logprobs import TokenText, chat_logprobs, completion_logprobs
+from codelm.serve.logprobs import TextOffsets, TokenBytes, chat_logprobs, completion_logprobs
 from codelm.serve.metrics import Tracker
 from codelm.serve.protocol import (
     ChatChunkChoice,
@@ -48,18 +48,16 @@ def sse(payload: BaseModel | dict) -> str:
 class CompletionChunks:
     """Events -> `text_completion` chunks."""
 
-    def __init__(self, model: str, token_text: TokenText | None = None, top: bool = True) -> None:
+    def __init__(self, model: str, token_text: TokenBytes | None = None, top: bool = True) -> None:
         self.id, self.created, self.model = new_id("cmpl"), int(time.time()), model
         self.token_text, self.top = token_text, top
-        self._offsets: dict[int, int] = {}  # per choice: text offset of its next token
+        self._offsets: dict[int, TextOffsets] = {}  # per choice: where its next token starts
 
     def event(self, ev: Event) -> list[BaseModel]:
         logprobs = None
         if ev.logprobs is not None and self.token_text is not None:
-            logprobs = completion_logprobs(
-                ev.logprobs, self.token_text, self._offsets.get(ev.index, 0), self.top
-            )
-            self._offsets[ev.index] = self._offsets.get(ev.index, 0) + sum(map(len, logprobs.tokens))
+            offsets = self._offsets.setdefault(ev.index, TextOffsets())
+            logprobs = completion_logprobs(ev.logprobs, self.token_text, offsets, self.top)
         choice = CompletionChoice(
             index=ev.index, text=ev.text, finish_reason=ev.finish_reason, logprobs=logprobs
         )
@@ -72,7 +70,7 @@ class CompletionChunks:
 class ChatChunks:
     """Events -> `chat.completion.chunk` chunks, opening each choice with the assistant role."""
 
-    def __init__(self, model: str, token_text: TokenText | None = None) -> None:
+    def __init__(self, model: str, token_text: TokenBytes | None = None) -> None:
         self.id, self.created, self.model = new_id("chatcmpl"), int(time.time()), model
         self.token_text = token_text
         self._opened: set[int] = set()

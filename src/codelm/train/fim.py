@@ -26,6 +26,7 @@ import numpy as np
 
 from codelm.errors import CodelmError, UnsupportedFeatureError
 from codelm.models.registry import Family
+from codelm.models.vocab import token_id
 
 
 @dataclass
@@ -67,14 +68,15 @@ class FimTransform:
         self.family, self.tokenizer = family, tokenizer
         self.rate, self.spm_rate, self.max_tokens = rate, spm_rate, max_tokens
         if family.fim is not None:
-            conv = tokenizer.convert_tokens_to_ids
-            self.pre, self.suf, self.mid = (conv(t) for t in family.fim.sentinels)
-            if tokenizer.unk_token_id is not None and tokenizer.unk_token_id in (
-                self.pre,
-                self.suf,
-                self.mid,
-            ):
-                raise CodelmError(f"the tokenizer lacks {family.name}'s FIM sentinels")
+            # by spelling, not by "id == unk": a tokenizer without unk returns None for a missing
+            # token, and GPT-NeoX's unk is <|endoftext|>, a real token
+            self.pre, self.suf, self.mid = (token_id(tokenizer, t) for t in family.fim.sentinels)
+            missing = [t for t in family.fim.sentinels if token_id(tokenizer, t) is None]
+            if missing and rate > 0:
+                raise CodelmError(
+                    f"the tokenizer lacks {family.name}'s FIM sentinels {', '.join(missing)}; "
+                    "use a tokenizer of that family (or set the FIM rate to 0)"
+                )
 
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
         # split_special_tokens: text that spells a sentinel is data, never a control token
