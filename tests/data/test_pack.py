@@ -116,3 +116,61 @@ def test_cli_pack_of_a_curation_output_dir(tmp_path, tiny_checkpoint, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "4 documents" in out
     assert read_index(tmp_path / "s")["lineage"]["curation"][str(cur)] == {"steps": []}
+
+
+def test_missing_tokenizer_is_a_one_line_error(corpus, tmp_path, capsys):
+    with pytest.raises(DataError, match="no such directory"):
+        pack([corpus], tmp_path / "missing", tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no tokenizer files"):
+        pack([corpus], tmp_path / "empty", tmp_path / "out")
+    code = main(["data", "pack", str(corpus), "--tokenizer", "/missing", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and err == "codelm: error: --tokenizer /missing: no such directory\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_tokenizer_lacking_the_family_fim_sentinels_writes_nothing(corpus, tmp_path, tiny_checkpoint, capsys):
+    """The llama tokenizer has no unk token, so the missing Seed-Coder sentinels once read as None,
+    passed the check and crashed mid-pack, leaving a partial shard behind."""
+    out = tmp_path / "out"
+    args = ["data", "pack", str(corpus), "--tokenizer", str(tiny_checkpoint("llama")), "--out", str(out)]
+    code = main([*args, "--family", "seedcoder", "--fim-rate", "0.5"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert "lacks seedcoder's FIM sentinels <[fim-prefix]>, <[fim-suffix]>, <[fim-middle]>" in err
+    assert list(tmp_path.iterdir()) == [corpus]  # neither OUT nor a partial directory
+
+
+def test_a_pack_that_fails_midway_leaves_no_partial_shards(corpus, tmp_path, tiny_checkpoint, monkeypatch):
+    from codelm.train import shards
+
+    tok_dir, out = tiny_checkpoint("llama"), tmp_path / "out"
+    pack([corpus], tok_dir, out)
+    before = (out / "index.json").read_text()
+    real_add, calls = shards.ShardWriter.add, []
+
+    def add_until_the_disk_fills(self, ids):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real_add(self, ids)
+
+    monkeypatch.setattr(shards.ShardWriter, "add", add_until_the_disk_fills)
+    with pytest.raises(OSError, match="No space left"):
+        pack([corpus], tok_dir, out, overwrite=True)
+    assert (out / "index.json").read_text() == before  # the finished pack survives its failed successor
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([corpus.name, "out"])
+    calls.clear()
+    with pytest.raises(OSError, match="No space left"):
+        pack([corpus], tok_dir, tmp_path / "fresh")
+    assert not (tmp_path / "fresh").exists() and not (tmp_path / ".fresh.partial").exists()
+
+
+def test_out_holding_other_files_is_refused_before_any_work(corpus, tmp_path, tiny_checkpoint):
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / "todo.txt").write_text("keep me")
+    with pytest.raises(DataError, match="holds other files than packed shards"):
+        pack([corpus], tiny_checkpoint("llama"), out, overwrite=True)
+    assert (out / "todo.txt").read_text() == "keep me"
