@@ -32,20 +32,45 @@ def chat_from_file(engine, path: str, sampling: dict[str, Any], args: argparse.N
     _emit(engine, engine.chat_request(load_messages(path), **sampling), args)
 
 
+COMMANDS = {
+    "/help": "show these commands",
+    "/reset": "forget the conversation so far (the --system message stays)",
+    "/exit": "end the session (also /quit, or Ctrl-D)",
+}
+
+
+def banner() -> str:
+    """What an interactive session prints first: how to use it, since nothing else says so."""
+    lines = ["Chat: type a message and press Enter. Commands:"]
+    lines += [f"  {name:<7} {what}" for name, what in COMMANDS.items()]
+    return "\n".join(lines)
+
+
 def chat_interactive(engine, sampling: dict[str, Any], system: str | None = None) -> None:
-    """Read user turns from stdin; stream each reply; /reset clears, /exit or EOF ends."""
+    """Read user turns from stdin and stream each reply to stdout.
+
+    Commands are handled here and never reach the model; their messages, the banner and the prompt
+    go to stderr, so stdout holds only the model's replies (usable when piped)."""
     history: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
     tty = sys.stdin.isatty()
+    print(banner(), file=sys.stderr, flush=True)
     while True:
         if tty:
             print("you> ", end="", file=sys.stderr, flush=True)
         line = sys.stdin.readline()
-        if not line or line.strip() in ("/exit", "/quit"):
+        text = line.strip()
+        if not line or text in ("/exit", "/quit"):
             return
-        if line.strip() == "/reset":
-            history = history[:1] if system else []
+        if not text:
             continue
-        if not line.strip():
+        if _is_command(text):
+            if text == "/reset":
+                history = history[:1] if system else []
+                print("(conversation reset)", file=sys.stderr, flush=True)
+            elif text == "/help":
+                print(banner(), file=sys.stderr, flush=True)
+            else:
+                print(f"unknown command {text}; /help lists the commands", file=sys.stderr, flush=True)
             continue
         history.append({"role": "user", "content": line.rstrip("\n")})
         request = engine.chat_request(history, **{**sampling, "n": 1})
@@ -57,3 +82,8 @@ def chat_interactive(engine, sampling: dict[str, Any], system: str | None = None
         sys.stdout.write("\n")
         sys.stdout.flush()
         history.append({"role": "assistant", "content": "".join(reply)})
+
+
+def _is_command(text: str) -> bool:
+    """A lone /word is a command (known or not); '/usr/bin is missing' is a message."""
+    return text.startswith("/") and " " not in text and "/" not in text[1:]
