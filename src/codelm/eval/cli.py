@@ -48,6 +48,14 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
         "--data", action="append", default=[], metavar="TASK=SOURCE", help="a file or hub id for one task"
     )
     t.add_argument("--limit", type=int, help="evaluate only the first N problems of each task")
+    t.add_argument(
+        "--limit-spread", action="store_true", help="--limit picks N problems spread evenly over the file"
+    )
+    t.add_argument(
+        "--unigram-corpus",
+        metavar="PATH",
+        help="perplexity's unigram baseline: packed shard dir or JSONL of texts (default: the documents)",
+    )
     s = p.add_argument_group("sampling (exactly these values; family recommendations are not applied)")
     s.add_argument("-n", "--n", type=int, default=1, help="samples per problem (default 1)")
     s.add_argument("--temperature", type=float, help="default: 0 (greedy) when n is 1, else 0.2")
@@ -97,7 +105,9 @@ def options_from_args(args: argparse.Namespace):
         raise CodelmError("give --output DIR for summary.json, samples.jsonl and report.md")
     if args.generate_only and args.samples:
         raise CodelmError("--generate-only with --samples has nothing to do")
-    if not args.generate_only and not args.allow_code_execution:
+    from .tasks import executes_code
+
+    if not args.generate_only and not args.allow_code_execution and executes_code(args.tasks):
         from .worker import CodeExecutionNotAllowed, require_opt_in
 
         try:
@@ -123,6 +133,8 @@ def options_from_args(args: argparse.Namespace):
             settings=settings,
             ks=ks,
             limit=args.limit,
+            spread=args.limit_spread,
+            unigram_corpus=Path(args.unigram_corpus) if args.unigram_corpus else None,
             data_dir=Path(args.data_dir) if args.data_dir else None,
             data=data,
             workers=args.workers,

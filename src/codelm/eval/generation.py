@@ -6,6 +6,11 @@ for each ``GenRequest`` (a completion prompt, an infill prefix/suffix, or chat m
 ``n``, sampling and stop strings) the ``n`` generated texts. Tasks build the requests and clean the
 texts; nothing here knows a benchmark. ``single_turn`` is the generation loop of every one-prompt
 benchmark (MTPB, which is multi-turn, has its own in ``tasks/mtpb.py``).
+
+Backends that hold the model's weights also score texts (kind ``loglikelihood``, for perplexity):
+``score(texts)`` gives each text's summed negative log-likelihood and how many tokens it covers,
+``encode(texts)`` the token ids it read, and ``tokenizer`` the model's tokenizer (for baselines
+fitted on its vocabulary). The others refuse that kind in ``supports`` before any work starts.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any, Protocol
 from codelm.errors import CodelmError
 
 KINDS = ("completion", "infill", "chat")
+LOGLIKELIHOOD = "loglikelihood"  # the kind of tasks that score texts instead of generating
 
 
 @dataclass(frozen=True)
@@ -84,12 +90,22 @@ class Backend(Protocol):
 
     name: str
     pregenerated: bool  # True: texts are final completions (a samples file); tasks skip cleaning
+    tokenizer: Any  # the model's (HF) tokenizer where texts can be scored, else None
 
     def supports(self, kind: str) -> str | None:
         """None if requests of ``kind`` can be served, else why not (asked before any work)."""
         ...
 
     def generate(self, requests: Sequence[GenRequest]) -> list[list[str]]: ...
+
+    def score(self, texts: Sequence[str]) -> list[tuple[float, int]]:
+        """Per text: the summed negative log-likelihood (nats, natural log) of every token of
+        ``encode(text)`` after the first, and how many tokens that is (kind ``loglikelihood``)."""
+        ...
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """The token ids ``score`` reads for each text (the first one is context, never predicted)."""
+        ...
 
     def close(self) -> None: ...
 

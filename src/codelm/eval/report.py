@@ -7,6 +7,10 @@ that failed here; a skipped task maps to ``{"skipped": reason}``. ``samples.json
 per sample: task, task_id, index, prompt, completion, raw text, status (of the headline check),
 passed, error (the reason, for anything but passed), runtime and, for several checks, each
 check's verdict. ``report.md`` and the terminal show the same table.
+
+A task that scores texts (perplexity) has no samples: its entry is the task's own ``summarize``
+(perplexity, unigram_perplexity, tokens, documents, unigram_fitted_on) and its row shows those
+instead of pass@k. Tasks that name a candidate source (HumanEval) also get ``syntax_valid``.
 """
 
 from __future__ import annotations
@@ -19,11 +23,17 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .generation import GenSettings
-from .scoring import GENERATION_ERROR, NOT_EXECUTED, task_metrics
+from .generation import LOGLIKELIHOOD, GenSettings
+from .scoring import GENERATION_ERROR, NOT_EXECUTED, syntax_valid, task_metrics
 from .store import RunStore
 
 _COLUMNS = ("passed", "failed", "timeout", "syntax_error", "error", "generation_error")
+# metrics besides pass@k, with their column headers
+_OTHERS = {"syntax_valid": "syntax ok", "perplexity": "ppl", "unigram_perplexity": "unigram ppl"}
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}" if value < 10 else f"{value:.2f}"
 
 
 def collect(plan: Any, store: RunStore, settings: GenSettings) -> tuple[dict[str, list], list[dict]]:
@@ -61,9 +71,17 @@ def write_outputs(options: Any, backend: Any, plans: list, skipped: dict[str, st
     summary: dict[str, Any] = {}
     records: list[dict] = []
     for plan in plans:
+        if plan.task.kind == LOGLIKELIHOOD:
+            scores = {task_id: v for (task, task_id), v in store.scores.items() if task == plan.task.name}
+            entry = plan.task.summarize(plan.problems, scores, backend, options.unigram_corpus)
+            summary[plan.task.name] = entry | {"title": plan.task.title, "source": str(plan.source)}
+            continue
         verdicts, task_records = collect(plan, store, options.settings)
         records += task_records
         entry = task_metrics(verdicts, plan.task.checks, options.ks)
+        valid = syntax_valid(plan.task, plan.problems, store.generations)
+        if valid is not None:
+            entry["syntax_valid"] = valid
         entry |= {"title": plan.task.title, "source": str(plan.source), "excluded": dict(plan.task.excluded)}
         calibrated = [r for (task, _), r in store.calibration.items() if task == plan.task.name]
         if calibrated:
@@ -89,7 +107,7 @@ def summary_table(summary: dict, ks: tuple[int, ...]) -> list[list[str]]:
     (pass@k beyond n; error kinds that did not occur), so the table fits a terminal."""
     rows_of = []  # (label, metrics) per task and check
     for name, entry in summary.items():
-        if "skipped" not in entry:
+        if "skipped" not in entry and "perplexity" not in entry:
             rows_of.append((name, entry))
             rows_of += [
                 (f"{name} ({c})", v) for c, v in entry.items() if isinstance(v, dict) and "counts" in v
@@ -101,11 +119,22 @@ def summary_table(summary: dict, ks: tuple[int, ...]) -> list[list[str]]:
         *extra,
         *([NOT_EXECUTED] if any(m["counts"].get(NOT_EXECUTED) for _, m in rows_of) else []),
     ]
-    rows = [["task", "n", "problems", *(f"pass@{k}" for k in shown), *columns]]
+    # columns of other metrics, shown when some task has them
+    others = [m for m in _OTHERS if any(m in e for e in summary.values())]
+    columns = columns if rows_of else []  # only texts were scored: no verdicts to count
+    headers = [_OTHERS[m] for m in others]
+    rows = [["task", "n", "problems", *(f"pass@{k}" for k in shown), *headers, *columns]]
     for label, metrics in rows_of:
         scores = [f"{metrics[f'pass@{k}']:.4f}" if f"pass@{k}" in metrics else "-" for k in shown]
+        extra = [_number(metrics.get(m)) for m in others]
         counts = [str(metrics["counts"].get(c, 0)) for c in columns]
-        rows.append([label, str(metrics["n"]), str(metrics["problems"]), *scores, *counts])
+        rows.append([label, str(metrics["n"]), str(metrics["problems"]), *scores, *extra, *counts])
+    for name, entry in summary.items():
+        if "perplexity" in entry:  # scored texts, no samples: its numbers, "-" for the rest
+            extra = [_number(entry.get(m)) for m in others]
+            rows.append(
+                [name, "-", str(entry["documents"]), *(["-"] * len(shown)), *extra, *(["-"] * len(columns))]
+            )
     for name, entry in summary.items():
         if "skipped" in entry:
             rows.append([name, *(["-"] * (len(rows[0]) - 2)), f"skipped: {entry['skipped']}"])
@@ -121,10 +150,19 @@ def markdown(summary: dict, table: list[list[str]], backend: str, settings: GenS
     )
     lines += ["", "| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
     lines += ["| " + " | ".join(row) + " |" for row in table[1:]]
-    notes = [(n, e) for n, e in summary.items() if e.get("excluded") or e.get("reference_failures")]
+    notes = [
+        (n, e)
+        for n, e in summary.items()
+        if e.get("excluded") or e.get("reference_failures") or "unigram_fitted_on" in e
+    ]
     if notes:
         lines.append("")
     for name, entry in notes:
+        if "unigram_fitted_on" in entry:
+            lines.append(
+                f"- {name}: {entry['tokens']} tokens of {entry['documents']} documents; "
+                f"unigram baseline fitted on {entry['unigram_fitted_on']}"
+            )
         if entry.get("excluded"):
             lines.append(f"- {name}: {len(entry['excluded'])} problems excluded (reasons in summary.json)")
         for key, why in entry.get("reference_failures", {}).items():

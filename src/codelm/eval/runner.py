@@ -10,7 +10,11 @@ Everything is journaled as it finishes (``store``), so ``--resume`` redoes nothi
 ``samples.jsonl`` and the report are rebuilt from the journals at the end (``report``).
 
 Nothing executes without ``allow_code_execution``; without it only ``execute=False``
-(``--generate-only``) is allowed, and the refusal comes before any work.
+(``--generate-only``) is allowed, and the refusal comes before any work. ``local`` tasks execute
+nothing and need no opt-in: their verdicts (e.g. an exact match) are computed here, journaled like
+executions, with no sandbox and no calibration, and also under ``--generate-only``. Tasks of kind
+``loglikelihood`` (perplexity) generate nothing: the backend scores their documents, journaled per
+document (``scores.jsonl``).
 """
 
 from __future__ import annotations
@@ -26,11 +30,11 @@ from typing import Any
 from codelm.errors import CodelmError, UnsupportedFeatureError
 
 from .execution import ExecutionPool, run_references, timeout_from
-from .generation import Backend, GenSettings
+from .generation import LOGLIKELIHOOD, Backend, GenSettings, chunks
 from .program import DEFAULT_PRELOAD, Isolation, Program
 from .progress import Display, progress_display
 from .store import RunStore
-from .tasks import get_task, task_names
+from .tasks import executes_code, get_task, task_names
 from .tasks.base import Task
 from .tasks.data import Source, resolve_source
 from .worker import require_opt_in
@@ -47,6 +51,8 @@ class EvalOptions:
     settings: GenSettings = field(default_factory=GenSettings)
     ks: tuple[int, ...] = (1, 10, 100)
     limit: int | None = None  # the first N problems of every task
+    task_limits: Mapping[str, int | None] = field(default_factory=dict)  # per task, over `limit`
+    spread: bool = False  # limited problems spread evenly over the file instead of the first N
     data_dir: Path | None = None
     data: Mapping[str, str] = field(default_factory=dict)  # task -> path or hub id
     workers: int = 2
@@ -57,10 +63,12 @@ class EvalOptions:
     timeout_floor: float | None = None  # None: each task's own floor
     reference_timeout: float = 120.0  # what a canonical solution may take while calibrating
     progress: bool = True
+    unigram_corpus: Path | None = None  # perplexity's baseline: shard dir or JSONL (default: the documents)
 
     def __post_init__(self) -> None:
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"limit must be >= 1, got {self.limit}")
+        for name, limit in {"": self.limit, **self.task_limits}.items():
+            if limit is not None and limit < 1:
+                raise ValueError(f"limit{f' of {name}' if name else ''} must be >= 1, got {limit}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if not self.ks or min(self.ks) < 1:
@@ -82,7 +90,7 @@ def run_eval(options: EvalOptions, backend: Backend) -> dict:
     """Run the evaluation; returns the summary (also written to ``options.output``)."""
     from .report import write_outputs
 
-    if options.execute:
+    if options.execute and executes_code(list(options.tasks)):
         require_opt_in(options.allow_code_execution)
     plans, skipped = plan_tasks(options, backend)
     store = RunStore(options.output, run_config(options, backend, plans, skipped), resume=options.resume)
@@ -90,8 +98,13 @@ def run_eval(options: EvalOptions, backend: Backend) -> dict:
     try:
         with progress_display(options.progress) as progress:
             for plan in plans:
+                if plan.task.kind == LOGLIKELIHOOD:
+                    score(plan, backend, options.settings, store, progress)
+                    continue
                 generate(plan, backend, options.settings, store, progress)
-                if options.execute:
+                if plan.task.local:
+                    judge_locally(plan, store)
+                elif options.execute:
                     pool = pool or start_pool(plans, options.workers)
                     execute(plan, pool, store, options, progress)
     finally:
@@ -107,6 +120,9 @@ def plan_tasks(options: EvalOptions, backend: Backend) -> tuple[list[Plan], dict
     unknown = sorted(set(options.data) - set(names))
     if unknown:
         raise CodelmError(f"--data names tasks that are not selected: {', '.join(unknown)}")
+    unknown = sorted(set(options.task_limits) - set(names))
+    if unknown:
+        raise CodelmError(f"task limits name tasks that are not selected: {', '.join(unknown)}")
     plans, skipped = [], {}
     mode = options.settings.mode
     for name in names:
@@ -118,15 +134,29 @@ def plan_tasks(options: EvalOptions, backend: Backend) -> tuple[list[Plan], dict
             continue
         if mode == "chat" and not task.chat_ok:
             raise CodelmError(f"{name} needs fill-in-the-middle from a base model; it cannot run with --chat")
-        refusal = None if backend.pregenerated else backend.supports("chat" if mode == "chat" else task.kind)
+        kind = "chat" if mode == "chat" and task.kind != LOGLIKELIHOOD else task.kind
+        refusal = None if backend.pregenerated and kind != LOGLIKELIHOOD else backend.supports(kind)
         if refusal:
             raise UnsupportedFeatureError(f"{name}: {refusal}")
+        if kind == LOGLIKELIHOOD:
+            task.check_corpus(options.unigram_corpus, backend)
         source = resolve_source(task, options.data_dir, options.data.get(name))
-        problems = task.load(source)[: options.limit]
+        limit = options.task_limits[name] if name in options.task_limits else options.limit
+        problems = select(task.load(source), limit, options.spread)
         plans.append(Plan(task, source, problems))
     if backend.pregenerated:
         claim_samples(plans, backend)
     return plans, skipped
+
+
+def select(problems: list[Any], limit: int | None, spread: bool) -> list[Any]:
+    """The first ``limit`` problems, or ``limit`` spread evenly over all of them (as the tiny recipe
+    picks its FIM problems: ``problems[int(i * len / limit)]``)."""
+    if limit is None or limit >= len(problems):
+        return problems
+    if not spread:
+        return problems[:limit]
+    return [problems[int(i * len(problems) / limit)] for i in range(limit)]
 
 
 def claim_samples(plans: list[Plan], backend: Any) -> None:
@@ -190,8 +220,32 @@ def generate(plan: Plan, backend: Backend, settings: GenSettings, store: RunStor
         )
 
 
+def score(plan: Plan, backend: Backend, settings: GenSettings, store: RunStore, progress: Display) -> None:
+    """Score the documents still unscored, ``batch_size`` per backend call, journaled per document."""
+    name = plan.task.name
+    todo = [p for p in plan.problems if (name, p.task_id) not in store.scores]
+    if not todo:
+        return
+    bar = progress.add_task(f"{name}: scoring", total=len(todo))
+    for batch in chunks(todo, settings.batch_size):
+        for problem, (nll, tokens) in zip(batch, plan.task.scores(list(batch), backend), strict=True):
+            store.add_score(name, problem.task_id, nll, tokens)
+        progress.advance(bar, len(batch))
+
+
+def judge_locally(plan: Plan, store: RunStore) -> None:
+    """Verdicts of a ``local`` task (no sandbox, no calibration), journaled like executions."""
+    task, name = plan.task, plan.task.name
+    for problem in plan.problems:
+        for index, sample in enumerate(store.generations.get((name, problem.task_id), [])):
+            key = (name, problem.task_id, index, task.checks[0])
+            if sample.error is None and key not in store.executions:
+                store.add_execution(key, task.local_verdict(problem, sample.completion))
+
+
 def start_pool(plans: list[Plan], workers: int) -> ExecutionPool:
     """One pool for the run, preloading and exposing what the selected tasks need."""
+    plans = [p for p in plans if not p.task.local]
     preload = tuple(dict.fromkeys(DEFAULT_PRELOAD + tuple(m for p in plans for m in p.task.preload)))
     keep = tuple(dict.fromkeys(path for p in plans for path in p.task.isolation_keep()))
     pool = ExecutionPool(workers, isolation=Isolation(preload=preload, keep=keep), allow_code_execution=True)

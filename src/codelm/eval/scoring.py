@@ -6,10 +6,16 @@ generated for it (it counts as not passed), or ``not_executed`` (``--generate-on
 are counted apart from failures. pass@k is the unbiased estimator averaged over problems
 (``passk.aggregate``: percentile bootstrap interval over problems, standard error), for every
 requested k that every problem has enough samples for.
+
+``syntax_valid`` is the share of samples whose candidate source (``Task.candidate_source``:
+HumanEval's prompt + completion) compiles with ``compile()`` in this process. Compiling parses and
+builds bytecode, it runs nothing, so it is measured even with ``--generate-only``; a sample whose
+generation failed counts as invalid.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -18,6 +24,9 @@ from .passk import aggregate, counts_by_task
 from .program import Status
 
 GENERATION_ERROR, NOT_EXECUTED = "generation_error", "not_executed"
+# what compile() raises for bad source: SyntaxError (and Indentation/TabError), ValueError (null
+# bytes), and the parser's limits on deep nesting and huge literals
+COMPILE_FAILURES = (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError)
 STATUSES = (*(s.value for s in Status), GENERATION_ERROR, NOT_EXECUTED)
 
 
@@ -55,3 +64,29 @@ def task_metrics(
     for check in checks[1:]:
         entry[check] = check_metrics(verdicts[check], ks)
     return entry
+
+
+def compiles(source: str) -> bool:
+    """Whether ``source`` compiles as a module (nothing is executed; warnings are not shown)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. invalid escape sequences in model text
+        try:
+            compile(source, "<candidate>", "exec", dont_inherit=True)
+        except COMPILE_FAILURES:
+            return False  # exactly what the metric counts
+    return True
+
+
+def syntax_valid(
+    task: Any, problems: Sequence[Any], generations: Mapping[tuple[str, str], list]
+) -> float | None:
+    """Share of ``task``'s samples whose candidate source compiles; None if the task names none."""
+    valid = total = 0
+    for problem in problems:
+        for sample in generations.get((task.name, problem.task_id), []):
+            source = task.candidate_source(problem, sample.completion)
+            if source is None:
+                return None
+            total += 1
+            valid += sample.error is None and compiles(source)
+    return valid / total if total else None

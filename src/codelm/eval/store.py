@@ -6,6 +6,8 @@
 ``OUT/executions.jsonl``   one line per executed (sample, check), appended as each verdict arrives
 ``OUT/calibration.jsonl``  one line per calibrated timeout: the canonical solution's verdict and
                            runtime, and the timeout derived from it (reused when resuming)
+``OUT/scores.jsonl``       one line per scored document (perplexity): its summed negative
+                           log-likelihood in nats and how many tokens it predicted
 ``OUT/samples.jsonl``      the merged result, one line per sample (written by the report)
 
 Lines are flushed one by one; a run killed mid-line leaves a partial last line, which resuming
@@ -27,7 +29,7 @@ from .generation import Generated
 from .program import ExecResult, Status
 
 log = logging.getLogger(__name__)
-JOURNALS = ("generations.jsonl", "executions.jsonl", "calibration.jsonl")
+JOURNALS = ("generations.jsonl", "executions.jsonl", "calibration.jsonl", "scores.jsonl")
 
 
 class RunStore:
@@ -56,6 +58,9 @@ class RunStore:
                 Status(r["status"]), r.get("returncode"), r["runtime"], detail=r.get("detail", "")
             )
             self.executions[r["task"], r["task_id"], r["index"], r["check"]] = result
+        self.scores: dict[tuple[str, str], tuple[float, int]] = {
+            (r["task"], r["task_id"]): (r["nll"], r["tokens"]) for r in self._read("scores.jsonl")
+        }
         self._files = {name: open(self.out / name, "a", encoding="utf-8") for name in JOURNALS}  # noqa: SIM115
 
     def _check_config(self, config: dict[str, Any], resume: bool) -> None:
@@ -115,6 +120,10 @@ class RunStore:
         record |= {"runtime": reference.runtime, "detail": reference.detail}
         self.calibration[task, key] = record
         self._append("calibration.jsonl", record)
+
+    def add_score(self, task: str, task_id: str, nll: float, tokens: int) -> None:
+        self.scores[task, task_id] = (nll, tokens)
+        self._append("scores.jsonl", {"task": task, "task_id": task_id, "nll": nll, "tokens": tokens})
 
     def close(self) -> None:
         for f in self._files.values():

@@ -5,6 +5,12 @@ family's own formats) and are generated in batches by ``Engine.generate``. Sampl
 the run's: the family's recommended settings are overridden, not merged, so that every model is
 evaluated the same way. A batch whose requests the engine refuses (a prompt longer than the
 context window) is retried request by request, so only the offending ones fail.
+
+Scoring (``score``, for perplexity) runs plain forward passes. A text longer than the context window
+is cut into windows of the window's length that share one token (the last of a window is the first,
+context-only, token of the next), so every token after the first is predicted exactly once and whole
+documents count. Windows are right-padded into batches (padding after a causal row changes none of
+its logits) within a logits budget; log-softmax is taken in float32.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ from typing import Any
 
 from codelm.errors import RequestError
 
-from ..generation import GenerationFailed, GenRequest
+from ..generation import LOGLIKELIHOOD, GenerationFailed, GenRequest
+
+LOGITS_BUDGET = 1 << 27  # logits (batch x window x vocab) of one scoring forward pass: 512 MiB in fp32
 
 
 class EngineBackend:
@@ -23,6 +31,7 @@ class EngineBackend:
     def __init__(self, engine: Any) -> None:
         self.engine = engine
         self.name = f"engine:{engine.path}"
+        self.tokenizer = engine.tokenizer
 
     @classmethod
     def from_pretrained(cls, model: str, **load_kwargs: Any) -> EngineBackend:
@@ -32,6 +41,8 @@ class EngineBackend:
 
     def supports(self, kind: str) -> str | None:
         family = self.engine.family
+        if kind == LOGLIKELIHOOD:
+            return None
         if kind == "infill" and family.fim is None:
             return f"model family {family.name} does not support fill-in-the-middle"
         if (
@@ -80,6 +91,39 @@ class EngineBackend:
         if errors:
             raise GenerationFailed(texts, errors)
         return texts
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return [self.engine.encode(text) for text in texts]
+
+    def score(self, texts: Sequence[str]) -> list[tuple[float, int]]:
+        """Summed NLL (nats) and predicted-token count per text (see the module docstring)."""
+        import torch
+
+        size = self.engine.context_window
+        windows = []  # (text index, ids): consecutive windows share one token
+        for index, ids in enumerate(self.encode(texts)):
+            windows += [(index, ids[start : start + size]) for start in range(0, len(ids) - 1, size - 1)]
+        windows.sort(key=lambda w: -len(w[1]))  # similar lengths share a batch: little padding
+        nll, tokens = [0.0] * len(texts), [0] * len(texts)
+        model = self.engine.model
+        device = next(model.parameters()).device
+        vocab = self.engine.vocab_size
+        pad = self.engine.pad_id if self.engine.pad_id is not None else 0
+        start = 0
+        while start < len(windows):
+            longest = len(windows[start][1])
+            rows = max(1, min(self.engine.max_batch_size, LOGITS_BUDGET // (longest * vocab)))
+            batch = windows[start : start + rows]
+            start += len(batch)
+            padded = [ids + [pad] * (longest - len(ids)) for _, ids in batch]
+            with torch.inference_mode():
+                logits = model(torch.tensor(padded, device=device), use_cache=False).logits
+                for row, (index, ids) in enumerate(batch):
+                    logp = torch.log_softmax(logits[row, : len(ids) - 1].float(), dim=-1)
+                    target = torch.tensor(ids[1:], device=device)
+                    nll[index] -= float(logp.gather(1, target[:, None]).sum())
+                    tokens[index] += len(ids) - 1
+        return list(zip(nll, tokens, strict=True))
 
     def close(self) -> None:
         pass

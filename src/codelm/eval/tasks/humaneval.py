@@ -186,5 +186,8 @@ class HumanEvalTask(Task):
     def reference(self, problem: Problem) -> str:
         return problem.canonical_solution
 
+    def candidate_source(self, problem: Problem, completion: str) -> str:
+        return problem.prompt + completion  # the function the check program would define
+
 
 TASK = HumanEvalTask()

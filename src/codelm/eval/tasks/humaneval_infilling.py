@@ -17,6 +17,11 @@ generated, up to the model's end-of-middle token.
 Check program, exactly human-eval-infilling's (``execution.py``): ``prompt + completion + suffix
 + "\\n" + test + "\\n" + f"check({entry_point})"``, run like human-eval's. All tasks derived from
 one HumanEval problem share a calibrated timeout.
+
+``fim-exact-match`` (``EXACT_MATCH``) asks the single-line problems the same way but executes
+nothing: a sample passes when its first line, whitespace-trimmed, equals the removed line, trimmed
+(the match SantaCoder's and the tiny recipe's reports use). It is a ``local`` task: pass@1 is the
+exact-match rate, and it runs without ``--allow-code-execution``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..generation import GenRequest, GenSettings
-from ..program import Program
+from ..program import ExecResult, Program, Status
 from .base import Task
 from .data import HubDataset, bundled_file, require_fields
 
@@ -98,6 +103,19 @@ class InfillingTask(Task):
         return "/".join(problem.task_id.split("/")[1:3])  # the HumanEval problem, e.g. HumanEval/0
 
 
+class ExactMatchTask(InfillingTask):
+    """Single-line infilling scored by exact match of the first generated line (no execution)."""
+
+    local = True
+    checks = ("exact_match",)
+
+    def local_verdict(self, problem: Problem, completion: str) -> ExecResult:
+        line = completion.split("\n", 1)[0].strip()
+        if line == problem.canonical_solution.strip():
+            return ExecResult(Status.PASSED, None, 0.0)
+        return ExecResult(Status.FAILED, None, 0.0, detail=f"expected {problem.canonical_solution.strip()!r}")
+
+
 SINGLE_LINE = InfillingTask(
     "humaneval-infilling-single-line", "HumanEval single-line infilling", "SingleLineInfilling", True
 )
@@ -111,4 +129,7 @@ RANDOM_SPAN_LIGHT = InfillingTask(
     "humaneval-infilling-random-span-light",
     "HumanEval random-span infilling (light)",
     "RandomSpanInfillingLight",
+)
+EXACT_MATCH = ExactMatchTask(
+    "fim-exact-match", "HumanEval single-line infilling, exact match", "SingleLineInfilling", True
 )
