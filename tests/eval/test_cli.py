@@ -229,3 +229,23 @@ def test_refusals_come_before_any_work(tmp_path):
                 "--generate-only",
             )
         )
+
+
+def test_eval_takes_a_config_file_flags_and_set(tmp_path, capsys):
+    """`codelm eval --config FILE` + flags + `--set`, resolved by the one config layer."""
+    import yaml
+
+    from codelm.cli import main
+
+    cfg = tmp_path / "eval.yaml"
+    cfg.write_text("tasks: [humaneval, fim-exact-match]\nn: 4\ntemperature: 0.8\ntask_limits: {humaneval: 10}\n")
+    argv = ["eval", "--config", str(cfg), "--n", "2", "--set", "top_p=0.5", "--print-config"]
+    assert main(argv) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["tasks"] == ["humaneval", "fim-exact-match"] and printed["n"] == 2
+    assert printed["temperature"] == 0.8 and printed["top_p"] == 0.5
+    assert printed["task_limits"] == {"humaneval": 10}
+    assert main(["eval", "--config", str(cfg), "--set", "temprature=1", "--print-config"]) == 1
+    assert "did you mean 'temperature'" in capsys.readouterr().err
+    assert main(["eval", "--tasks", "humaneva", "--print-config"]) == 1
+    assert "did you mean 'humaneval'" in capsys.readouterr().err

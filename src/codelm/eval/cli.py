@@ -14,9 +14,9 @@ is documented in docs/eval.md.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from codelm.errors import CodelmError
@@ -43,6 +43,7 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     t = p.add_argument_group("tasks")
     t.add_argument("--tasks", help="comma-separated task names or groups (see --list-tasks)")
     t.add_argument("--list-tasks", action="store_true", help="print the task registry and exit")
+    t.add_argument("--verbose", action="store_true", help="log details (e.g. a missing toolchain's output)")
     t.add_argument("--data-dir", help="directory holding the benchmark files (default: bundled or hub)")
     t.add_argument(
         "--data", action="append", default=[], metavar="TASK=SOURCE", help="a file or hub id for one task"
@@ -57,35 +58,46 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
         help="perplexity's unigram baseline: packed shard dir or JSONL of texts (default: the documents)",
     )
     s = p.add_argument_group("sampling (exactly these values; family recommendations are not applied)")
-    s.add_argument("-n", "--n", type=int, default=1, help="samples per problem (default 1)")
+    s.add_argument("-n", "--n", type=int, help="samples per problem (default 1)")
     s.add_argument("--temperature", type=float, help="default: 0 (greedy) when n is 1, else 0.2")
-    s.add_argument("--top-p", type=float, default=0.95, help="default 0.95")
+    s.add_argument("--top-p", type=float, help="default 0.95")
     s.add_argument("--top-k", type=int, help="default: off")
     s.add_argument("--repetition-penalty", type=float, help="default: off")
     s.add_argument("--max-new-tokens", type=int, help="default: per task (512; chat 1024; MTPB per turn)")
     s.add_argument("--seed", type=int, help="makes sampling reproducible")
-    s.add_argument("--k", default="1,10,100", help="pass@k values, comma-separated (those <= n are reported)")
-    s.add_argument("--batch-size", type=int, default=16, help="prompts per backend call (default 16)")
+    s.add_argument("--k", help="pass@k values, comma-separated (those <= n are reported; default 1,10,100)")
+    s.add_argument("--batch-size", type=int, help="prompts per backend call (default 16)")
     x = p.add_argument_group("execution")
     x.add_argument("--allow-code-execution", action="store_true", help="run model code in the sandbox")
     x.add_argument("--generate-only", action="store_true", help="write samples without executing them")
-    x.add_argument("--workers", type=int, default=2, help="sandbox workers (default 2)")
+    x.add_argument("--workers", type=int, help="sandbox workers (default 2)")
     x.add_argument(
-        "--timeout-factor", type=float, default=10.0, help="timeout = max(floor, factor x canonical)"
+        "--timeout-factor", type=float, help="timeout = max(floor, factor x canonical) (default 10)"
     )
     x.add_argument("--timeout-floor", type=float, help="seconds (default: per task, 3; MTPB/HumanEval-X 10)")
     o = p.add_argument_group("output")
     o.add_argument("--output", help="run directory: summary.json, samples.jsonl, report.md")
     o.add_argument("--resume", action="store_true", help="continue the run in --output, redoing nothing")
     o.add_argument("--no-progress", action="store_true", help="no progress bars")
+    from codelm.config import add_config_args
+
+    add_config_args(o, "evaluation (EvalConfig: tasks, sampling, limits, data, execution)")
 
 
 def eval_from_args(args: argparse.Namespace) -> dict[str, Any] | None:
     """Run ``codelm eval`` from parsed arguments; returns the summary (None for --list-tasks)."""
+    if getattr(args, "verbose", False):
+        verbose_logging()
     if args.list_tasks:
         print_tasks()
         return None
-    options = options_from_args(args)
+    config = config_from_args(args)
+    if args.print_config:
+        from codelm.config import dump
+
+        print(dump(config), end="")
+        return None
+    options = options_from_args(args, config)
     backend = backend_from_args(args)
     try:
         from .runner import run_eval
@@ -95,25 +107,12 @@ def eval_from_args(args: argparse.Namespace) -> dict[str, Any] | None:
         backend.close()
 
 
-def options_from_args(args: argparse.Namespace):
-    from .generation import GenSettings, Sampling
-    from .runner import EvalOptions
+def config_from_args(args: argparse.Namespace):
+    """The `EvalConfig` of this command: `--config FILE`, then the flags given, then `--set`."""
+    from codelm.config import config_from_args as build
 
-    if not args.tasks:
-        raise CodelmError("give --tasks (e.g. --tasks humaneval,mbpp; --list-tasks shows them)")
-    if not args.output:
-        raise CodelmError("give --output DIR for summary.json, samples.jsonl and report.md")
-    if args.generate_only and args.samples:
-        raise CodelmError("--generate-only with --samples has nothing to do")
-    from .tasks import executes_code
+    from .config import EvalConfig
 
-    if not args.generate_only and not args.allow_code_execution and executes_code(args.tasks):
-        from .worker import CodeExecutionNotAllowed, require_opt_in
-
-        try:
-            require_opt_in(False)
-        except CodeExecutionNotAllowed as exc:  # the same words, as a one-line CLI error
-            raise CodelmError(f"{exc} (or --generate-only to only write samples)") from exc
     data = {}
     for item in args.data:
         name, sep, source = item.partition("=")
@@ -121,32 +120,58 @@ def options_from_args(args: argparse.Namespace):
             raise CodelmError(f"--data wants TASK=PATH_OR_HUB_ID, got {item!r}")
         data[name.strip()] = source.strip()
     try:
-        ks = tuple(int(k) for k in args.k.split(",") if k.strip())
-        temperature = args.temperature if args.temperature is not None else (0.0 if args.n == 1 else 0.2)
-        sampling = Sampling(temperature, args.top_p, args.top_k, args.repetition_penalty, seed=args.seed)
-        settings = GenSettings(
-            "chat" if args.chat else "base", args.n, sampling, args.max_new_tokens, batch_size=args.batch_size
-        )
-        return EvalOptions(
-            tasks=tuple(args.tasks.split(",")),
-            output=Path(args.output),
-            settings=settings,
-            ks=ks,
-            limit=args.limit,
-            spread=args.limit_spread,
-            unigram_corpus=Path(args.unigram_corpus) if args.unigram_corpus else None,
-            data_dir=Path(args.data_dir) if args.data_dir else None,
-            data=data,
-            workers=args.workers,
-            execute=not args.generate_only,
-            allow_code_execution=args.allow_code_execution,
-            resume=args.resume,
-            timeout_factor=args.timeout_factor,
-            timeout_floor=args.timeout_floor,
-            progress=not args.no_progress,
-        )
-    except ValueError as exc:
-        raise CodelmError(str(exc)) from exc
+        ks = [int(k) for k in args.k.split(",") if k.strip()] if args.k else None
+    except ValueError:
+        raise CodelmError(f"--k wants comma-separated whole numbers, got {args.k!r}") from None
+    flags = {
+        "tasks": [t for t in args.tasks.split(",") if t.strip()] if args.tasks else None,
+        "mode": "chat" if args.chat else None,
+        "n": args.n,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "top_k": args.top_k,
+        "repetition_penalty": args.repetition_penalty,
+        "max_new_tokens": args.max_new_tokens,
+        "seed": args.seed,
+        "k": ks,
+        "batch_size": args.batch_size,
+        "limit": args.limit,
+        "limit_spread": True if args.limit_spread else None,
+        "data_dir": args.data_dir,
+        "unigram_corpus": args.unigram_corpus,
+        "workers": args.workers,
+        "generate_only": True if args.generate_only else None,
+        "timeout_factor": args.timeout_factor,
+        "timeout_floor": args.timeout_floor,
+    }
+    flags |= {f"data.{name}": source for name, source in data.items()}
+    return build(EvalConfig, args, flags, "eval config")
+
+
+def options_from_args(args: argparse.Namespace, config=None):
+    """The runner's options: the config plus what only the command line says (output, resume)."""
+    config = config if config is not None else config_from_args(args)
+    if not config.tasks:
+        raise CodelmError("give --tasks (e.g. --tasks humaneval,mbpp; --list-tasks shows them)")
+    if not args.output:
+        raise CodelmError("give --output DIR for summary.json, samples.jsonl and report.md")
+    if config.generate_only and args.samples:
+        raise CodelmError("--generate-only with --samples has nothing to do")
+    from .tasks import executes_code
+
+    if not config.generate_only and not args.allow_code_execution and executes_code(config.tasks):
+        from .worker import CodeExecutionNotAllowed, require_opt_in
+
+        try:
+            require_opt_in(False)
+        except CodeExecutionNotAllowed as exc:  # the same words, as a one-line CLI error
+            raise CodelmError(f"{exc} (or --generate-only to only write samples)") from exc
+    return config.options(
+        args.output,
+        allow_code_execution=args.allow_code_execution,
+        resume=args.resume,
+        progress=not args.no_progress,
+    )
 
 
 def backend_from_args(args: argparse.Namespace):
@@ -176,12 +201,22 @@ def backend_from_args(args: argparse.Namespace):
     )
 
 
+def verbose_logging() -> None:
+    """--verbose: codelm's INFO records on stderr (nothing else's: libraries stay quiet)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    logger = logging.getLogger("codelm")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+
+
 def print_tasks() -> None:
+    """One line per task (a reason it cannot run is one line too; --verbose logs the details)."""
     from .tasks import GROUPS, TASKS, get_task
 
     for name in TASKS:
         task = get_task(name)
-        why = task.unavailable()
+        why = " ".join((task.unavailable() or "").split())
         print(f"{name:40s} {task.title}" + (f"  [unavailable: {why}]" if why else ""))
     for name, members in GROUPS.items():
         print(f"{name:40s} = {', '.join(members)}")

@@ -62,8 +62,6 @@ class EvalConfig:
 
     def options(self, output: str | Path, *, allow_code_execution: bool, resume: bool = False, **extra: Any):
         """The runner's `EvalOptions` for this config (imports the runner: call it when running)."""
-        import inspect
-
         from codelm.errors import CodelmError
 
         from .generation import GenSettings, Sampling
@@ -72,18 +70,11 @@ class EvalConfig:
         if not self.tasks:
             raise CodelmError("give --tasks (e.g. --tasks humaneval,mbpp; --list-tasks shows them)")
         temperature = self.temperature if self.temperature is not None else (0.0 if self.n == 1 else 0.2)
-        sampling = Sampling(temperature, self.top_p, self.top_k, self.repetition_penalty, seed=self.seed)
-        settings = GenSettings(self.mode, self.n, sampling, self.max_new_tokens, batch_size=self.batch_size)
-        known = inspect.signature(EvalOptions).parameters
-        wanted = {
-            "task_limits": dict(self.task_limits),
-            "spread": self.limit_spread,
-            "unigram_corpus": Path(self.unigram_corpus) if self.unigram_corpus else None,
-        }
-        missing = [k for k, v in wanted.items() if k not in known and v not in (None, False, {})]
-        if missing:
-            raise CodelmError(f"this codelm's evaluation runner does not support {', '.join(missing)} yet")
         try:
+            sampling = Sampling(temperature, self.top_p, self.top_k, self.repetition_penalty, seed=self.seed)
+            settings = GenSettings(
+                self.mode, self.n, sampling, self.max_new_tokens, batch_size=self.batch_size
+            )
             return EvalOptions(
                 tasks=tuple(self.tasks),
                 output=Path(output),
@@ -98,7 +89,9 @@ class EvalConfig:
                 resume=resume,
                 timeout_factor=self.timeout_factor,
                 timeout_floor=self.timeout_floor,
-                **{k: v for k, v in wanted.items() if k in known},
+                task_limits=dict(self.task_limits),
+                spread=self.limit_spread,
+                unigram_corpus=Path(self.unigram_corpus) if self.unigram_corpus else None,
                 **extra,
             )
         except ValueError as exc:
