@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import gzip
 import json
+import logging
 import shutil
 import sys
 import time
@@ -201,6 +202,28 @@ def test_missing_toolchains_are_reported(bare_machine):
     with pytest.raises(hx.ToolchainMissing, match="apt-get install g\\+\\+ libboost-dev libssl-dev"):
         hx.to_program(problems("cpp")["0"], "X")
     assert hx.toolchain_available("python") == (True, "")
+
+
+GCC_SAYS = """probe.cpp:1:9: fatal error: boost/any.hpp: No such file or directory
+    1 | #include<boost/any.hpp>
+      |         ^~~~~~~~~~~~~~~
+compilation terminated.
+"""
+
+
+def test_a_failing_cpp_probe_is_one_line_and_logs_the_compiler_output(bare_machine, tmp_path, caplog):
+    """What g++ prints when Boost is missing spans lines; the reason shows its error line only."""
+    (tmp_path / "said.txt").write_text(GCC_SAYS)
+    gxx = tmp_path / "g++"
+    gxx.write_text(f"#!/bin/sh\ncat {tmp_path / 'said.txt'} >&2\nexit 1\n")
+    gxx.chmod(0o755)
+    with caplog.at_level(logging.INFO, logger=toolchains.__name__):
+        ok, why = hx.toolchain_available("cpp")
+    assert not ok and why == (
+        "g++ cannot build with Boost and OpenSSL: "
+        "probe.cpp:1:9: fatal error: boost/any.hpp: No such file or directory"
+    )
+    assert GCC_SAYS.rstrip() in caplog.text  # the whole output, for --verbose
 
 
 def test_missing_libraries_are_reported(monkeypatch, tmp_path):

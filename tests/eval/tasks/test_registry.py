@@ -5,6 +5,7 @@ instead of failing every sample."""
 from __future__ import annotations
 
 import argparse
+import logging
 
 import pytest
 
@@ -34,12 +35,54 @@ def test_groups_and_typos():
         task_names(" , ")
 
 
-def test_cli_lists_the_registry(capsys):
+def list_tasks(*flags: str) -> None:
     parser = argparse.ArgumentParser()
     cli.add_eval_args(parser)
-    assert cli.eval_from_args(parser.parse_args(["--list-tasks"])) is None
+    assert cli.eval_from_args(parser.parse_args(["--list-tasks", *flags])) is None
+
+
+@pytest.fixture
+def quiet_codelm_logger():
+    """--verbose adds a handler to the "codelm" logger; take it away after the test."""
+    logger = logging.getLogger("codelm")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
+def test_cli_lists_the_registry(capsys):
+    list_tasks()
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert listed == [*TASKS, *GROUPS]
+
+
+def test_cli_list_without_toolchains_is_one_line_per_task(monkeypatch, tmp_path, capsys, quiet_codelm_logger):
+    """A machine that never ran `make system-deps`: g++ present but without Boost (its error spans
+    lines), the other compilers absent. Each reason stays on its task's line; --verbose logs the rest."""
+    from codelm.eval.tasks.humaneval_x import toolchains
+
+    gxx = tmp_path / "g++"
+    gxx.write_text(
+        "#!/bin/sh\necho 'probe.cpp:1:9: fatal error: boost/any.hpp: No such file' >&2\n"
+        "echo '    1 | #include<boost/any.hpp>' >&2\necho 'compilation terminated.' >&2\nexit 1\n"
+    )
+    gxx.chmod(0o755)
+    monkeypatch.setattr(toolchains, "SANDBOX_PATH", str(tmp_path))
+    toolchains._resolve.cache_clear()
+    try:
+        list_tasks("--verbose")
+    finally:
+        toolchains._resolve.cache_clear()
+    out, err = capsys.readouterr()
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert list(lines) == [*TASKS, *GROUPS]
+    assert lines["humaneval-x-cpp"].endswith(
+        "[unavailable: toolchain missing: g++ cannot build with Boost and OpenSSL: "
+        "probe.cpp:1:9: fatal error: boost/any.hpp: No such file]"
+    )
+    assert "[unavailable: toolchain missing: javac not found" in lines["humaneval-x-java"]
+    assert "#include<boost/any.hpp>" in err and "compilation terminated." in err  # the details
 
 
 def test_humaneval_x_reports_a_missing_module(monkeypatch):

@@ -4,12 +4,17 @@ Tools are looked up on the sandbox's own PATH (the interpreter's bin, /usr/local
 /bin), not the caller's: ``~/.cargo/bin`` or ``~/.local/bin`` are hidden inside the sandbox, so a
 rustc found there would pass a check here and then be missing from every sample. Resolution runs
 each language's one-time preparation (``caches``) and is remembered per process, failures included.
+
+Why a language is unavailable is one line (it sits in ``codelm eval --list-tasks``' table and in the
+run summary); a tool's full output, such as the C++ probe's compiler errors, is logged at INFO, which
+``codelm eval --list-tasks --verbose`` shows.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import logging
 import shutil
 import subprocess
 import tempfile
@@ -20,6 +25,8 @@ from pathlib import Path
 from ...program import base_env
 from . import caches, rust_crates
 from .problems import check_language
+
+log = logging.getLogger(__name__)
 
 SANDBOX_PATH = base_env()["PATH"]
 DEBIAN_GOPATH = "/usr/share/gocode"
@@ -40,7 +47,19 @@ int main(){ boost::any a = 1; unsigned char d[16]; MD5((const unsigned char*)"",
 
 
 class ToolchainMissing(RuntimeError):
-    """A language's toolchain is not usable here; the message says what is missing."""
+    """A language's toolchain is not usable here; the one-line message says what is missing and
+    ``detail`` keeps the tool's full output, if any."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+def first_error(output: str) -> str:
+    """The line of a compiler's output that names the failure: the first mentioning "error", else
+    the last non-empty one (gcc follows it with the source line and a caret, on lines of their own)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    return next((line for line in lines if "error" in line.lower()), lines[-1] if lines else "no output")
 
 
 @dataclass(frozen=True)
@@ -86,7 +105,9 @@ def _cpp() -> Toolchain:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise ToolchainMissing(f"g++ probe failed: {exc}") from exc
     if done.returncode != 0:
-        raise ToolchainMissing(f"g++ cannot build with Boost and OpenSSL: {done.stderr.strip()[-500:]}")
+        raise ToolchainMissing(
+            f"g++ cannot build with Boost and OpenSSL: {first_error(done.stderr)}", detail=done.stderr
+        )
     return Toolchain("cpp", tools)
 
 
@@ -130,10 +151,15 @@ _RESOLVERS = {"python": _python, "cpp": _cpp, "java": _java, "js": _js, "go": _g
 def _resolve(language: str) -> Toolchain | str:
     try:
         return _RESOLVERS[language]()
-    except (ToolchainMissing, caches.PrepareError) as exc:
-        return str(exc)
+    except ToolchainMissing as exc:
+        if exc.detail:
+            log.info("HumanEval-X %s toolchain: %s; the full output:\n%s", language, exc, exc.detail.rstrip())
+        why = str(exc)
+    except caches.PrepareError as exc:
+        why = str(exc)
     except OSError as exc:  # e.g. the cache directory cannot be created
-        return f"cannot prepare the toolchain: {exc}"
+        why = f"cannot prepare the toolchain: {exc}"
+    return " ".join(why.split())  # one line, whatever a tool printed
 
 
 def resolve(language: str) -> Toolchain:
