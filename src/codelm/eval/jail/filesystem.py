@@ -25,7 +25,9 @@ from . import linux
 _DEV_NODES = ("null", "zero", "full", "random", "urandom")
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # The dynamic linker's cache and configuration, Debian's alternatives (java, cc, ... are links
-# through them), user and group names, the time zone, OpenSSL's configuration and the JDK's.
+# through them), user and group names, the time zone, and the configuration the toolchains of the
+# multi-language benchmarks read there (Debian links their install trees into /etc: the JDK's
+# conf, R_HOME/etc, mono's config; without it mcs cannot even find its source file).
 ETC_ENTRIES = (
     "ld.so.cache",
     "ld.so.conf",
@@ -38,6 +40,12 @@ ETC_ENTRIES = (
     "timezone",
     "ssl",
     "java-*",
+    "mono",
+    "R",
+    "php",
+    "perl",
+    "racket",
+    "python3*",
 )
 SHM_DIR = ".shm"  # /dev/shm links to /tmp/.shm, so it is fresh with every sample's /tmp
 
