@@ -27,7 +27,16 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     src = p.add_argument_group("what to evaluate (one of --model, --endpoint, --samples)")
     src.add_argument("--model", help="checkpoint directory or hub id; with --endpoint, the served model name")
     src.add_argument("--endpoint", metavar="URL", help="an OpenAI-compatible server (http://host:port[/v1])")
-    src.add_argument("--samples", metavar="FILE", help='score a JSONL of {"task_id", "completion"} records')
+    src.add_argument(
+        "--samples",
+        metavar="FILE",
+        help='score a JSONL of {"task_id", "completion"} records (the problems it covers; see --require-all)',
+    )
+    src.add_argument(
+        "--require-all",
+        action="store_true",
+        help="--samples: every selected problem needs samples and every sample a selected task",
+    )
     src.add_argument(
         "--chat", action="store_true", help="instruct model: chat prompts, code from the reply's fence"
     )
@@ -143,6 +152,7 @@ def config_from_args(args: argparse.Namespace):
         "generate_only": True if args.generate_only else None,
         "timeout_factor": args.timeout_factor,
         "timeout_floor": args.timeout_floor,
+        "require_all": True if args.require_all else None,
     }
     flags |= {f"data.{name}": source for name, source in data.items()}
     return build(EvalConfig, args, flags, "eval config")

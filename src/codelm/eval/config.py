@@ -43,6 +43,7 @@ class EvalConfig:
     generate_only: bool = False  # write samples, execute nothing
     timeout_factor: float = 10.0  # timeout = max(floor, factor x the canonical solution's runtime)
     timeout_floor: float | None = None  # seconds (default: per task)
+    require_all: bool = False  # samples file: every selected problem needs samples (else: scored as covered)
 
     def __post_init__(self) -> None:
         if self.mode not in ("base", "chat"):
@@ -92,6 +93,7 @@ class EvalConfig:
                 task_limits=dict(self.task_limits),
                 spread=self.limit_spread,
                 unigram_corpus=Path(self.unigram_corpus) if self.unigram_corpus else None,
+                require_all=self.require_all,
                 **extra,
             )
         except ValueError as exc:

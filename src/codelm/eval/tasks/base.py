@@ -63,6 +63,12 @@ class Task:
         """Data an installed package ships, used when no source is given."""
         return None
 
+    def notes(self, problems: list[Any]) -> list[str]:
+        """Warnings about the problems a run evaluates (e.g. one needs a package that is missing),
+        asked after ``--limit`` and the samples file have chosen them, so none is about a problem
+        that is not evaluated; the runner logs them and the report lists them."""
+        return []
+
     def parse(self, records: list[dict], origin: str) -> list[Any]:  # implement
         raise NotImplementedError
 
