@@ -7,18 +7,19 @@ form; ``codelm.eval.execution.ExecutionPool`` keeps workers alive for throughput
 How it works (``jail/``): a worker is a fresh interpreter started with an empty environment, in
 a memory cgroup of its own where the machine allows one (``jail/cgroup.py``). Once, it enters new
 user, network, mount and PID namespaces (what ``unshare -rnmp`` does, via libc) and pivots into a
-minimal read-only root: /usr and the /bin, /lib* links into it, a few /etc files (dynamic linker,
+minimal read-only root: /usr and the /bin, /lib* links into it, a few /etc entries (dynamic linker,
 alternatives, passwd, JDK and OpenSSL configuration), the Python installation and
 ``Isolation.keep``; a /dev with null/zero/full/random/urandom; a /proc of its own PID namespace,
-whose process count it caps. Per sample it mounts a fresh tmpfs of ``Isolation.scratch_bytes`` on
-/tmp (holding the work directory and /dev/shm), sets the cgroup's limit to the sample's
+whose process count it caps. Per sample, /tmp is an empty tmpfs of ``Isolation.scratch_bytes``
+(holding the work directory and /dev/shm; a new one whenever the last sample left files outside
+its work directory); the worker sets the cgroup's limit to the sample's
 ``Limits.memory_total_bytes`` and forks once: the child becomes PID 1 of a fresh nested PID
 namespace, starts a new session, gets stdin on /dev/null, rlimits (CPU, address space, file size,
 processes, open files), a minimal environment (PATH, LANG, HOME=TMPDIR=cwd) and loses every
 capability (when codelm runs as root it also switches to host uid 65534, ``Isolation.root_maps_to``).
-Python source is run by ``exec`` in that forked interpreter; other programs are exec'd. Afterwards
-the tmpfs is detached, with whatever the sample left in it. ``sandbox_info()`` reports what the
-kernel actually granted; anything refused is listed there and logged, never assumed.
+Python source is run by ``exec`` in that forked interpreter; other programs are exec'd.
+``sandbox_info()`` reports what the kernel actually granted; anything refused is listed there and
+logged, never assumed.
 
 Verdicts. A Python program passes only with proof that it ran to its end: after the fork, the
 worker makes a random per-sample secret and sends it over a pipe that the child reads into C

@@ -6,8 +6,9 @@ the root (``pivot_root``), holding read-only bind mounts of the system's toolcha
 dynamic linker and toolchains read (``ETC_ENTRIES``), the Python installation and the caller's
 ``keep`` paths, and nothing else: no checkout, no home directory, no host ``/tmp`` or ``/run``
 (so no host Unix socket), no ``/sys``. ``/dev`` holds only null, zero, full, random, urandom.
-Every sample gets a fresh, size-capped tmpfs at ``/tmp`` (``fresh_scratch``; ``/dev/shm`` points
-into it) that is detached, with whatever the sample left there, when it ends.
+Samples get a size-capped tmpfs at ``/tmp`` (``fresh_scratch``; ``/dev/shm`` points into it) that
+is empty when each one starts: after a sample that wrote only in its work directory, the worker
+deletes that; after any other, it detaches the tmpfs with everything in it and mounts a new one.
 
 Fallback when the kernel refuses the pivot (``hide``): every host mount is remounted read-only
 (repeating the flags the kernel locks, or the remount is refused) and ``/tmp``, ``/run`` and

@@ -1,12 +1,13 @@
 """Sandbox worker: isolates itself once, then runs one job per request, each in a fresh process.
 
 Started by ``codelm.eval.worker.SandboxWorker`` with a scrubbed environment; it reads
-length-prefixed JSON jobs on stdin and answers on stdout (see ``protocol``). Per job it mounts a
-fresh, size-capped tmpfs on /tmp, writes the files into a work directory there (owned by the
+length-prefixed JSON jobs on stdin and answers on stdout (see ``protocol``). Per job it makes
+sure /tmp is an empty, size-capped tmpfs, writes the files into a work directory there (owned by the
 samples' uid), compiles Python source, forks the sample (``child.spawn``), sends it a secret made
 after the fork, drains its output up to a cap while enforcing the wall-clock timeout
 (``outcome``), kills its whole PID namespace when time is up, checks the proof of completion
-against the secret, turns what happened into a verdict and detaches the tmpfs.
+against the secret, turns what happened into a verdict and empties /tmp again (a new tmpfs if the
+sample left anything outside its work directory).
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class Worker:
         self.scratch = info["scratch"]
         self.scratch_bytes = scratch_bytes
         self.fresh = bool(info.get("fresh_scratch"))
+        self.mounted = False  # a per-sample tmpfs is on /tmp
         self.pidns_fd = pidns_fd if info.get("pid_namespace") else None
         self.sample_uid = info.get("sample_uid")
         self.memory = memory
@@ -101,8 +103,10 @@ class Worker:
     def run_job(self, job: dict) -> dict:
         """Fresh /tmp and work directory, files, optional compile step, run step; always cleaned up."""
         self.jobs += 1
-        if self.fresh:  # everything the previous sample left in /tmp or /dev/shm is gone
+        if self.fresh and not self.mounted:  # everything earlier samples left in /tmp is gone
             filesystem.fresh_scratch(self.scratch_bytes)
+            self.mounted = True
+        if self.fresh:
             workdir = f"/tmp/job{self.jobs}"
         else:
             workdir = os.path.join(self.scratch, f"job{self.jobs}")
@@ -130,9 +134,26 @@ class Worker:
             return result
         finally:
             if self.fresh:
-                linux.umount("/tmp", linux.MNT_DETACH)
+                self._reset_scratch(workdir)
             elif os.path.isdir(workdir):
                 _remove(workdir)
+
+    def _reset_scratch(self, workdir: str) -> None:
+        """Leave /tmp empty for the next sample. The common case, a sample that wrote only in its
+        work directory, costs an unlink or two; anything else (files in /tmp or /dev/shm, space
+        still in use) detaches the whole tmpfs, and the next job mounts a new one."""
+        try:
+            clean = sorted(os.listdir("/tmp")) == [filesystem.SHM_DIR, os.path.basename(workdir)]
+            clean = clean and not os.listdir(f"/tmp/{filesystem.SHM_DIR}")
+            if clean:
+                _remove(workdir)
+                usage = os.statvfs("/tmp")
+                clean = usage.f_bfree == usage.f_blocks and not os.path.exists(workdir)
+        except OSError:  # whatever it was, a new mount replaces it
+            clean = False
+        if not clean:
+            linux.umount("/tmp", linux.MNT_DETACH)
+            self.mounted = False
 
     def _prepare(self, step: dict, workdir: str) -> dict:
         step = dict(step)
