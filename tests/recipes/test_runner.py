@@ -10,7 +10,6 @@ from codelm.cli import main
 from codelm.recipes.runner import step_names
 from codelm.recipes.schema import load_recipe
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 TINY = str(resources.files("codelm.recipes").joinpath("tiny.yaml"))
 
 
@@ -22,25 +21,55 @@ def test_tiny_recipe_parses_and_plans(capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not (DATA / "HumanEval.jsonl.gz").is_file(), reason=f"benchmark files not found in {DATA}"
-)
-def test_tiny_recipe_runs_end_to_end(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("CODELM_BENCHMARKS", str(DATA))
+def test_tiny_recipe_runs_end_to_end(tmp_path, capsys):
+    """The main job at its ci scale with no data directory: the benchmarks it needs ship with the
+    package. Its report's figures are `codelm eval`'s on the same checkpoint, to the digit."""
     run = tmp_path / "run"
-    argv = ["run", "--scale", "ci", "--run-dir", str(run), "--allow-code-execution", "--data-dir", str(DATA)]
+    argv = ["run", "--scale", "ci", "--run-dir", str(run), "--allow-code-execution"]
     assert main(argv) == 0
     done = {p.stem for p in (run / "done").glob("*.json")}
     assert done == {n.replace(":", "-") for n in step_names(load_recipe(TINY, scale="ci"))}
-    before = json.loads((run / "eval" / "before.json").read_text())
-    after = json.loads((run / "eval" / "after.json").read_text())
+    before = json.loads((run / "done" / "eval-before.json").read_text())
+    after = json.loads((run / "done" / "eval-after.json").read_text())
     for metrics in (before, after):
         assert metrics["humaneval_problems"] == 8 and metrics["humaneval_pass@1"] is not None
-        assert 0 <= metrics["fim_exact_match"] <= 1 and metrics["perplexity"] > 0
+        assert 0 <= metrics["fim_exact_match"] <= 1 and metrics["fim_problems"] == 8
+        assert 0 <= metrics["syntax_valid"] <= 1 and metrics["perplexity"] > 0
     assert after["perplexity"] < before["perplexity"]  # it learned something from the corpus
     report = (run / "report.md").read_text()
     assert "## Evaluation" in report and "codelm serve --model" in report and (run / "loss.png").is_file()
-    assert (run / "stages" / "dpo" / "final" / "model.safetensors").is_file()
+    final = run / "stages" / "dpo" / "final"
+    assert (final / "model.safetensors").is_file()
+
+    # the same evaluation through `codelm eval` on the final checkpoint gives the same numbers
+    out = tmp_path / "eval"
+    argv_eval = [
+        "eval",
+        "--model",
+        str(final),
+        "--tasks",
+        "humaneval,fim-exact-match,perplexity",
+        "--limit",
+        "8",
+        "--limit-spread",
+        "--set",
+        "task_limits={fim-exact-match: 8, perplexity: 3}",
+        "--data",
+        f"perplexity={run / 'split' / 'heldout.jsonl'}",
+        "--unigram-corpus",
+        str(run / "shards"),
+        "--allow-code-execution",
+        "--output",
+        str(out),
+        "--no-progress",
+    ]
+    assert main(argv_eval) == 0
+    from codelm.recipes.runner import headline
+
+    direct = headline(json.loads((out / "summary.json").read_text()))
+    assert direct == {k: after[k] for k in direct}
+    assert f"{after['perplexity']:.1f}" in report
+
     capsys.readouterr()
     assert main(argv) == 0  # everything is done: nothing runs again
     assert "step " not in capsys.readouterr().out
@@ -50,32 +79,21 @@ SEEDS = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml"))
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not (DATA / "HumanEval.jsonl.gz").is_file(), reason=f"benchmark files not found in {DATA}"
-)
 @pytest.mark.parametrize("path", SEEDS, ids=lambda p: p.stem)
 def test_seed_recipe_runs_at_tiny_scale(path, tmp_path, monkeypatch):
-    """The seed recipe's exact stage structure, end to end, at a CPU-sized model."""
-    monkeypatch.setenv("CODELM_BENCHMARKS", str(DATA))
+    """The seed recipe's exact stage structure, end to end, at a CPU-sized model (offline: the
+    recipe's environment variables point at what the run itself makes or ships)."""
+    from codelm.eval.tasks.data import BUNDLED
+
+    monkeypatch.setenv("BENCHMARKS_DIR", str(BUNDLED))
     run = tmp_path / "run"
-    argv = [
-        "run",
-        str(path),
-        "--scale",
-        "tiny",
-        "--run-dir",
-        str(run),
-        "--allow-code-execution",
-        "--data-dir",
-        str(DATA),
-    ]
+    argv = ["run", str(path), "--scale", "tiny", "--run-dir", str(run), "--allow-code-execution"]
     assert main(argv) == 0
     recipe = load_recipe(path, scale="tiny")
     for stage in recipe.stages:
         done = json.loads((run / "done" / f"stage-{stage.name}.json").read_text())
         assert done["steps"] >= 1 and (run / "stages" / stage.name / "final" / "model.safetensors").is_file()
-    after = json.loads((run / "eval" / "after.json").read_text())
-    assert after["humaneval_problems"] == 4 and ("fim_exact_match" in after) == (
-        recipe.model.family != "codegen1"
-    )
+    after = json.loads((run / "done" / "eval-after.json").read_text())
+    assert after["humaneval_problems"] == 4
+    assert (after["fim_exact_match"] is not None) == (recipe.model.family != "codegen1")
     assert (run / "report.md").is_file()

@@ -13,8 +13,8 @@ log-probabilities over the model's tokenizer vocabulary (``len(tokenizer)``), fi
 ``unigram_corpus``: a packed shard directory (``codelm data pack``; its tokenizer must be the
 model's) or a JSONL of texts (tokenized by the model, the tokens after the first of each); by
 default on the evaluated documents themselves, which flatters the baseline (the summary's
-``unigram_fitted_on`` says which). These are the tiny recipe's numbers (``recipes/evaluate.py``),
-up to its 512-token cut, which whole documents replace here.
+``unigram_fitted_on`` says which). The tiny recipe reports these numbers, with the baseline fitted
+on its training shards; documents count whole (its former code cut them at 512 tokens).
 """
 
 from __future__ import annotations
