@@ -7,6 +7,7 @@ argument parser, and docs/files.md against the modules under src/codelm.
 
 from __future__ import annotations
 
+import ast
 import re
 import shlex
 from pathlib import Path
@@ -129,12 +130,22 @@ def _listed_modules() -> set[str]:
     return listed
 
 
+def _purpose(path: Path) -> str:
+    """A module's purpose for the map: the first sentence of its docstring."""
+    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    text = " ".join(doc.strip().split("\n\n")[0].split())
+    first = re.match(r"(.*?[.!?])(?:\s+[A-Z`(]|$)", text)
+    return (first.group(1) if first else text).replace("|", "\\|")
+
+
 def test_file_map_lists_every_module():
     listed = _listed_modules()
-    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "src" / "codelm").rglob("*.py")}
-    missing = sorted(modules - listed)
-    assert not missing, "docs/files.md lacks these modules (add a row with the docstring's first line): " + (
-        ", ".join(missing)
-    )
+    modules = sorted((ROOT / "src" / "codelm").rglob("*.py"))
+    missing = [p for p in modules if p.relative_to(ROOT).as_posix() not in listed]
+    rows = [
+        f"under ### `{p.parent.relative_to(ROOT).as_posix()}/`: | `{p.name}` | {_purpose(p)} |"
+        for p in missing
+    ]
+    assert not rows, "docs/files.md lacks these modules; add the rows:\n" + "\n".join(rows)
     stale = sorted(m for m in listed if not any(ROOT.glob(m.rstrip("/"))))
-    assert not stale, "docs/files.md lists files that do not exist: " + ", ".join(stale)
+    assert not stale, "docs/files.md lists files that do not exist (remove their rows): " + ", ".join(stale)
