@@ -1,7 +1,7 @@
 """Argument wiring for `codelm run`; light to import (the planner and runner load torch only when used).
 
-    codelm run [RECIPE] [--scale tiny] [--dry-run] [--set key=value ...] [--print-config]
-    codelm run --allow-code-execution --run-dir runs/tiny          # the main job
+codelm run [RECIPE] [--scale tiny] [--dry-run] [--set key=value ...] [--print-config]
+codelm run --allow-code-execution --run-dir runs/tiny          # the main job
 """
 
 from __future__ import annotations

@@ -1,23 +1,41 @@
-"""The run report (markdown + HTML): data funnel, loss curves, evaluation before/after, samples.
+"""The run report: `report.json` holds every figure, `report.md` and `report.html` render it.
 
-Everything shown is read back from the run directory's files (curation stats, training metrics,
-the `codelm eval` outputs under eval/before and eval/after), so the report can be regenerated and
-never disagrees with the artifacts; its evaluation figures are `codelm eval`'s own.
+Everything is read back from the run directory's files (the steps' done markers, curation stats,
+each stage's metrics.jsonl, the `codelm eval` outputs under eval/<checkpoint>/), so the report can
+be regenerated and never disagrees with the artifacts; its evaluation figures are `codelm eval`'s.
+
+`report.json`:
+
+    {"recipe", "date", "machine", "total_seconds", "steps": {step: seconds},
+     "checkpoints": {"before": {metrics}, "<stage>": {...}, "after": {...}},   # after = final model
+     "stages": {name: {kind, steps, first_loss, last_loss, heldout_loss, tokens_per_s, mfu, seconds}},
+     "data": [funnel rows], "samples": {checkpoint: [...]}, "infills": {checkpoint: [...]}, "serve"}
+
+Each checkpoint's metrics hold at least `perplexity`, `unigram_perplexity`, `fim_exact_match`,
+`syntax_valid` and `humaneval_pass@1` (None where a task did not run).
 """
 
 from __future__ import annotations
 
 import html
 import json
+import platform
+import statistics
+import time
 from pathlib import Path
 from typing import Any
 
 METRICS = [
     ("humaneval_pass@1", "HumanEval pass@1 (greedy)", "{:.3f}"),
-    ("syntax_valid", "syntactically valid HumanEval completions", "{:.1%}"),
+    ("syntax_valid", "HumanEval completions that compile", "{:.1%}"),
     ("fim_exact_match", "single-line FIM exact match", "{:.1%}"),
     ("perplexity", "held-out perplexity", "{:.1f}"),
     ("unigram_perplexity", "unigram baseline perplexity", "{:.1f}"),
+    ("perplexity_ratio", "perplexity / unigram baseline", "{:.1%}"),
+    ("docstring_pass@1", "docstring -> function: passes its doctest", "{:.1%}"),
+    ("docstring_syntax_valid", "docstring -> function: compiles", "{:.1%}"),
+    ("preference_accuracy", "held-out preference accuracy", "{:.1%}"),
+    ("preference_margin", "held-out preference margin (nats)", "{:+.3f}"),
 ]
 
 
@@ -25,12 +43,130 @@ def _json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def _fmt(value: Any, spec: str) -> str:
-    return "not run" if value is None else spec.format(value)
+    return "-" if value is None else spec.format(value)
+
+
+def machine() -> str:
+    """CPU model and core count (GPU name when there is one): where the figures were measured."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    import os
+
+    return f"{model}, {os.cpu_count()} CPUs"
+
+
+def metrics_of(summary: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's report figures from its `codelm eval` summary."""
+    from codelm.recipes.runner import headline
+
+    out = headline(summary)
+    if out.get("perplexity") and out.get("unigram_perplexity"):
+        out["perplexity_ratio"] = out["perplexity"] / out["unigram_perplexity"]
+    doc, pref = summary.get("docstring-to-function") or {}, summary.get("preference") or {}
+    out["docstring_pass@1"], out["docstring_syntax_valid"] = doc.get("pass@1"), doc.get("syntax_valid")
+    out["preference_accuracy"], out["preference_margin"] = pref.get("accuracy"), pref.get("margin")
+    return out
+
+
+def stage_figures(ctx, stage) -> dict[str, Any]:
+    done = _json(ctx.path("done", f"stage-{stage.name}.json"))
+    rows = _jsonl(ctx.path("stages", stage.name, "metrics.jsonl"))
+    losses = [r["loss"] for r in rows if "loss" in r]
+    heldout = [r["heldout_loss"] for r in rows if r.get("heldout_loss") is not None]
+    speeds = [r["tokens_per_s"] for r in rows if r.get("tokens_per_s")]
+    mfus = [r["mfu"] for r in rows if r.get("mfu") is not None]
+    return {
+        "kind": stage.kind,
+        "steps": done.get("steps"),
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+        "heldout_loss": heldout[-1] if heldout else None,
+        "tokens_per_s": statistics.median(speeds) if speeds else None,
+        "mfu": statistics.median(mfus) if mfus else None,
+        "seconds": done.get("seconds"),
+    }
+
+
+def _references(task: str, ids: list[str]) -> dict[str, str]:
+    """Canonical solutions (HumanEval) or middles (infilling) of `ids`, from the bundled data."""
+    from codelm.eval.tasks import get_task
+    from codelm.eval.tasks.data import resolve_source
+
+    if not ids:
+        return {}
+    name = {"humaneval": "humaneval", "fim-exact-match": "humaneval-infilling-single-line"}[task]
+    t = get_task(name)
+    wanted = set(ids)
+    return {p.task_id: t.reference(p) for p in t.load(resolve_source(t)) if p.task_id in wanted}
+
+
+def samples(ctx, label: str, task: str, count: int = 5) -> list[dict[str, Any]]:
+    """The first `count` samples of `task` at checkpoint `label`: prompt, output, reference."""
+    rows = [r for r in _jsonl(ctx.path("eval", label, "samples.jsonl")) if r["task"] == task][:count]
+    try:
+        refs = _references(task, [r["task_id"] for r in rows])
+    except Exception as exc:  # a report is still written when the benchmark file cannot be read
+        refs = {}
+        for r in rows:
+            r["error"] = f"no reference: {exc}"
+    return [
+        {
+            "task_id": r["task_id"],
+            "prompt": r["prompt"],
+            **({"suffix": r["suffix"]} if "suffix" in r else {}),
+            "output": r["completion"],
+            "reference": refs.get(r["task_id"]),
+            "status": r.get("status"),
+        }
+        for r in rows
+    ]
+
+
+def build_report(ctx) -> dict[str, Any]:
+    from codelm.recipes.runner import checkpoints, step_names
+
+    steps = {
+        n: _json(ctx.path("done", f"{n.replace(':', '-')}.json")).get("seconds")
+        for n in step_names(ctx.recipe)
+    }
+    labels = checkpoints(ctx.recipe)
+    stats = _json(ctx.path("data", "stats.json"))
+    import dataclasses
+
+    final = ctx.path("stages", ctx.recipe.stages[-1].name, "final")
+    return {
+        "recipe": ctx.recipe.name,
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "total_seconds": round(sum(v for v in steps.values() if v), 1),
+        "steps": steps,
+        "checkpoints": {
+            label: metrics_of(_json(ctx.path("eval", label, "summary.json"))) for label in labels
+        },
+        "stages": {s.name: stage_figures(ctx, s) for s in ctx.recipe.stages},
+        "data": [
+            {k: s.get(k) for k in ("name", "docs_in", "kept", "dropped")} for s in stats.get("steps") or []
+        ],
+        "samples": {label: samples(ctx, label, "humaneval") for label in (labels[0], labels[-1])},
+        "infills": {label: samples(ctx, label, "fim-exact-match") for label in (labels[0], labels[-1])},
+        "serve": dataclasses.replace(ctx.recipe.serve, model=str(final)).command(),
+    }
 
 
 def loss_plot(ctx, out: Path) -> Path | None:
-    """All stages' loss curves on one step axis."""
+    """All stages' training (and held-out) loss on one step axis."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -39,19 +175,21 @@ def loss_plot(ctx, out: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(8, 4))
     offset, drew = 0, False
     for stage in ctx.recipe.stages:
-        path = ctx.path("stages", stage.name, "metrics.jsonl")
-        if not path.is_file():
-            continue
-        rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        rows = _jsonl(ctx.path("stages", stage.name, "metrics.jsonl"))
         steps = [offset + r["step"] for r in rows if "loss" in r]
+        if not steps:
+            continue
         ax.plot(steps, [r["loss"] for r in rows if "loss" in r], label=f"{stage.name} ({stage.kind})")
-        offset = steps[-1] if steps else offset
+        held = [(offset + r["step"], r["heldout_loss"]) for r in rows if r.get("heldout_loss") is not None]
+        if held:
+            ax.plot(*zip(*held, strict=True), "k--", marker="o", ms=3, label=f"{stage.name} held-out")
+        offset = steps[-1]
         drew = True
     if not drew:
         plt.close(fig)
         return None
     ax.set_xlabel("optimizer step (stages one after another)")
-    ax.set_ylabel("training loss")
+    ax.set_ylabel("loss (nats per token)")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -60,70 +198,81 @@ def loss_plot(ctx, out: Path) -> Path | None:
     return out
 
 
-def _samples(path: Path, task: str, count: int) -> list[dict[str, Any]]:
-    """The first `count` samples of `task` in a `codelm eval` samples.jsonl."""
-    if not path.is_file():
-        return []
-    rows = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
-    return [r for r in rows if r["task"] == task][:count]
+def render_markdown(report: dict[str, Any], description: str, plot: bool) -> str:
+    labels = list(report["checkpoints"])
+    md = [f"# {report['recipe']}: run report", "", description, ""]
+    md.append(
+        f"Run of {report['date']} on {report['machine']}: {report['total_seconds'] / 60:.1f} minutes in all."
+    )
+    md += ["", "## Evaluation (through `codelm eval`)", ""]
+    md += ["| metric | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    for key, label, spec in METRICS:
+        values = [report["checkpoints"][c].get(key) for c in labels]
+        if any(v is not None for v in values):
+            md.append(f"| {label} | " + " | ".join(_fmt(v, spec) for v in values) + " |")
+    after = report["checkpoints"][labels[-1]]
+    md += [
+        "",
+        f"HumanEval: {after.get('humaneval_problems')} problems; FIM: {after.get('fim_problems')}"
+        f" single-line infilling problems; perplexity: {after.get('heldout_tokens')} held-out tokens."
+        " Each checkpoint's summary.json, samples.jsonl and report.md are under eval/<checkpoint>/.",
+    ]
+    md += [
+        "",
+        "## Training",
+        "",
+        "| stage | kind | steps | loss first -> last | held-out loss | tokens/s | MFU | time |",
+    ]
+    md.append("|---|---|---|---|---|---|---|---|")
+    for name, s in report["stages"].items():
+        loss = f"{_fmt(s['first_loss'], '{:.3f}')} -> {_fmt(s['last_loss'], '{:.3f}')}"
+        cells = [
+            name,
+            s["kind"],
+            _fmt(s["steps"], "{}"),
+            loss,
+            _fmt(s["heldout_loss"], "{:.3f}"),
+            _fmt(s["tokens_per_s"], "{:,.0f}"),
+            _fmt(s["mfu"], "{:.1%}"),
+            _fmt(s["seconds"], "{:.0f} s"),
+        ]
+        md.append("| " + " | ".join(cells) + " |")
+    if plot:
+        md += ["", "![loss curves](loss.png)"]
+    md += ["", "## Data funnel", "", "| step | in | kept | dropped |", "|---|---|---|---|"]
+    for s in report["data"]:
+        dropped = ", ".join(f"{k}={v}" for k, v in (s.get("dropped") or {}).items()) or "-"
+        md.append(f"| {s.get('name')} | {s.get('docs_in', '')} | {s.get('kept', '')} | {dropped} |")
+    md += ["", "## Step times", "", "| step | seconds |", "|---|---|"]
+    md += [f"| {name} | {_fmt(sec, '{:.1f}')} |" for name, sec in report["steps"].items()]
+    for kind, title in (("samples", "Sample completions (HumanEval)"), ("infills", "Sample infills")):
+        for label, rows in report[kind].items():
+            if not rows:
+                continue
+            md += ["", f"## {title}: {label}", ""]
+            for r in rows:
+                md.append(f"**{r['task_id']}** ({r.get('status')})")
+                md += [
+                    "",
+                    "```python",
+                    r["prompt"][-300:] + "⟨" + r["output"] + "⟩" + r.get("suffix", "")[:200],
+                ]
+                md += ["```", "", "reference:", "", "```python", (r.get("reference") or "")[:400], "```", ""]
+    md += ["## Serve it", "", "```", report["serve"], "```", ""]
+    return "\n".join(md)
 
 
 def write_report(ctx) -> list[Path]:
-    from codelm.recipes.runner import headline
-
-    before = headline(_json(ctx.path("eval", "before", "summary.json")))
-    after = headline(_json(ctx.path("eval", "after", "summary.json")))
-    stats = _json(ctx.path("data", "stats.json"))
+    report = build_report(ctx)
+    json_path = ctx.path("report.json")
+    json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     plot = loss_plot(ctx, ctx.path("loss.png"))
-    md = [f"# {ctx.recipe.name}: run report", "", ctx.recipe.description, ""]
-    md += ["## Data funnel", "", "| step | in | kept | dropped |", "|---|---|---|---|"]
-    for s in stats.get("steps") or []:
-        dropped = ", ".join(f"{k}={v}" for k, v in (s.get("dropped") or {}).items()) or "-"
-        md.append(f"| {s.get('name')} | {s.get('docs_in', '')} | {s.get('kept', '')} | {dropped} |")
-    md += ["", "## Training", ""]
-    for stage in ctx.recipe.stages:
-        done = _json(ctx.path("done", f"stage-{stage.name}.json"))
-        if done:
-            md.append(
-                f"- **{stage.name}** ({stage.kind}): {done.get('steps')} steps, loss "
-                f"{done.get('first_loss', 0):.3f} -> {done.get('last_loss', 0):.3f}, {done.get('seconds')} s"
-            )
-    if plot:
-        md += ["", "![loss curves](loss.png)"]
-    md += ["", "## Evaluation", "", "| metric | before training | after training |", "|---|---|---|"]
-    for key, label, spec in METRICS:
-        md.append(f"| {label} | {_fmt(before.get(key), spec)} | {_fmt(after.get(key), spec)} |")
-    n = after.get("humaneval_problems")
-    md += [
-        "",
-        f"HumanEval on {n} problems; FIM on {after.get('fim_problems')} single-line infilling problems; "
-        f"perplexity on {after.get('heldout_tokens')} held-out tokens. Computed by `codelm eval` "
-        "(eval/before and eval/after hold its summary.json, samples.jsonl and report.md).",
-    ]
-    md += ["", "## Sample completions (after training)", ""]
-    for s in _samples(ctx.path("eval", "after", "samples.jsonl"), "humaneval", 3):
-        md += ["```python", s["prompt"][-300:] + s["completion"], "```", ""]
-    md += [
-        "## Serve it",
-        "",
-        "```",
-        _serve_line(ctx),
-        "```",
-        "",
-    ]
-    text = "\n".join(md)
+    text = render_markdown(report, ctx.recipe.description, plot is not None)
     md_path = ctx.path("report.md")
     md_path.write_text(text)
     html_path = ctx.path("report.html")
     html_path.write_text(_html(ctx.recipe.name, text))
-    return [md_path, html_path]
-
-
-def _serve_line(ctx) -> str:
-    import dataclasses
-
-    final = ctx.path("stages", ctx.recipe.stages[-1].name, "final")
-    return dataclasses.replace(ctx.recipe.serve, model=str(final)).command()
+    return [json_path, md_path, html_path]
 
 
 def _html(title: str, markdown: str) -> str:

@@ -58,7 +58,12 @@ class RunContext:
 
 
 def step_names(recipe: Recipe) -> list[str]:
-    stages = [f"stage:{s.name}" for s in recipe.stages]
+    """Every step in order: each stage but the last is evaluated right after it (`eval:NAME`), the
+    last one by `eval-after`, so the report shows what each stage moved."""
+    stages: list[str] = []
+    for s in recipe.stages[:-1]:
+        stages += [f"stage:{s.name}", f"eval:{s.name}"]
+    stages.append(f"stage:{recipe.stages[-1].name}")
     return [
         "curate",
         "split",
@@ -71,6 +76,11 @@ def step_names(recipe: Recipe) -> list[str]:
         "eval-after",
         "report",
     ]
+
+
+def checkpoints(recipe: Recipe) -> list[str]:
+    """The evaluated checkpoints, in order: before, each stage but the last, after (the final)."""
+    return ["before", *(s.name for s in recipe.stages[:-1]), "after"]
 
 
 def run_recipe(
@@ -366,6 +376,11 @@ def step_eval_before(ctx: RunContext, name: str) -> dict[str, Any]:
     return _evaluate(ctx, ctx.recipe.model.init_from or ctx.path("init"), "before")
 
 
+def step_eval_stage(ctx: RunContext, name: str) -> dict[str, Any]:
+    stage = ctx.recipe.stage(name.split(":", 1)[1])
+    return _evaluate(ctx, ctx.path("stages", stage.name, "final"), stage.name)
+
+
 def step_eval_after(ctx: RunContext, name: str) -> dict[str, Any]:
     return _evaluate(ctx, final_checkpoint(ctx), "after")
 
@@ -390,6 +405,7 @@ _STEPS: dict[str, Callable[[RunContext, str], dict[str, Any] | None]] = {
     "init": step_init,
     "eval-before": step_eval_before,
     "stage": step_stage,
+    "eval": step_eval_stage,
     "eval-after": step_eval_after,
     "report": step_report,
 }

@@ -151,6 +151,8 @@ class Recipe:
         _check(bool(self.stages), "at least one stage")
         names = [s.name for s in self.stages]
         _check(len(set(names)) == len(names), f"stage names must be unique: {names}")
+        reserved = {"before", "after"} & set(names)
+        _check(not reserved, f"stage names {sorted(reserved)} are reserved for the evaluations")
 
     def stage(self, name: str) -> StageSpec:
         for s in self.stages:
