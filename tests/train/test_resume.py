@@ -26,6 +26,14 @@ STAGES = {
         f"pretrain.shards=[{shards('llama')}]",
         "pretrain.fim_rate=0.5",
     ],
+    # rows handed out from a shuffle buffer of 6 (not a multiple of the batch: resuming mid-buffer)
+    "pretrain-row-shuffle": lambda ck, shards, files: [
+        "model.family=llama",
+        f"model.tokenizer={ck('llama')}",
+        f"pretrain.shards=[{shards('llama')}]",
+        "pretrain.fim_rate=0.5",
+        "pretrain.row_shuffle=6",
+    ],
     "dpo": lambda ck, shards, files: [
         f"model.init_from={ck('stablecode')}",
         f"dpo.data={files['dpo']}",
@@ -41,6 +49,7 @@ def test_killed_and_resumed_run_matches_uninterrupted(
     from codelm.train.loop import train
 
     extra = STAGES[stage](tiny_checkpoint, shards_of, chat_files)
+    stage = stage.split("-")[0]
     straight = make_config(stage, *extra, "run.save_every=2", out=tmp_path / "straight")
     train(straight)
     want = read_losses(tmp_path / "straight")
@@ -53,6 +62,35 @@ def test_killed_and_resumed_run_matches_uninterrupted(
         train(broken)
     train(broken, resume=True)
     assert read_losses(tmp_path / "broken") == want  # bit for bit
+
+
+def test_row_shuffle_hands_out_the_same_rows_mixed(tiny_checkpoint, shards_of, make_config):
+    """A shuffle buffer only reorders: over whole buffers the rows are the unshuffled ones, and the
+    order differs (a batch mixes documents instead of taking consecutive pieces of one)."""
+    from codelm.models import get_family
+    from codelm.train.fim import FimTransform
+    from codelm.train.init import load_tokenizer
+    from codelm.train.row_shuffle import RowShuffle
+    from codelm.train.shards import ShardReader
+    from codelm.train.sources import PretrainSource
+
+    cfg = make_config(
+        "pretrain",
+        "model.family=llama",
+        f"model.tokenizer={tiny_checkpoint('llama')}",
+        f"pretrain.shards=[{shards_of('llama')}]",
+    )
+    tok, fam = load_tokenizer(cfg.model), get_family("llama")
+
+    def source():
+        fim = FimTransform(fam, tok, 0.0, None, max_tokens=64)
+        return PretrainSource(ShardReader(cfg.data.shards), 64, fim, bos_id=None, eos_id=tok.eos_token_id)
+
+    plain = [r.ids.tolist() for r in source().next_units(24)]
+    mixed = [r.ids.tolist() for r in RowShuffle(source(), 8, seed=1).next_units(24)]
+    assert sorted(map(tuple, mixed)) == sorted(map(tuple, plain)) and mixed != plain
+    for start in range(0, 24, 8):  # each buffer holds the same rows as the unshuffled run
+        assert sorted(map(tuple, mixed[start : start + 8])) == sorted(map(tuple, plain[start : start + 8]))
 
 
 def test_resume_refuses_a_changed_config(tiny_checkpoint, shards_of, make_config, tmp_path):

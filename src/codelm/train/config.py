@@ -60,9 +60,11 @@ class PretrainConfig:
     fim_rate: float = 0.0  # share of documents FIM-permuted on the fly (0.5 Seed-Coder, 0.9 CodeGemma)
     fim_spm_rate: float | None = None  # share of FIM documents in SPM order (default: the family's order)
     shuffle: bool = True  # a seeded document order per epoch
+    row_shuffle: int = 0  # rows read ahead and handed out shuffled, so a batch mixes documents (0: off)
 
     def __post_init__(self) -> None:
         _check(bool(self.shards), "pretrain.shards: at least one shard directory")
+        _check(self.row_shuffle == 0 or self.row_shuffle >= 2, "pretrain.row_shuffle: 0 (off) or >= 2 rows")
         _check(0.0 <= self.fim_rate <= 1.0, "pretrain.fim_rate must be in [0, 1]")
         _check(
             self.fim_spm_rate is None or 0.0 <= self.fim_spm_rate <= 1.0, "pretrain.fim_spm_rate in [0, 1]"

@@ -59,6 +59,10 @@ def build_stage(
         source = PretrainSource(
             reader, seq_len, fim, bos_id=bos, eos_id=eos, seed=seed, shuffle=cfg.data.shuffle
         )
+        if cfg.data.row_shuffle:
+            from codelm.train.row_shuffle import RowShuffle
+
+            source = RowShuffle(source, cfg.data.row_shuffle, seed)
         return Stage(source, CausalLM(mode))
     encoder = ChatEncoder(tokenizer, family)
     if cfg.stage == "sft":
