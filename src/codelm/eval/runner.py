@@ -356,7 +356,9 @@ def execute(
         built = task.programs(problem, completion)
         group = task.timeout_group(problem)
         for check in checks:
-            timeout = store.calibration[name, f"{group}:{check}"]["timeout"]
+            timeout = task.check_timeout(
+                problem, check, store.calibration[name, f"{group}:{check}"]["timeout"]
+            )
             programs.append(dataclasses.replace(built[check], timeout=timeout))
             keys.append((name, problem.task_id, index, check))
     bar = progress.add_task(f"{name}: executing", total=len(programs))

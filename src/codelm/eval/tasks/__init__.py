@@ -22,6 +22,8 @@ TASKS: dict[str, str] = {
     "mbpp": "codelm.eval.tasks.mbpp:MBPP",
     "mbpp-sanitized": "codelm.eval.tasks.mbpp:MBPP_SANITIZED",
     "mbpp-plus": "codelm.eval.tasks.mbpp_plus:TASK",
+    "humaneval-plus": "codelm.eval.tasks.humaneval_plus:TASK",
+    "humaneval-plus-mini": "codelm.eval.tasks.humaneval_plus:MINI",
     "humaneval-infilling-single-line": "codelm.eval.tasks.humaneval_infilling:SINGLE_LINE",
     "humaneval-infilling-multi-line": "codelm.eval.tasks.humaneval_infilling:MULTI_LINE",
     "humaneval-infilling-random-span": "codelm.eval.tasks.humaneval_infilling:RANDOM_SPAN",

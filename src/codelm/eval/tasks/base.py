@@ -144,6 +144,11 @@ class Task:
         """Problems sharing a group share a calibrated timeout (one reference run per group)."""
         return problem.task_id
 
+    def check_timeout(self, problem: Any, check: str, calibrated: float) -> float:
+        """The wall-clock limit of one check program, given the calibrated one (HumanEval+ follows
+        EvalPlus's limits, derived from the ground truth's runtime per input)."""
+        return calibrated
+
     def judge(self, result: ExecResult) -> ExecResult:
         """The verdict as reported; harness-style checks map the candidate's SyntaxError here."""
         return result

@@ -130,21 +130,39 @@ class Problem:
     def prompt(self) -> str:
         return f'"""\n{self.text}\n{self.example}\n"""\n'
 
+    @property
+    def oracle(self) -> str | None:
+        return ORACLES.get(self.entry_point)
+
     def case(self, inputs: list, **extra: Any) -> bytes:
         fields = {"entry_point": self.entry_point, "reference": self.reference, "inputs": inputs}
-        fields |= {"atol": self.atol, "oracle": ORACLES.get(self.entry_point), **extra}
+        fields |= {"atol": self.atol, "oracle": self.oracle, **extra}
         return pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
 
     def inputs(self, check: str) -> list:
         return self.base_input + self.plus_input if check == "plus" else self.base_input
 
-    def with_cases(self, expected: list | None = None) -> Problem:
+    def restart(self, check: str) -> int | None:
+        """Where the tolerance starts afresh: EvalPlus checks the plus inputs in a run of their own."""
+        return len(self.base_input) if check == "plus" else None
+
+    def with_cases(self, expected: list | None = None, times: list | None = None) -> Problem:
         """This problem's check programs' inputs packed; with the expected outputs of all inputs
-        (known to this process only), the programs just report the candidate's outputs."""
+        (known to this process only), the programs just report the candidate's outputs. ``times``
+        (the reference's seconds per input) are what tasks with per-input limits derive them from."""
         mode = "outputs" if expected is not None else None
-        cases = {check: self.case(self.inputs(check), mode=mode) for check in ("plus", "base")}
+        cases = {
+            check: self.case(
+                self.inputs(check), mode=mode, restart=self.restart(check), **self.limits(check, times)
+            )
+            for check in ("plus", "base")
+        }
         known = {"plus": expected, "base": expected[: len(self.base_input)]} if expected is not None else {}
         return dataclasses.replace(self, cases=cases, expected=known)
+
+    def limits(self, check: str, times: list | None) -> dict:
+        """Extra case fields for per-input time limits (MBPP+: none, one limit per program)."""
+        return {}
 
 
 class MbppPlusTask(Task):
@@ -196,7 +214,13 @@ class MbppPlusTask(Task):
                 log.info("%s: expected outputs not precomputed (%s)", problem.task_id, result.detail)
                 prepared.append(problem)
                 continue
-            prepared.append(problem.with_cases(decode_outputs(result.data)))
+            try:
+                outputs, times = decode_truth(result.data)
+            except ValueError as exc:  # e.g. an integer too long to pass around: compared in the sandbox
+                log.info("%s: expected outputs not precomputed (%s)", problem.task_id, exc)
+                prepared.append(problem)
+                continue
+            prepared.append(problem.with_cases(outputs, times))
         return prepared
 
     def request(self, problem: Problem, settings: GenSettings) -> GenRequest:
@@ -213,7 +237,13 @@ class MbppPlusTask(Task):
             files = {"case.pkl": case, "solution.py": solution}
             compared_here: dict = {}
             if check in problem.expected:
-                judge = functools.partial(verify, problem.expected[check], problem.inputs(check), problem)
+                judge = functools.partial(
+                    verify,
+                    problem.expected[check],
+                    problem.inputs(check),
+                    problem,
+                    restart=problem.restart(check),
+                )
                 compared_here = {"result_file": OUTPUTS, "verify": judge}
             programs[check] = Program(
                 source=_check_source(), filename="check.py", files=files, exit_ok=False, **compared_here
@@ -255,11 +285,12 @@ def _too_long() -> int:
     raise ValueError("an integer of more than 100,000 digits")
 
 
-def decode_outputs(data: bytes) -> list:
-    """The outputs a check program wrote (``mbpp_plus_check.encode``), as plain Python values:
-    JSON and builtin constructors only, so nothing the sample wrote can run here."""
+def decode_outputs(data: bytes | list) -> list:
+    """The outputs a check program wrote (``mbpp_plus_check.encode``; the file, or its JSON read
+    already), as plain Python values: JSON and builtin constructors only, so nothing the sample
+    wrote can run here."""
     try:
-        encoded = json.loads(data)
+        encoded = json.loads(data) if isinstance(data, bytes) else data
         if not isinstance(encoded, list):
             raise ValueError("not a list of outputs")
         return [_decode(item) for item in encoded]
@@ -267,7 +298,22 @@ def decode_outputs(data: bytes) -> list:
         raise ValueError(f"unreadable outputs: {exc}") from exc
 
 
-def verify(expected: list, inputs: list, problem: Problem, result: ExecResult) -> ExecResult:
+def decode_truth(data: bytes) -> tuple[list, list[float]]:
+    """The reference's outputs and its seconds per input, as the truth run wrote them."""
+    try:
+        truth = json.loads(data)
+        times = [float(t) for t in truth["times"]]
+        outputs = decode_outputs(truth["outputs"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"unreadable ground truth: {exc}") from exc
+    if len(times) != len(outputs):
+        raise ValueError("unreadable ground truth: one time per output expected")
+    return outputs, times
+
+
+def verify(
+    expected: list, inputs: list, problem: Problem, result: ExecResult, restart: int | None = None
+) -> ExecResult:
     """The verdict on a candidate's outputs, compared here with EvalPlus's rules."""
     try:
         outputs = decode_outputs(result.data or b"")
@@ -276,8 +322,10 @@ def verify(expected: list, inputs: list, problem: Problem, result: ExecResult) -
     if len(outputs) != len(expected):
         detail = f"{len(outputs)} outputs for {len(expected)} inputs"
         return dataclasses.replace(result, status=Status.FAILED, detail=detail)
-    atol, oracle = problem.atol, ORACLES.get(problem.entry_point)
+    atol, oracle = problem.atol, problem.oracle
     for index, (out, exp, inp) in enumerate(zip(outputs, expected, inputs, strict=True)):
+        if index == restart:  # the plus inputs: EvalPlus's second run starts with the task's atol
+            atol = problem.atol
         try:
             ok, atol = mbpp_plus_check.matches(out, exp, inp, atol, oracle)
         except (TypeError, ValueError, ArithmeticError) as exc:  # e.g. no numeric comparison possible

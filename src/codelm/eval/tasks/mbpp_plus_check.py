@@ -13,25 +13,37 @@ EvalPlus's differential test of one solution (evalplus 0.3.1, ``evalplus/eval/__
    has the same type and length and is element-wise within ``atol + 1e-7 * |expected|``
    (``numpy.allclose``; reimplemented so no sample pays numpy's import).
 
+EvalPlus checks the base inputs and the plus inputs in two separate runs, so the sticky tolerance
+starts afresh with the plus inputs: ``restart`` (the index of the first plus input) does that here.
+Where the case has ``time_limits`` (HumanEval+: ``max(1 s, 4 x`` the reference's time on that
+input``)``, EvalPlus's ``untrusted_check``), each call of the candidate gets its own limit
+(``SIGALRM``, as EvalPlus's ``time_limit``); going over it fails the sample, as it does there.
+
 ``case.pkl`` holds the entry point, reference source, inputs, atol, oracle name and a mode:
 
-* ``truth``: run the reference and write its outputs to ``outputs.json`` (``encode``);
+* ``truth``: run the reference and write its outputs and the time each call took to
+  ``outputs.json`` (``{"outputs": [encoded...], "times": [seconds...]}``);
 * ``outputs`` (the runner knows the expected outputs): run the candidate on every input and write
   its outputs to ``outputs.json``; the parent compares them (``mbpp_plus.verify``), so nothing in
   this process, which runs the candidate, knows or judges the expected outputs;
-* otherwise (expected outputs too large to pass around, e.g. Mbpp/255): compute the expected
-  outputs here before the candidate runs and compare in this process; the first failing input
-  raises, so the program exits non-zero with the reason on stderr.
+* otherwise (expected outputs too large to pass around, e.g. Mbpp/255, or integers too long to
+  write, HumanEval/139): compute the expected outputs here before the candidate runs and compare
+  in this process; the first failing input raises, so the program exits non-zero with the reason
+  on stderr. A ``limit_rule`` ``(floor, factor)`` derives the per-input limits from the times of
+  that reference run.
 
 ``encode`` writes plain values only, in a tagged JSON the parent decodes without running
 anything: an object of another type, or a subclass that overrides ``__eq__`` (an object that
 equals everything), is refused here, so it cannot pass a comparison made elsewhere.
 """
 
+import contextlib
 import copy
 import json
 import math
 import pickle
+import signal
+import time
 
 RTOL = 1e-07  # numpy.allclose's default, which EvalPlus passes explicitly
 
@@ -87,8 +99,14 @@ def digit_distance(num1, num2):  # evalplus special oracle for Mbpp/558
     return sum(abs(int(x) - int(y)) for x, y in zip(a.zfill(width), b.zfill(width), strict=True))
 
 
+def poly(xs: list, x: float) -> float:  # evalplus special oracle for HumanEval/32 (find_zero)
+    return sum(coeff * math.pow(x, i) for i, coeff in enumerate(xs))
+
+
 def matches(out, exp, inp, atol: float, oracle: str | None) -> tuple[bool, float]:
     """Whether ``out`` passes for this input, and the tolerance for the following inputs."""
+    if oracle == "find_zero":  # any root within atol, not the reference's root
+        return abs(poly(*inp, out)) <= atol, atol
     exact = out == exp
     if oracle == "are_equivalent":  # Mbpp/164: EvalPlus accepts any output
         exact = exact or True
@@ -118,13 +136,53 @@ def load_function(source: str, filename: str, name: str):
     return namespace[name]
 
 
-def expected_outputs(case: dict) -> list:
-    """The reference's outputs on deep copies of the inputs (``not_none``: whether it returned)."""
+def expected_outputs(case: dict, times: list | None = None) -> list:
+    """The reference's outputs on deep copies of the inputs (``not_none``: whether it returned);
+    the seconds each call took are appended to ``times`` (EvalPlus's ``trusted_exec``)."""
     reference = load_function(case["reference"], "reference.py", case["entry_point"])
-    expected = [reference(*copy.deepcopy(inp)) for inp in case["inputs"]]
+    expected = []
+    for inp in case["inputs"]:
+        inp = copy.deepcopy(inp)
+        start = time.perf_counter()
+        expected.append(reference(*inp))
+        if times is not None:
+            times.append(time.perf_counter() - start)
     if case["oracle"] == "not_none":
         expected = [e is not None for e in expected]
     return expected
+
+
+class InputTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None, index: int):
+    """Raise ``InputTimeout`` in the candidate's call after ``seconds`` (None: no limit)."""
+    if seconds is None:
+        yield
+        return
+
+    def expired(signum, frame):
+        raise InputTimeout(f"input #{index}: over its time limit of {seconds:.2f}s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def candidate_outputs(candidate, case: dict):
+    """The candidate's output on a deep copy of each input, each call under its time limit."""
+    limits = case.get("time_limits") or [None] * len(case["inputs"])
+    for index, inp in enumerate(case["inputs"]):
+        inp = copy.deepcopy(inp)
+        with time_limit(limits[index], index):
+            out = candidate(*inp)
+        yield index, case["inputs"][index], out  # oracles see the input as given (as the parent does)
 
 
 _SCALARS = {type(None): "n", bool: "b", int: "i", float: "f", complex: "c", str: "s", bytes: "y"}
@@ -179,7 +237,7 @@ def reported(out: object, oracle: str | None) -> object:
     return out
 
 
-def write_outputs(outputs: list) -> None:
+def write_outputs(outputs: list, times: list | None = None) -> None:
     encoded = []
     for index, out in enumerate(outputs):
         try:
@@ -187,24 +245,33 @@ def write_outputs(outputs: list) -> None:
         except TypeError as exc:
             raise TypeError(f"output #{index} cannot be compared outside the sandbox: {exc}") from None
     with open("outputs.json", "w", encoding="utf-8") as f:
-        json.dump(encoded, f, separators=(",", ":"))
+        json.dump(
+            encoded if times is None else {"outputs": encoded, "times": times}, f, separators=(",", ":")
+        )
 
 
 def main() -> None:
     with open("case.pkl", "rb") as f:
         case = pickle.load(f)
     if case.get("mode") == "truth":
-        write_outputs(expected_outputs(case))
+        times: list = []
+        outputs = expected_outputs(case, times)
+        write_outputs(outputs, times)
         return
     with open("solution.py", encoding="utf-8") as f:
         candidate = load_function(f.read(), "solution.py", case["entry_point"])
     if case.get("mode") == "outputs":
-        write_outputs([reported(candidate(*copy.deepcopy(inp)), case["oracle"]) for inp in case["inputs"]])
+        write_outputs([reported(out, case["oracle"]) for _, _, out in candidate_outputs(candidate, case)])
         return
-    expected = expected_outputs(case)
+    times: list = []
+    expected = expected_outputs(case, times)
+    if case.get("limit_rule"):  # per-input limits from the reference's times measured just now
+        low, factor = case["limit_rule"]
+        case["time_limits"] = [max(low, factor * t) for t in times]
     atol = case["atol"]
-    for index, inp in enumerate(case["inputs"]):
-        out = candidate(*copy.deepcopy(inp))
+    for index, inp, out in candidate_outputs(candidate, case):
+        if index == case.get("restart"):  # the plus inputs: EvalPlus's second run
+            atol = case["atol"]
         ok, atol = matches(out, expected[index], inp, atol, case["oracle"])
         if not ok:
             raise AssertionError(f"input #{index}: got {_short(out)}, expected {_short(expected[index])}")
