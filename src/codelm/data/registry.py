@@ -26,6 +26,7 @@ READERS: dict[str, str] = {
     "jsonl": "codelm.data.readers.records:JsonlReader",
     "parquet": "codelm.data.readers.records:ParquetReader",
     "hub": "codelm.data.readers.records:HubReader",
+    "git_commits": "codelm.data.readers.commits:GitCommitReader",
 }
 
 STEPS: dict[str, str] = {
@@ -39,6 +40,8 @@ STEPS: dict[str, str] = {
     "quality_scorer": "codelm.data.steps.quality:QualityScorer",
     "quality_filter": "codelm.data.steps.quality:QualityFilter",
     "pack_repos": "codelm.data.steps.pack_repos:PackRepos",
+    "commit_filter": "codelm.data.steps.commit_filter:CommitFilter",
+    "commit_format": "codelm.data.steps.commit_format:CommitFormat",
 }
 
 

@@ -1,0 +1,205 @@
+"""Read a git repository's history as one `Document` per commit (Seed-Coder's commit source).
+
+    GitCommitReader("path/to/repo")          # a working copy or a bare repository
+    GitCommitReader(["a", "b.git"], rev="main")
+
+Each commit becomes a document whose `text` is its patch (unified diff, without the `index`
+lines, whose blob ids say nothing a model can learn), and whose metadata holds what a commit
+sample needs: `sha`, `parents`, `author_date`, `author`, `author_email`, `message`, `files`
+(per changed path: `path`, `status`, `old_path` for renames, `before`: the file's content before
+the change, or None with `before_omitted` saying why) and the repository's `repo_commits` and
+`repo_days` (history length and span, for Seed-Coder's repository rules), plus any
+`repo_info` you pass (stars, forks: `repo_stars`, `repo_forks`). `language` is the language of
+the most changed file. The git plumbing and why it is git itself: `codelm.data.readers.git`.
+
+What real histories hold, and the rule for each (drop reasons, else counters):
+
+* merge commits: dropped (`merge_commit`); their change is their parents' changes again;
+* binary files: their change is left out of the patch (counter `binary_file_changes`); a commit
+  that changed only binary files is dropped (`binary_only`);
+* a file whose content is not UTF-8: its change is left out (`non_utf8_file_changes`); a commit
+  left with nothing is dropped (`non_utf8_diff`);
+* a patch over `max_bytes` (default 1 MB, The Stack's file limit): dropped (`too_large`); a file
+  before the change over `max_bytes` or binary: `before` None, `before_omitted` says why;
+* a commit that changes nothing (`--allow-empty`, mode-only edits count as changes): `empty_diff`;
+* a message that is not UTF-8 (and has no encoding header git could convert from):
+  `non_utf8_message`; empty messages are kept here and judged by the `commit_filter` step;
+* file names that are not UTF-8: kept; paths show the bytes as `\\xff` escapes and
+  `path_bytes` holds them in hex (counter `non_utf8_name`), as the directory reader does;
+* an empty repository (no commit yet): nothing to read (counter `empty_repository`).
+
+Sharding takes every world-th commit of each repository's history, so each shard reads the log
+(cheap) but diffs only its own commits.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from codelm.data.document import DataError, Document
+from codelm.data.languages import detect_language
+from codelm.data.readers.base import Reader, Unreadable, decode_text
+from codelm.data.readers.git import (
+    ZERO_SHA,
+    BlobReader,
+    Change,
+    LogEntry,
+    PatchReader,
+    git_dir,
+    has_commits,
+    history_span,
+    iter_log,
+    split_patch,
+)
+
+
+def _name(raw: bytes) -> tuple[str, str | None]:
+    """A path as valid Unicode, and its bytes in hex when they were not UTF-8."""
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "backslashreplace"), raw.hex()
+
+
+def repo_name(path: Path) -> str:
+    """`project` for both `.../project` and a bare `.../project.git`."""
+    name = path.resolve().name
+    return name.removesuffix(".git") or name
+
+
+class GitCommitReader(Reader):
+    """One document per non-merge commit of each repository (see the module docstring).
+
+    repo: a repository path or a list of them; rev: the revision whose history is read;
+    repo_info: {repo name: {"stars": n, "forks": n, ...}} added to metadata as `repo_<key>`.
+    Other keyword arguments are `Reader`'s (max_bytes bounds the patch, shard, name, ...).
+    """
+
+    def __init__(
+        self,
+        repo: str | list[str],
+        *,
+        rev: str = "HEAD",
+        repo_info: dict[str, dict[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        paths = [repo] if isinstance(repo, str) else list(repo)
+        if not paths:
+            raise DataError("git_commits needs at least one repository in `repo`")
+        self.repos = [Path(p) for p in paths]
+        for p in self.repos:
+            if not p.is_dir():
+                raise DataError(f"git_commits: not a directory: {p}")
+        self.rev = rev
+        self.repo_info = repo_info or {}
+
+    def read(self) -> Iterator[Document | Unreadable]:
+        for path in self.repos:
+            git_dir(path)  # a clear error for a directory that is no repository
+            if not has_commits(path, self.rev):
+                if self.rank == 0:
+                    self.stats.counters["empty_repository"] += 1
+                continue
+            yield from self._read_repo(path)
+
+    def _read_repo(self, path: Path) -> Iterator[Document | Unreadable]:
+        name = repo_name(path)
+        n_commits, days = history_span(path, self.rev)
+        extra = {f"repo_{k}": v for k, v in self.repo_info.get(name, {}).items()}
+        patches, blobs = PatchReader(path), BlobReader(path)
+        try:
+            for i, entry in enumerate(iter_log(path, self.rev)):
+                if i % self.world_size != self.rank:
+                    continue
+                doc = Document(text="", id=f"{name}@{entry.sha}", repo=name)
+                doc.metadata.update(sha=entry.sha, repo_commits=n_commits, repo_days=days, **extra)
+                yield self._commit(doc, entry, patches, blobs)
+        finally:
+            patches.close()
+            blobs.close()
+
+    def _commit(
+        self, doc: Document, e: LogEntry, patches: PatchReader, blobs: BlobReader
+    ) -> Document | Unreadable:
+        doc.metadata["parents"] = e.parents
+        doc.metadata["author_date"] = e.date
+        if len(e.parents) > 1:
+            return Unreadable(doc, "merge_commit")
+        try:
+            message = e.message.decode("utf-8")
+        except UnicodeDecodeError as err:
+            doc.metadata["error"] = str(err)
+            return Unreadable(doc, "non_utf8_message")
+        doc.metadata.update(
+            author=e.author.decode("utf-8", "replace"),
+            author_email=e.email.decode("utf-8", "replace"),
+            message=message.rstrip("\n"),
+        )
+        if not e.changes:
+            return Unreadable(doc, "empty_diff")
+        chunks = split_patch(patches.patch(e.sha))
+        if len(chunks) != len(e.changes):  # both come from git's diff machinery with the same options
+            doc.metadata["error"] = f"{len(e.changes)} changes listed, {len(chunks)} in the patch"
+            return Unreadable(doc, "patch_mismatch")
+        kept_text, files, skipped = [], [], Counter()
+        sizes: Counter[str] = Counter()
+        for change, chunk in zip(e.changes, chunks, strict=True):
+            text = self._file_patch(chunk, skipped)
+            if text is None:
+                continue
+            kept_text.append(text)
+            files.append(self._file_entry(change, blobs, sizes, text))
+        self.stats.counters.update(skipped)
+        if not files:
+            return Unreadable(doc, "binary_only" if skipped["binary_file_changes"] else "non_utf8_diff")
+        patch = "".join(kept_text)
+        if len(patch.encode("utf-8")) > self.max_bytes:
+            doc.metadata["size"] = len(patch.encode("utf-8"))
+            return Unreadable(doc, "too_large")
+        doc.text = patch
+        doc.metadata["files"] = files
+        doc.language = max(sizes, key=lambda k: (sizes[k], k)) if sizes else None
+        return doc
+
+    def _file_patch(self, chunk: list[bytes], skipped: Counter[str]) -> str | None:
+        """One file's patch as text without its `index` line; None (and counted) if left out."""
+        lines = [ln for ln in chunk if not ln.startswith(b"index ")]
+        if any(ln.startswith(b"Binary files ") or ln.startswith(b"GIT binary patch") for ln in lines):
+            skipped["binary_file_changes"] += 1
+            return None
+        head = next((i for i, ln in enumerate(lines) if ln.startswith(b"@@")), len(lines))
+        try:
+            body = b"".join(lines[head:]).decode("utf-8")
+        except UnicodeDecodeError:
+            skipped["non_utf8_file_changes"] += 1
+            return None
+        return b"".join(lines[:head]).decode("utf-8", "backslashreplace") + body
+
+    def _file_entry(
+        self, change: Change, blobs: BlobReader, sizes: Counter[str], patch: str
+    ) -> dict[str, Any]:
+        path, path_hex = _name(change.path)
+        entry: dict[str, Any] = {"path": path, "status": change.status[0]}
+        if change.old_path is not None:
+            entry["old_path"], old_hex = _name(change.old_path)
+            path_hex = path_hex or old_hex
+        if path_hex:
+            entry["path_bytes"] = path_hex
+            self.stats.counters["non_utf8_name"] += 1
+        lang = detect_language(path)
+        if lang:
+            sizes[lang] += len(patch)
+        if change.old_sha in ZERO_SHA:
+            entry["before"] = None  # an added file: nothing before
+            return entry
+        decoded = decode_text(blobs.read(change.old_sha), self.max_bytes)
+        if isinstance(decoded, tuple):
+            entry["before"], entry["before_omitted"] = None, decoded[0]
+            self.stats.counters[f"before_omitted:{decoded[0]}"] += 1
+        else:
+            entry["before"] = decoded
+        return entry

@@ -1,0 +1,88 @@
+"""Render a commit as a training sample: message + files before -> the change (Seed-Coder §2.2).
+
+Seed-Coder turns each commit into a code-change prediction task: given the commit message and
+the context of the repository's files before the commit, predict the changed paths and the
+change. We render the three parts with the family's repository-context rule
+(`codelm.models.formats.render_repo_context`: the family's file separator where it has one,
+`<|file_separator|>` for CodeGemma and `<file_sep>` for StableCode and llama, else `# path`
+headers), as pseudo-files in prediction order:
+
+    <sep>COMMIT_EDITMSG\\n<message>           git's own name for the message file
+    <sep>src/a.py\\n<a.py before the commit>  each changed file that existed before
+    <sep>CHANGES.diff\\n<the patch>           its ---/+++ headers name the changed paths
+
+Context is the changed files only (Seed-Coder also retrieves related unchanged files with BM25;
+we do not), cut file by file to `max_context_chars` (files left out are counted as
+`context_files_cut`; the patch is never cut). The text is then ordinary text for
+`codelm data pack`. The message, authors and file contents leave the metadata (they are in the
+text now, where `pii_redactor` and `decontaminate` see them); `paths`, `sha`, `author_date` and
+the repository fields stay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from codelm.data.document import DataError, Document
+from codelm.data.pipeline import PipelineStep
+from codelm.data.writers import JsonlWriter
+
+MESSAGE_FILE = "COMMIT_EDITMSG"
+CHANGES_FILE = "CHANGES.diff"
+#: metadata the rendered text now carries (and that may hold personal data)
+MOVED_INTO_TEXT = ("message", "files", "author", "author_email")
+
+
+def render_commit(
+    family: Any, message: str, files: list[tuple[str, str]], patch: str, max_context_chars: int | None = None
+) -> tuple[str, int]:
+    """The sample text, and how many context files `max_context_chars` left out."""
+    from codelm.models.formats import render_repo_context
+
+    context, used, cut = [], 0, 0
+    for path, before in files:
+        if max_context_chars is not None and used + len(before) > max_context_chars:
+            cut += 1
+            continue
+        context.append((path, before))
+        used += len(before)
+    parts = [(MESSAGE_FILE, message.strip() + "\n"), *context, (CHANGES_FILE, patch)]
+    return render_repo_context(family, parts), cut
+
+
+class CommitFormat(PipelineStep):
+    """Replace each commit document's text by its training sample (see the module docstring)."""
+
+    def __init__(
+        self,
+        family: str = "llama",
+        *,
+        max_context_chars: int | None = 32_000,
+        name: str | None = None,
+        exclusion_writer: JsonlWriter | None = None,
+    ) -> None:
+        super().__init__(name=name, exclusion_writer=exclusion_writer)
+        from codelm.models import get_family
+
+        self.family = get_family(family)  # raises with "did you mean" on a typo
+        if max_context_chars is not None and max_context_chars < 0:
+            raise DataError(f"commit_format: max_context_chars must be >= 0, got {max_context_chars}")
+        self.max_context_chars = max_context_chars
+
+    def run(self, docs: Iterator[Document]) -> Iterator[Document]:
+        for doc in docs:
+            meta = doc.metadata
+            if "sha" not in meta or "files" not in meta:
+                self.drop(doc, "not_a_commit")  # a document of another reader
+                continue
+            files = [(f["path"], f["before"]) for f in meta["files"] if f.get("before") is not None]
+            doc.text, cut = render_commit(
+                self.family, str(meta.get("message") or ""), files, doc.text, self.max_context_chars
+            )
+            self.stats.counters["context_files_cut"] += cut
+            meta["paths"] = [f["path"] for f in meta["files"]]
+            for key in MOVED_INTO_TEXT:
+                meta.pop(key, None)
+            meta["format"] = f"commit:{self.family.name}"
+            yield self.keep(doc)

@@ -1,0 +1,101 @@
+"""The git_commits reader on awkward histories: every rule applied and counted, bare = working copy."""
+
+from __future__ import annotations
+
+import pytest
+
+from codelm.data import DataError, run_pipeline
+from codelm.data.readers.commits import GitCommitReader
+
+from .git_repos import awkward_repo, git, init, needs_git
+
+pytestmark = needs_git
+
+
+@pytest.fixture(scope="module")
+def awkward(tmp_path_factory):
+    return awkward_repo(tmp_path_factory.mktemp("git"))
+
+
+@pytest.fixture(scope="module")
+def read(awkward):
+    repo, shas = awkward
+    out, stats = run_pipeline([GitCommitReader(str(repo))])
+    docs = {d.metadata["sha"]: d for d in out}
+    return docs, stats["git_commit_reader"], shas
+
+
+def test_every_commit_is_read_or_dropped_with_a_reason(read):
+    docs, stats, shas = read
+    stats.check()
+    assert stats.docs_in == len(shas)
+    assert dict(stats.dropped) == {
+        "merge_commit": 1,
+        "binary_only": 1,
+        "too_large": 1,
+        "non_utf8_message": 1,
+        "empty_diff": 1,
+    }
+    assert set(docs) == {
+        shas[k] for k in ("add", "edit", "rename", "latin1_name", "empty_msg", "bot", "side")
+    }
+    assert stats.counters["binary_file_changes"] == 2  # logo.png added, then changed
+    assert stats.counters["non_utf8_name"] == 1
+
+
+def test_a_commit_document(read, awkward):
+    docs, _, shas = read
+    edit = docs[shas["edit"]]
+    assert edit.id == f"proj@{shas['edit']}" and edit.repo == "proj" and edit.language == "python"
+    meta = edit.metadata
+    assert meta["message"].startswith("Use math.pi") and meta["parents"] == [shas["add"]]
+    assert meta["author_date"][:4].isdigit() and meta["repo_commits"] == len(shas)
+    [f] = meta["files"]
+    assert f["path"] == "geo/circle.py" and f["status"] == "M" and "3.14159 * r * r" in f["before"]
+    assert "-    return 3.14159 * r * r\n" in edit.text and "+import math\n" in edit.text
+    assert "index " not in edit.text  # blob ids are noise
+
+
+def test_renames_binaries_and_names(read):
+    docs, _, shas = read
+    [renamed] = docs[shas["rename"]].metadata["files"]
+    assert renamed["status"] == "R" and renamed["old_path"] == "geo/circle.py" and renamed["before"]
+    assert "rename from geo/circle.py" in docs[shas["rename"]].text
+    added = docs[shas["add"]]
+    assert [f["path"] for f in added.metadata["files"]] == ["geo/circle.py"]  # logo.png left out
+    assert "PNG" not in added.text
+    [named] = docs[shas["latin1_name"]].metadata["files"]
+    assert named["path"] == "caf\\xe9.py" and named["path_bytes"] == b"caf\xe9.py".hex()
+    assert docs[shas["empty_msg"]].metadata["message"] == ""  # kept here; commit_filter judges it
+
+
+def test_bare_repository_reads_the_same(read, awkward, tmp_path):
+    repo, _ = awkward
+    bare = tmp_path / "proj.git"
+    git(tmp_path, "clone", "-q", "--bare", str(repo), str(bare))
+    out, stats = run_pipeline([GitCommitReader(str(bare))])
+    docs = {d.metadata["sha"]: d.to_dict() for d in out}
+    assert docs == {sha: d.to_dict() for sha, d in read[0].items()}  # repo name "proj" both times
+    assert stats["git_commit_reader"].dropped == read[1].dropped
+
+
+def test_shards_partition_the_history(read, awkward):
+    repo, _ = awkward
+    ids = []
+    for rank in range(3):
+        out, _ = run_pipeline([GitCommitReader(str(repo), shard=(rank, 3))])
+        ids += [d.id for d in out]
+    assert sorted(ids) == sorted(d.id for d in read[0].values())
+
+
+def test_empty_repository_and_bad_input(tmp_path):
+    empty = init(tmp_path / "empty")
+    out, stats = run_pipeline([GitCommitReader(str(empty))])
+    assert list(out) == [] and stats["git_commit_reader"].counters["empty_repository"] == 1
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(DataError, match="not a git repository"):
+        list(run_pipeline([GitCommitReader(str(tmp_path / "plain"))])[0])
+    with pytest.raises(DataError, match="not a directory"):
+        GitCommitReader(str(tmp_path / "missing"))
+    with pytest.raises(DataError, match="no commit named 'nope'"):
+        list(run_pipeline([GitCommitReader(str(empty), rev="nope")])[0])
