@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from codelm.eval.program import Isolation, Limits, Program, Status
-from codelm.eval.sandbox import SandboxWorker
+from codelm.eval.sandbox import SandboxWorker, sandbox_info
+
+from .conftest import assert_no_strays
 
 MiB = 1 << 20
 # A HumanEval-shaped check: ``add`` is the candidate, the asserts run after it is defined.
@@ -181,30 +183,60 @@ def test_host_unix_sockets_are_unreachable(worker, info, tmp_path):
                 server.accept()
 
 
+SPREAD = (  # four processes hold their memory at the same time, until the parent lets go
+    "import os, time\nchildren = []\nr, w = os.pipe()\n"
+    "for _ in range(4):\n"
+    "    pid = os.fork()\n"
+    "    if pid == 0:\n"
+    "        os.close(w)\n"
+    "        block = bytearray({size})\n"
+    "        for i in range(0, len(block), 4096):\n            block[i] = 1\n"
+    "        os.read(r, 1)\n"
+    "        os._exit(0)\n"
+    "    children.append(pid)\n"
+    "time.sleep(2)\nos.close(w)\n"
+    "codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]\n"
+    "assert codes == [0, 0, 0, 0], codes\n"
+)
+
+
+def assert_total_memory_capped(worker: SandboxWorker, mechanism: str) -> None:
+    """4 x 16 MB passes and 4 x 200 MB fails under a 256 MiB cap for the sample's processes
+    together, each far below its own RLIMIT_AS; the next sample on the worker runs normally."""
+    limits = Limits(timeout=60, memory_bytes=1024 * MiB, memory_total_bytes=256 * MiB)
+    small = worker.run(Program(source=SPREAD.format(size=16 * MiB)), limits)
+    assert small.status == Status.PASSED and small.memory_cap == 256 * MiB, small
+    assert small.memory_cap_by == mechanism, small
+    big = worker.run(Program(source=SPREAD.format(size=200 * MiB)), limits)
+    assert big.status == Status.FAILED and big.detail.startswith("out of memory"), big
+    assert big.memory_cap == 256 * MiB and big.memory_cap_by == mechanism, big
+    assert_no_strays()  # the kill took every process of the sample with it
+    after = worker.run(Program(source="x = bytearray(300 << 20)\nprint(len(x) >> 20)"), Limits(timeout=30))
+    assert after.status == Status.PASSED and after.memory_cap == Limits().memory_total_bytes, after
+    assert after.stdout == "300\n" and after.memory_cap_by == mechanism, after
+
+
 def test_memory_is_capped_for_all_processes_of_a_sample_together(worker, info):
     if not info.get("memory_cgroup"):
         pytest.skip(f"no memory cgroup here: {info['problems']}")
-    spread = (  # four processes hold their memory at the same time, until the parent lets go
-        "import os, time\nchildren = []\nr, w = os.pipe()\n"
-        "for _ in range(4):\n"
-        "    pid = os.fork()\n"
-        "    if pid == 0:\n"
-        "        os.close(w)\n"
-        "        block = bytearray({size})\n"
-        "        for i in range(0, len(block), 4096):\n            block[i] = 1\n"
-        "        os.read(r, 1)\n"
-        "        os._exit(0)\n"
-        "    children.append(pid)\n"
-        "time.sleep(2)\nos.close(w)\n"
-        "codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]\n"
-        "assert codes == [0, 0, 0, 0], codes\n"
-    )
-    # each process stays far below its own RLIMIT_AS; together they exceed the sample's cap
-    limits = Limits(timeout=60, memory_bytes=1024 * MiB, memory_total_bytes=256 * MiB)
-    small = worker.run(Program(source=spread.format(size=16 * MiB)), limits)
-    assert small.status == Status.PASSED and small.memory_cap == 256 * MiB, small
-    big = worker.run(Program(source=spread.format(size=200 * MiB)), limits)
-    assert big.status == Status.FAILED and "out of memory" in big.detail, big
-    assert big.memory_cap == 256 * MiB
-    after = worker.run(Program(source="x = bytearray(300 << 20)\nprint(len(x) >> 20)"), Limits(timeout=30))
-    assert after.status == Status.PASSED and after.memory_cap == Limits().memory_total_bytes, after
+    assert info["memory_cap_by"] == f"cgroup {info['memory_cgroup']}"
+    assert_total_memory_capped(worker, f"cgroup {info['memory_cgroup']}")
+
+
+def test_without_a_cgroup_per_sample_accounting_caps_the_total():
+    with SandboxWorker(Isolation(memory_cgroup=False), allow_code_execution=True) as worker:
+        info = worker.start()
+        assert info["memory_cgroup"] is None
+        if info["memory_cap_by"] is None:
+            pytest.skip(f"no per-sample memory accounting here: {info['problems']}")
+        assert (
+            info["memory_cap_by"] == "accounting"
+            and sandbox_info(worker.isolation)["memory_cap_by"] == "accounting"
+        )
+        assert not any("memory" in problem for problem in info["problems"]), info["problems"]
+        assert_total_memory_capped(worker, "accounting")
+        # memory that no process maps (files in /dev/shm) counts too, as a cgroup charges it
+        shm = "import time\nfor n in range(3):\n    with open(f'/dev/shm/x{n}', 'wb') as f:\n"
+        shm += "        f.write(bytes(60 << 20))\ntime.sleep(5)\n"
+        filled = worker.run(Program(source=shm), Limits(timeout=30, memory_total_bytes=128 * MiB))
+        assert filled.status == Status.FAILED and filled.detail.startswith("out of memory"), filled

@@ -37,7 +37,8 @@ class Limits:
     cpu_seconds: int | None = None  # RLIMIT_CPU; None: int(timeout) + 2, a backstop behind the wall clock
     memory_bytes: int | None = 4 * GiB  # RLIMIT_AS (virtual address space) per process; None: unlimited
     # All of the sample's processes together (resident memory, its /tmp files included), enforced
-    # by the worker's memory cgroup where the machine allows one (``ExecResult.memory_cap``)
+    # by the worker's memory cgroup where the machine allows one, else by the worker's per-sample
+    # accounting (``ExecResult.memory_cap`` and ``memory_cap_by``)
     memory_total_bytes: int | None = 4 * GiB
     file_size_bytes: int = 64 * MiB  # RLIMIT_FSIZE: largest file the sample may write
     max_processes: int | None = 64  # RLIMIT_NPROC, counted on top of the harness's own processes
@@ -128,6 +129,7 @@ class ExecResult:
     detail: str = ""  # a one-line reason for anything but PASSED
     truncated: bool = False  # some output was dropped
     memory_cap: int | None = None  # bytes all its processes could use together; None: not enforced
+    memory_cap_by: str | None = None  # how: "cgroup v2", "cgroup v1" or "accounting" (jail/accounting.py)
     data: bytes | None = None  # the program's ``result_file`` (see ``Program.verify``)
 
     @property
@@ -168,6 +170,9 @@ class Isolation:
     root_maps_to: int | None = 65534
     preload: tuple[str, ...] = DEFAULT_PRELOAD  # imported once per worker, before any fork
     require: bool = False  # raise SandboxUnavailable if network or filesystem isolation is off
+    # False: make no memory cgroup; the worker caps each sample's total by reading its processes'
+    # memory every 25 ms instead (jail/accounting.py). For tests, and machines whose cgroups misbehave.
+    memory_cgroup: bool = True
 
     def __post_init__(self) -> None:
         if self.scratch_bytes < 16 * MiB:

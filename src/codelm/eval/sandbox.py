@@ -5,7 +5,9 @@ Nothing runs unless the caller passes ``allow_code_execution=True`` (the CLI fla
 form; ``codelm.eval.execution.ExecutionPool`` keeps workers alive for throughput.
 
 How it works (``jail/``): a worker is a fresh interpreter started with an empty environment, in
-a memory cgroup of its own where the machine allows one (``jail/cgroup.py``). Once, it enters new
+a memory cgroup of its own where the machine allows one (``jail/cgroup.py``; where none can be
+made, or with ``Isolation(memory_cgroup=False)``, the worker's own accounting caps each sample's
+total instead, ``jail/accounting.py``). Once, it enters new
 user, network, mount and PID namespaces (what ``unshare -rnmp`` does, via libc) and pivots into a
 minimal read-only root: /usr and the /bin, /lib* links into it, a few /etc entries (dynamic linker,
 alternatives, passwd, JDK and OpenSSL configuration), the Python installation and
@@ -13,7 +15,9 @@ alternatives, passwd, JDK and OpenSSL configuration), the Python installation an
 whose process count it caps. Per sample, /tmp is an empty tmpfs of ``Isolation.scratch_bytes``
 (holding the work directory and /dev/shm; a new one whenever the last sample left files outside
 its work directory); the worker sets the cgroup's limit to the sample's
-``Limits.memory_total_bytes`` and forks once: the child becomes PID 1 of a fresh nested PID
+``Limits.memory_total_bytes`` (without a cgroup: the limit its accounting applies, reading the
+resident memory of all the sample's processes every 25 ms while it runs and killing its PID
+namespace past it) and forks once: the child becomes PID 1 of a fresh nested PID
 namespace, starts a new session, gets stdin on /dev/null, rlimits (CPU, address space, file size,
 processes, open files), a minimal environment (PATH, LANG, HOME=TMPDIR=cwd) and loses every
 capability (when codelm runs as root it also switches to host uid 65534, ``Isolation.root_maps_to``).
@@ -52,7 +56,9 @@ Protected against (when ``sandbox_info()["summary"]`` says full isolation):
 * reading the parent's environment or any other process's: no host process is visible in /proc;
 * signalling anything outside its own namespace, so it cannot kill the worker, pool or caller;
 * fork bombs (RLIMIT_NPROC, plus the namespace's pid_max on Linux >= 6.14), memory bombs, also
-  spread over many processes (the cgroup's limit for all of them, RLIMIT_AS per process), huge
+  spread over many processes (the cgroup's limit for all of them, else the worker's per-sample
+  accounting, which kills the PID namespace; RLIMIT_AS per process behind either; the result's
+  ``memory_cap`` and ``memory_cap_by`` say which applied), huge
   files (RLIMIT_FSIZE, tmpfs size), fd exhaustion (RLIMIT_NOFILE), infinite and signal-ignoring
   loops (SIGKILL of the whole PID namespace at the wall-clock timeout, RLIMIT_CPU behind it),
   output floods (capped; killed past ``max_output_bytes``), reads from stdin (EOF);
@@ -69,9 +75,12 @@ NOT protected against (what remains possible):
 * an exec'd program (C++, Java, Go, Rust, JS) that exits 0 before its asserts run;
 * socket files inside the directories the view shows (none in the default ones);
 * kernel exploits and CPU side channels: namespaces share the host kernel, this is not a VM;
-* total memory where no memory cgroup can be made (``sandbox_info()["memory_cgroup"]`` is None:
-  then RLIMIT_AS per process is the only cap, and ``ExecResult.memory_cap`` is None); no disk I/O
-  or CPU-share limit;
+* total memory exactly: without a cgroup (``sandbox_info()["memory_cap_by"]`` is "accounting")
+  the worker reads its samples' memory every 25 ms, so a sample can overshoot the cap by what it
+  allocates in one interval, or peak between two readings unseen; pages shared between its
+  processes count once per process (it errs high). Without a /proc that shows the sample's
+  processes (``memory_cap_by`` None, ``ExecResult.memory_cap`` None) RLIMIT_AS per process is the
+  only cap. No disk I/O or CPU-share limit;
 * PID-1 semantics: signals a sample sends itself without a handler are ignored (Linux init rules);
   a CPU-limit kill is still reported as a timeout.
 
@@ -124,7 +133,8 @@ def sandbox_info(isolation: Isolation | None = None) -> dict:
     Keys: ``user_namespace``, ``network_isolated``, ``readonly_root``, ``pid_namespace``,
     ``private_proc``, ``pid_max_namespaced``, ``rlimit_nproc_effective``, ``filesystem_view``
     (the host paths samples see, None without a view), ``hidden_paths``, ``fresh_scratch``,
-    ``memory_cgroup`` ("v1", "v2" or None), ``problems`` (human-readable reasons for anything
+    ``memory_cgroup`` ("v1", "v2" or None), ``memory_cap_by`` (what caps a sample's total memory:
+    "cgroup v2", "cgroup v1", "accounting" or None), ``problems`` (human-readable reasons for anything
     missing) and ``summary`` (one line).
     Starting a worker runs no untrusted code, so no opt-in is needed.
     """

@@ -106,7 +106,10 @@ class SandboxWorker:
         iso = self.isolation
         self._stderr = tempfile.TemporaryFile()
         self._launches += 1
-        cgroup, why = WorkerCgroup.create(f"codelm-{os.getpid()}-{id(self):x}-{self._launches}")
+        if iso.memory_cgroup:
+            cgroup, why = WorkerCgroup.create(f"codelm-{os.getpid()}-{id(self):x}-{self._launches}")
+        else:  # the caller chose the worker's own accounting (no problem to report)
+            cgroup, why = None, ""
         self._cgroup = cgroup
         self._proc = subprocess.Popen(
             [sys.executable, "-E", "-s", "-c", _BOOTSTRAP, str(_JAIL_INIT)],
@@ -225,6 +228,7 @@ class SandboxWorker:
                 detail=reply["detail"],
                 truncated=reply["truncated"],
                 memory_cap=reply.get("memory_cap"),
+                memory_cap_by=reply.get("memory_cap_by"),
                 data=base64.b64decode(data) if data is not None else None,
             )
             if head.verify is not None and result.passed:

@@ -9,9 +9,12 @@ import functools
 import gzip
 import json
 import logging
+import os
 import shutil
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -272,6 +275,55 @@ def test_hints_and_cache_location(monkeypatch, tmp_path):
     monkeypatch.delenv(caches.CACHE_ENV)
     if str(hx.cache_root()).startswith(sys.prefix):  # the default: inside the interpreter's prefix
         assert hx.sandbox_keep_paths() == ()
+
+
+def test_a_cache_outside_the_view_is_kept(monkeypatch):
+    """Samples see only the view (system directories, the interpreter, ``keep``): a cache set
+    anywhere else must be kept, one already in the view need not be."""
+    for outside in ("/srv/codelm-cache", "/var/cache/codelm", "/data/humaneval-x"):
+        monkeypatch.setenv(caches.CACHE_ENV, outside)
+        assert hx.sandbox_keep_paths() == (outside,)
+    for inside in (f"{sys.prefix}/share/hx", "/usr/local/share/codelm/humaneval-x"):
+        monkeypatch.setenv(caches.CACHE_ENV, inside)
+        assert hx.sandbox_keep_paths() == ()
+    kept = Isolation(keep=("/srv/caches",))
+    monkeypatch.setenv(caches.CACHE_ENV, "/srv/caches/humaneval-x")
+    assert hx.sandbox_keep_paths(kept) == ()
+
+
+@pytest.fixture
+def cache_elsewhere(monkeypatch):
+    """The prepared JavaScript cache (js-md5) copied to /var/tmp: outside the interpreter's prefix,
+    $HOME and /tmp, where only ``Isolation.keep`` can make it visible to samples."""
+    require_toolchain("js")
+    if not os.access("/var/tmp", os.W_OK):
+        pytest.skip("/var/tmp is not writable here: no place outside the view to put a cache")
+    prepared = Path(caches.cache_root()) / "js"
+    root = Path(tempfile.mkdtemp(prefix="codelm-hx-cache-", dir="/var/tmp"))
+    try:
+        root.chmod(0o755)
+        shutil.copytree(prepared, root / "js", symlinks=True, ignore=shutil.ignore_patterns(".lock"))
+        node_path = str(root / "js" / "node_modules")
+        caches.write_manifest(root / "js", {"package": caches.JS_MD5, "node_path": node_path})
+        monkeypatch.setenv(caches.CACHE_ENV, str(root))
+        toolchains._resolve.cache_clear()
+        yield root
+    finally:
+        toolchains._resolve.cache_clear()
+        shutil.rmtree(root)
+
+
+def test_javascript_md5_from_a_cache_outside_the_view(cache_elsewhere):
+    problem = problems("js")["162"]  # string_to_md5: the test requires js-md5 from the cache
+    program = hx.to_program(problem, problem.canonical_solution)
+    assert program.env["NODE_PATH"].startswith(str(cache_elsewhere)), program.env
+    keep = hx.sandbox_keep_paths()
+    assert keep == (str(cache_elsewhere),)
+    for isolation, want in ((Isolation(keep=keep), Status.PASSED), (Isolation(), Status.FAILED)):
+        with ExecutionPool(1, isolation=isolation, allow_code_execution=True) as pool:
+            result = pool.map([program])[0]
+        assert result.status is want, (isolation.keep, result.status, result.detail, result.stderr[-300:])
+    assert "js-md5" in result.stderr  # without the keep: "Cannot find module 'js-md5'"
 
 
 # -- execution in the sandbox ------------------------------------------------------------------

@@ -9,6 +9,8 @@ imported into the process every sample is forked from. Modules use relative impo
 * ``filesystem`` - the read-only host view: hidden directories, minimal /dev, remounts
 * ``child``      - the per-sample process (nested PID namespace, session, rlimits, exec)
 * ``outcome``    - draining output, enforcing the wall clock, naming the verdict
+* ``cgroup``     - one memory cgroup per worker: a sample's processes capped together
+* ``accounting`` - the same cap where no cgroup can be made: the worker sums and kills
 * ``worker``     - the job loop: files in, verdict out
 * ``protocol``   - length-prefixed JSON frames between parent and worker
 """

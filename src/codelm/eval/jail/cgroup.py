@@ -10,6 +10,7 @@ its own usage at start-up plus the sample's ``memory_total_bytes``, and after it
 kill counter. At the limit the kernel kills the process with the most memory, which is the
 sample's (the worker is a few tens of MB; it also asks to be spared, ``oom_score_adj`` -1000,
 where it has CAP_SYS_RESOURCE), and PID 1 of a sample's namespace takes the rest with it.
+Where no cgroup can be made, ``accounting`` caps a sample's total instead.
 Stdlib only: the worker imports this module too.
 """
 

@@ -2,11 +2,12 @@
 
 ``collect`` reads the sample's stdout/stderr while it runs (so it never blocks on a full pipe),
 keeps the first ``keep_output_bytes`` of each, SIGKILLs the process group (the whole PID namespace
-when the sample is its init) at the deadline or past ``max_output_bytes``, and reaps it via a
-pidfd. ``verdict`` turns exit status, kill reason, the OOM counter, the harness markers written
-by ``child`` before the sample's code runs ("R" = started, "E" = exec failed) and, for Python
-source, whether the proof of completion matched the sample's secret into one of passed / failed /
-timeout / error.
+when the sample is its init) at the deadline, past ``max_output_bytes`` or, given a memory meter
+(``accounting``, where no cgroup caps the sample), once the sample's processes together hold more
+than its cap, and reaps it via a pidfd. ``verdict`` turns exit status, kill reason, the OOM
+counter, the harness markers written by ``child`` before the sample's code runs ("R" = started,
+"E" = exec failed) and, for Python source, whether the proof of completion matched the sample's
+secret into one of passed / failed / timeout / error.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import os
 import select
 import signal
 import time
+
+from .accounting import INTERVAL, Meter
 
 _EXIT_GRACE = 0.5  # seconds to keep reading after the sample exited or was killed
 
@@ -62,12 +65,14 @@ def watch(fds: dict[int, str]) -> dict:
     }
 
 
-def collect(pid: int, watched: dict, start: float, step: dict) -> dict:
-    """Drain the sample's pipes until they close, killing it on timeout or runaway output."""
+def collect(pid: int, watched: dict, start: float, step: dict, meter: Meter | None = None) -> dict:
+    """Drain the sample's pipes until they close, killing it on timeout, runaway output or, with
+    ``meter``, memory past its limit (read every ``accounting.INTERVAL`` s while it lives)."""
     fds, poller, data, total = watched["fds"], watched["poller"], watched["data"], watched["total"]
     keep, limit = int(step["keep_output_bytes"]), int(step["max_output_bytes"])
     deadline = start + float(step["timeout"])
     killed, status, give_up_at, wall, usage = None, None, None, 0.0, None
+    next_reading = start + INTERVAL if meter is not None else None
     pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
     if pidfd is not None:
         poller.register(pidfd, select.POLLIN)
@@ -76,9 +81,17 @@ def collect(pid: int, watched: dict, start: float, step: dict) -> dict:
         if killed is None and now >= deadline:
             kill(pid)
             killed, give_up_at = "timeout", now + _EXIT_GRACE
+        metering = next_reading is not None and killed is None and status is None
+        if metering and now >= next_reading:
+            if meter.exceeded(pid):
+                kill(pid)
+                killed, give_up_at = "memory", now + _EXIT_GRACE
+            next_reading = time.monotonic() + INTERVAL
         if give_up_at is not None and now >= give_up_at:
             break  # only processes that escaped the kill (no PID namespace) still hold the pipes
         stop = give_up_at if give_up_at is not None else deadline
+        if metering and killed is None:
+            stop = min(stop, next_reading)
         wait = max(0.0, stop - now) if pidfd is not None else min(0.02, max(0.0, stop - now))
         for fd, _ in poller.poll(wait * 1000 + 1):
             if fd == pidfd:
@@ -121,6 +134,7 @@ def collect(pid: int, watched: dict, start: float, step: dict) -> dict:
         "wait_status": status,
         "wall": wall,
         "cpu": usage.ru_utime + usage.ru_stime if usage else 0.0,
+        "memory_held": meter.held() if meter is not None else None,
     }
 
 
@@ -134,6 +148,12 @@ def verdict(c: dict, step: dict) -> dict:
         status, detail = "timeout", f"wall-clock limit of {step['timeout']:g}s"
     elif c["killed"] == "output":
         status, detail = "failed", f"output limit of {step['max_output_bytes']} bytes exceeded"
+    elif c["killed"] == "memory":
+        status = "failed"
+        detail = (
+            f"out of memory: the sample's processes together held {c['memory_held']} bytes, over "
+            f"its cap of {step.get('memory_total_bytes')} (killed by per-sample accounting)"
+        )
     elif markers.startswith(b"RE"):
         status, detail = "error", markers[2:].decode("utf-8", "replace")
     elif not markers.startswith(b"R"):

@@ -5,7 +5,8 @@ length-prefixed JSON jobs on stdin and answers on stdout (see ``protocol``). Per
 sure /tmp is an empty, size-capped tmpfs, writes the files into a work directory there (owned by the
 samples' uid), compiles Python source, forks the sample (``child.spawn``), sends it a secret made
 after the fork, drains its output up to a cap while enforcing the wall-clock timeout
-(``outcome``), kills its whole PID namespace when time is up, checks the proof of completion
+(``outcome``; without a memory cgroup also the sample's total memory, ``accounting``), kills its
+whole PID namespace when time is up or memory runs out, checks the proof of completion
 against the secret, turns what happened into a verdict and empties /tmp again (a new tmpfs if the
 sample left anything outside its work directory).
 """
@@ -23,7 +24,7 @@ import sys
 import time
 import traceback
 
-from . import cgroup, child, filesystem, linux, outcome, protocol
+from . import accounting, cgroup, child, filesystem, linux, outcome, protocol
 from .isolate import as_namespace_init, isolate, unisolated
 
 # Processes that share the sample's uid when it is the worker's own (outer worker, worker, sample).
@@ -88,7 +89,12 @@ class Worker:
     """Per-process state: what isolation took effect, the scratch directory, a job counter."""
 
     def __init__(
-        self, info: dict, pidns_fd: int | None, scratch_bytes: int, memory: cgroup.Memory | None
+        self,
+        info: dict,
+        pidns_fd: int | None,
+        scratch_bytes: int,
+        memory: cgroup.Memory | None,
+        meter: accounting.Meter | None = None,
     ) -> None:
         self.info = info
         self.scratch = info["scratch"]
@@ -98,6 +104,7 @@ class Worker:
         self.pidns_fd = pidns_fd if info.get("pid_namespace") else None
         self.sample_uid = info.get("sample_uid")
         self.memory = memory
+        self.meter = meter  # caps a sample's total where there is no cgroup (``memory`` is None)
         self.jobs = 0
 
     def run_job(self, job: dict) -> dict:
@@ -187,7 +194,12 @@ class Worker:
         if source:  # the child reads the secret; the worker writes it
             ends["token"] = pipes["token"][0]
         watched = outcome.watch({pipes["out"][0]: "out", pipes["err"][0]: "err"})
-        limit = self.memory.prepare(step.get("memory_total_bytes")) if self.memory else None
+        total, meter = step.get("memory_total_bytes"), None
+        if self.memory is not None:
+            limit = self.memory.prepare(total)
+        else:  # a reading of the worker's own size, before the fork, sets the accounting's limit
+            limit = self.meter.prepare(total) if self.meter is not None else None
+            meter = self.meter if limit is not None else None
         start = time.monotonic()
         try:
             pid = child.spawn(
@@ -201,7 +213,7 @@ class Worker:
             for fd in ends.values():
                 os.close(fd)
         token = self._send_token(pipes["token"][1]) if source else b""
-        collected = outcome.collect(pid, watched, start, step)
+        collected = outcome.collect(pid, watched, start, step, meter)
         # The markers are a few bytes, read once the sample is gone: polling them would wake the
         # worker while the sample runs, and every page the worker touches then is copied.
         collected["marker"] = outcome.read_available(pipes["ctl"][0])
@@ -209,6 +221,7 @@ class Worker:
         collected["oom"] = self.memory.oom_killed() if self.memory else False
         result = outcome.verdict(collected, step)
         result["memory_cap"] = limit
+        result["memory_cap_by"] = self.info["memory_cap_by"] if limit is not None else None
         return result
 
     def _send_token(self, fd: int) -> bytes:
@@ -292,9 +305,6 @@ def main() -> None:
     else:
         info = unisolated("isolation disabled by the caller (isolate=False)")
     info["problems"] = problems + info["problems"]
-    if memory is None:
-        reason = config.get("memory_problem") or "no memory cgroup"
-        info["problems"].append(f"{reason}: memory is capped per process (RLIMIT_AS), not per sample")
     pidns_fd = None
     if info.get("worker_pid_namespace"):
         _become_namespace_init(ctl_in, ctl_out)
@@ -309,11 +319,23 @@ def main() -> None:
         info["nproc_baseline"] = _nproc_baseline(info.get("sample_uid", uid))
     info.setdefault("host_uid", uid)
     info["rlimit_nproc_effective"] = info["host_uid"] != 0  # the kernel exempts root from it
+    meter = None
     if memory is not None:
         memory.baseline = memory.usage()
+    else:  # measured by the worker itself; needs the /proc of the final PID namespace, so only now
+        meter, why = accounting.Meter.create(info)
+        reason = config.get("memory_problem")
+        if meter is None:
+            info["problems"].append(
+                f"{reason or 'no memory cgroup'}; {why}: memory is capped per process (RLIMIT_AS), "
+                "not per sample"
+            )
+        elif reason:  # not when the caller chose accounting (Isolation(memory_cgroup=False))
+            info["problems"].append(f"{reason}: a sample's total memory is capped by accounting instead")
     info["memory_cgroup"] = memory.kind if memory else None
+    info["memory_cap_by"] = f"cgroup {memory.kind}" if memory else ("accounting" if meter else None)
     protocol.write_frame(ctl_out, {"ready": True, "info": info})
-    worker = Worker(info, pidns_fd, int(config["scratch_bytes"]), memory)
+    worker = Worker(info, pidns_fd, int(config["scratch_bytes"]), memory, meter)
     try:
         while (job := protocol.read_frame(ctl_in)) is not None:
             try:

@@ -29,6 +29,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from ...jail.filesystem import SYSTEM_PATHS, is_within
 from ...program import Isolation
 
 log = logging.getLogger(__name__)
@@ -60,13 +61,21 @@ def cache_root() -> Path:
 
 
 def sandbox_keep_paths(isolation: Isolation | None = None) -> tuple[str, ...]:
-    """Paths to add to ``Isolation.keep`` so samples see the cache (empty when already visible)."""
+    """Paths to add to ``Isolation.keep`` so samples see the cache; empty when it is already in
+    their view (the interpreter's prefix, a kept path, the system directories). Samples see only
+    that view (``jail/filesystem.py``), so a cache anywhere else (``$HOME``, ``/srv``, ``/var``, a
+    data disk) must be kept; one under /tmp cannot be: each sample gets an empty /tmp of its own."""
     root = str(cache_root())
+    real = os.path.realpath(root)
     iso = isolation or Isolation()
-    covered = ["/tmp", *iso.hidden_paths()]  # workers always cover /tmp with their scratch tmpfs
-    hidden = any(root == h or root.startswith(h.rstrip("/") + "/") for h in covered)
-    kept = any(root == k or root.startswith(k.rstrip("/") + "/") for k in iso.kept_paths())
-    return (root,) if hidden and not kept else ()
+    if is_within(real, "/tmp"):
+        log.warning(
+            "HumanEval-X cache %s is under /tmp, which sandboxed samples never see: set %s elsewhere",
+            root,
+            CACHE_ENV,
+        )
+    shown = [os.path.realpath(p) for p in (*iso.kept_paths(), *SYSTEM_PATHS)]
+    return () if any(is_within(real, path) for path in shown) else (root,)
 
 
 def key_of(*parts: str) -> str:
