@@ -130,3 +130,22 @@ def test_local_backend_is_the_default(tiny_checkpoint):
         assert isinstance(backend, LocalEngineClient) and backend.scheduler.max_queue == 8
     finally:
         backend.scheduler.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/completions", '{"prompt": "x\\ud800"}', "prompt"),
+        ("/v1/completions", '{"prompt": "x", "suffix": "\\udfff"}', "suffix"),
+        (
+            "/v1/chat/completions",
+            '{"messages": [{"role": "user", "content": "\\ud800"}]}',
+            "messages.0.content",
+        ),
+    ],
+)
+def test_a_lone_surrogate_is_a_400_in_gateway_mode_too(pair, path, body, field):
+    _, gw = pair
+    r = httpx.post(gw + path, content=body, headers={"Content-Type": "application/json"}, timeout=60)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"].startswith(f"{field}: holds an unpaired surrogate")

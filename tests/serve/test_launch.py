@@ -1,4 +1,4 @@
-"""`codelm serve`: the banner with URL and curl line, the API key from the environment, a real run."""
+"""`codelm serve`: port bound before the banner, API key rules, the banner's curl line, a real run."""
 
 import os
 import shutil
@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from codelm.cli import build_parser
+from codelm.cli import build_parser, main
 from codelm.serve import launch
 
 
@@ -18,40 +18,112 @@ def parse(*argv: str):
     return build_parser().parse_args(["serve", *argv])
 
 
-def test_serve_from_args_prints_url_and_curl(monkeypatch, capsys, tiny_checkpoint):
-    ran = {}
-    monkeypatch.setattr(launch.uvicorn, "run", lambda app, **kw: ran.update(app=app, **kw))
-    monkeypatch.setenv("CODELM_API_KEY", "from-env")
-    model = str(tiny_checkpoint("seedcoder"))
-    launch.serve_from_args(parse("--model", model, "--port", "8123", "--host", "0.0.0.0"))
-    out = capsys.readouterr().out
-    assert "http://127.0.0.1:8123" in out and "seedcoder" in out
-    curl = next(line.strip() for line in out.splitlines() if line.strip().startswith("curl "))
-    assert "/v1/completions" in curl and "suffix" in curl and "$CODELM_API_KEY" in curl
-    assert "from-env" not in out  # the secret itself is never printed
-    assert ran["host"] == "0.0.0.0" and ran["port"] == 8123
-    app = ran["app"]
-    assert any(m.cls.__name__ == "APIKeyMiddleware" for m in app.user_middleware)
-    app.state.backend.scheduler.close()
-
-
-def test_an_explicit_key_wins_and_no_key_means_open(monkeypatch, capsys, tiny_checkpoint):
-    apps = []
-    monkeypatch.setattr(launch.uvicorn, "run", lambda app, **kw: apps.append(app))
-    monkeypatch.delenv("CODELM_API_KEY", raising=False)
-    model = str(tiny_checkpoint("codegen1"))
-    launch.serve_from_args(parse("--model", model, "--served-model-name", "cg"))
-    out = capsys.readouterr().out
-    assert "codelm serving cg at http://127.0.0.1:8000" in out and "Authorization" not in out
-    assert "suffix" not in out  # codegen1 has no FIM: the example is a plain completion
-    assert not apps[0].user_middleware
-    apps[0].state.backend.scheduler.close()
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
+def _record_run(monkeypatch, capsys) -> dict:
+    """Replace the blocking uvicorn run; record the app, and what was true when it was called."""
+    ran: dict = {}
+
+    def run(app, sock):
+        ran.update(app=app, address=sock.getsockname()[:2], port_taken=_port_taken(sock.getsockname()[1]))
+        ran["printed_before"] = capsys.readouterr().out
+        app.state.backend.scheduler.close()
+
+    monkeypatch.setattr(launch, "run_server", run)
+    return ran
+
+
+def test_serve_from_args_binds_then_prints_url_and_curl(monkeypatch, capsys, tiny_checkpoint):
+    ran = _record_run(monkeypatch, capsys)
+    monkeypatch.setenv("CODELM_API_KEY", "from-env")
+    port = _free_port()
+    model = str(tiny_checkpoint("seedcoder"))
+    launch.serve_from_args(parse("--model", model, "--port", str(port), "--host", "0.0.0.0"))
+    out = ran["printed_before"]
+    assert ran["port_taken"], "the port must be bound before the banner and the server run"
+    assert f"http://127.0.0.1:{port}" in out and "seedcoder" in out
+    curl = next(line.strip() for line in out.splitlines() if line.strip().startswith("curl "))
+    assert "/v1/completions" in curl and "suffix" in curl and "$CODELM_API_KEY" in curl
+    assert "from-env" not in out  # the secret itself is never printed
+    assert ran["address"] == ("0.0.0.0", port)
+    assert any(m.cls.__name__ == "APIKeyMiddleware" for m in ran["app"].user_middleware)
+    assert not _port_taken(port)  # released once the server returns
+
+
+def test_an_explicit_key_wins_and_no_key_means_open(monkeypatch, capsys, tiny_checkpoint):
+    ran = _record_run(monkeypatch, capsys)
+    monkeypatch.delenv("CODELM_API_KEY", raising=False)
+    port = _free_port()
+    model = str(tiny_checkpoint("codegen1"))
+    launch.serve_from_args(parse("--model", model, "--served-model-name", "cg", "--port", str(port)))
+    out = ran["printed_before"]
+    assert f"codelm serving cg at http://127.0.0.1:{port}" in out and "Authorization" not in out
+    assert "suffix" not in out  # codegen1 has no FIM: the example is a plain completion
+    assert not any(m.cls.__name__ == "APIKeyMiddleware" for m in ran["app"].user_middleware)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "words"),
+    [
+        (["--api-key", ""], None, "--api-key is empty"),
+        (["--api-key", "  "], None, "--api-key is empty"),
+        (["--api-key", " k "], None, "--api-key starts or ends with whitespace"),
+        ([], "", "$CODELM_API_KEY is empty: give a key, or unset the variable"),
+    ],
+)
+def test_an_empty_api_key_is_refused_not_taken_as_no_key(monkeypatch, capsys, argv, env, words):
+    monkeypatch.delenv("CODELM_API_KEY", raising=False)
+    if env is not None:
+        monkeypatch.setenv("CODELM_API_KEY", env)
+    monkeypatch.setattr(launch, "run_server", lambda app, sock: pytest.fail("must not serve"))
+    # refused before the model loads: a missing model would be the error otherwise
+    assert main(["serve", "--model", "/nonexistent/model", "--port", "0", *argv]) == 1
+    captured = capsys.readouterr()
+    assert words in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert "serving" not in captured.out
+
+
+def test_create_app_refuses_an_empty_key():
+    from codelm.errors import CodelmError
+    from codelm.serve.app import create_app
+
+    with pytest.raises(CodelmError, match="the API key is empty"):
+        create_app(object(), "m", api_key="")  # type: ignore[arg-type]
+
+
+def test_a_port_in_use_fails_with_one_line_before_the_banner(monkeypatch, capsys):
+    monkeypatch.setattr(launch, "run_server", lambda app, sock: pytest.fail("must not serve"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        # before the model loads: a missing model would be the error otherwise
+        code = main(["serve", "--model", "/nonexistent/model", "--port", str(port)])
+    captured = capsys.readouterr()
+    assert code == 1 and captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{port}" in lines[0], captured.err
+    assert "--port" in lines[0]
+
+
+def test_cli_defaults_are_the_servers():
+    from codelm.serve.limits import DEFAULT_CLIENT_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES
+
+    args = parse("--model", "m")
+    assert (args.max_body_bytes, args.client_timeout) == (DEFAULT_MAX_BODY_BYTES, DEFAULT_CLIENT_TIMEOUT_S)
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")

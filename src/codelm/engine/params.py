@@ -8,6 +8,13 @@ from typing import Any
 
 from codelm.errors import RequestError
 
+# Stop strings per request and characters per stop string. OpenAI and TGI allow 4 strings; code
+# clients send a handful. The bound keeps a hostile request from costing memory or time.
+MAX_STOP_STRINGS = 64
+MAX_STOP_LENGTH = 1024
+# OpenAI's seeds are 64-bit signed; torch takes [-2**63, 2**64), which leaves room for seed + i
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -46,12 +53,19 @@ class SamplingParams:
             raise bad(f"n must be a positive integer, got {self.n!r}")
         if self.seed is not None and not isinstance(self.seed, int):
             raise bad(f"seed must be an integer, got {self.seed!r}")
+        if self.seed is not None and not SEED_MIN <= self.seed <= SEED_MAX:
+            raise bad(f"seed must be a 64-bit signed integer ({SEED_MIN} to {SEED_MAX}), got {self.seed}")
         if self.logprobs is not None and (not isinstance(self.logprobs, int) or not 0 <= self.logprobs <= 20):
             raise bad(f"logprobs must be an integer from 0 to 20, got {self.logprobs!r}")
         if not isinstance(self.skip_special_tokens, bool):
             raise bad(f"skip_special_tokens must be true or false, got {self.skip_special_tokens!r}")
         if isinstance(self.stop, str) or not all(isinstance(s, str) and s for s in self.stop):
             raise bad("stop must be a list of non-empty strings")
+        if len(self.stop) > MAX_STOP_STRINGS:
+            raise bad(f"stop has {len(self.stop)} strings; at most {MAX_STOP_STRINGS} are allowed")
+        if max(map(len, self.stop), default=0) > MAX_STOP_LENGTH:
+            longest = max(map(len, self.stop))
+            raise bad(f"a stop string has {longest} characters; at most {MAX_STOP_LENGTH} are allowed")
         object.__setattr__(self, "stop", tuple(self.stop))
         object.__setattr__(self, "stop_token_ids", tuple(int(t) for t in self.stop_token_ids))
 

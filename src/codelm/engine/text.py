@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from array import array
+from collections.abc import Iterable, Sequence
+from weakref import WeakValueDictionary
 
 from codelm.models.codegen_truncate import codegen_truncate
-from codelm.models.formats import cut_at_first
 
 
 class IncrementalDecoder:
@@ -41,39 +43,120 @@ class IncrementalDecoder:
         return after[len(before) :]
 
 
-class StopMatcher:
-    """Emit text as it arrives, holding back any tail that could be the start of a stop string."""
+class StopSet:
+    """Stop strings prepared once and shared, read-only, by every sample that uses them.
+
+    Memory is linear in the strings' total length (the strings, plus a 4-byte KMP failure entry
+    per character, built only for a string that has partly matched) and independent of how many
+    samples share it: keeping every prefix of every string per sample instead is quadratic (a
+    30 KB stop string cost 440 MB).
+    """
 
     def __init__(self, stops: Sequence[str]) -> None:
-        self.stops = [s for s in dict.fromkeys(stops) if s]
-        self.pending = ""
-        # for each last character, the stop prefixes ending in it, longest first
-        self._prefixes: dict[str, list[str]] = {}
-        for s in self.stops:
+        self.stops: tuple[str, ...] = tuple(s for s in dict.fromkeys(stops) if s)
+        self._fail: list[array | None] = [None] * len(self.stops)
+        first: dict[str, list[int]] = {}
+        for i, s in enumerate(self.stops):
+            first.setdefault(s[0], []).append(i)
+        self._by_first = {c: tuple(ids) for c, ids in first.items()}
+
+    def candidates(self, delta: str, partial: Iterable[int]) -> set[int]:
+        """Stops that `delta` can touch: those partly matched already, and those starting with
+        one of its characters (any other stop can neither end nor begin inside `delta`)."""
+        found = set(partial)
+        for c in set(delta):
+            found.update(self._by_first.get(c, ()))
+        return found
+
+    @classmethod
+    def of(cls, stops: Sequence[str]) -> StopSet:
+        """The shared StopSet of `stops` (one per distinct list while any sample uses it)."""
+        key = tuple(stops)
+        with _LOCK:
+            found = _SHARED.get(key)
+            if found is None:
+                found = _SHARED[key] = cls(key)
+            return found
+
+    def _failure(self, i: int) -> array:
+        """KMP failure table of stop i: fail[k] = longest proper border of stops[i][:k + 1]."""
+        table = self._fail[i]
+        if table is None:
+            s = self.stops[i]
+            table = array("i", bytes(4 * len(s)))
+            b = 0
             for k in range(1, len(s)):
-                self._prefixes.setdefault(s[k - 1], []).append(s[:k])
-        for v in self._prefixes.values():
-            v.sort(key=len, reverse=True)
+                while b and s[k] != s[b]:
+                    b = table[b - 1]
+                if s[k] == s[b]:
+                    b += 1
+                table[k] = b
+            self._fail[i] = table  # a race only computes the same table twice
+        return table
+
+    def advance(self, i: int, overlap: int, delta: str) -> int:
+        """The longest suffix of `text + delta` that is a proper prefix of stop i, given that
+        `overlap` is that length for `text` and that `text + delta` holds no whole stop i.
+
+        Candidates that begin before `delta` are the borders of the current overlap (KMP's
+        failure chain, amortized O(1) per character); the rest begin inside `delta`.
+        """
+        s, d = self.stops[i], len(delta)
+        b = overlap
+        while b:
+            if b + d < len(s) and s.startswith(delta, b):
+                return b + d
+            b = self._failure(i)[b - 1]
+        j = delta.find(s[0], max(0, d - len(s) + 1))
+        while j != -1:
+            if s.startswith(delta[j:]):
+                return d - j
+            j = delta.find(s[0], j + 1)
+        return 0
+
+
+_SHARED: WeakValueDictionary[tuple[str, ...], StopSet] = WeakValueDictionary()
+_LOCK = threading.Lock()
+
+
+class StopMatcher:
+    """Emit text as it arrives, holding back any tail that could be the start of a stop string.
+
+    Per sample it keeps the held-back tail (shorter than the longest stop) and, per stop string,
+    the length of its partial match; everything else is the shared `StopSet`.
+    """
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self._set = StopSet.of(stops)
+        self.stops = list(self._set.stops)
+        self.pending = ""
+        self._partial: dict[int, int] = {}  # stop index -> how much of it `pending` ends with
 
     def feed(self, delta: str) -> tuple[str, bool]:
         """(text safe to emit, whether a stop string was reached)."""
-        self.pending += delta
-        cut, hit = cut_at_first(self.pending, self.stops)
-        if hit:
-            self.pending = ""
-            return cut, True
-        hold = 0
-        text = self.pending
-        for prefix in self._prefixes.get(text[-1:], ()):
-            if text.endswith(prefix):
-                hold = len(prefix)
-                break
-        emit = text[: len(text) - hold]
-        self.pending = text[len(text) - hold :]
-        return emit, False
+        held, text = len(self.pending), self.pending + delta
+        candidates = self._set.candidates(delta, self._partial)
+        best = len(text)  # the earliest start of a stop; one can only end inside `delta`
+        for i in candidates:
+            s = self.stops[i]
+            j = text.find(s, held - self._partial.get(i, 0), best + len(s) - 1)
+            if j != -1:
+                best = j
+        if best < len(text):
+            self.pending, self._partial = "", {}
+            return text[:best], True
+        partial = {}
+        for i in candidates:
+            k = self._set.advance(i, self._partial.get(i, 0), delta)
+            if k:
+                partial[i] = k
+        self._partial = partial
+        keep = len(text) - max(partial.values(), default=0)
+        self.pending = text[keep:]
+        return text[:keep], False
 
     def flush(self) -> str:
-        out, self.pending = self.pending, ""
+        out, self.pending, self._partial = self.pending, "", {}
         return out
 
 

@@ -8,11 +8,15 @@ decode step.
 
 `LocalEngineClient` and the upstream `GatewayClient` (serve/gateway.py) are interchangeable behind
 the serving layer: both render requests in the family's formats and return a `Generation`.
+
+Submitting tokenizes the prompt, which for a multi-megabyte prompt takes seconds: it runs on a
+worker thread so that the event loop keeps serving other clients (and /health) meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -22,6 +26,8 @@ from codelm.engine import Completion, Engine, Request
 from codelm.engine.scheduler import Event, Scheduler, Ticket
 from codelm.errors import RequestError
 from codelm.models.registry import Family
+
+log = logging.getLogger(__name__)
 
 
 class Generation(Protocol):
@@ -146,6 +152,13 @@ class LocalGeneration:
             t.cancel()
 
 
+def _abandoned(gen: LocalGeneration, work: asyncio.Future[None]) -> None:
+    """Submission finished after its client left: cancel what it submitted."""
+    gen.cancel()
+    if not work.cancelled() and work.exception() is not None:
+        log.info("a request whose client had left failed to start: %s", work.exception())
+
+
 class LocalEngineClient:
     """An in-process Engine behind a continuous-batching Scheduler."""
 
@@ -172,13 +185,33 @@ class LocalEngineClient:
     def token_bytes(self, token_id: int) -> bytes:
         return self.engine.token_bytes(token_id)
 
-    def check_budget(self, request: Request) -> None:
-        """An explicit max_tokens must fit the context window with the prompt (the engine would
-        silently shorten it; OpenAI and vLLM refuse instead, so clients learn their limit)."""
+    def prompt_tokens(self, prompt: str) -> int:
+        """How many tokens `prompt` takes, without building id lists for one that cannot fit.
+
+        The tokenizer releases the GIL while it works, but turning millions of ids into Python
+        lists does not (a 5 MB prompt held it for ~0.3 s, stalling the event loop), so a prompt
+        with more characters than the window has tokens is first counted on the raw tokenizer.
+        """
         window = self.engine.context_window
-        prompt = len(self.engine.encode(request.prompt))
+        raw = getattr(self.engine.tokenizer, "_tokenizer", None)
+        if raw is not None and len(prompt) > window:
+            count = len(raw.encode_batch([prompt], add_special_tokens=False)[0])
+            if count >= window:
+                return count
+        return len(self.engine.encode(prompt))
+
+    def check_fits(self, request: Request, check_budget: bool) -> None:
+        """The prompt must fit the context window; with `check_budget`, an explicit max_tokens
+        too (the engine would silently shorten it; OpenAI and vLLM refuse instead, so clients
+        learn their limit)."""
+        window = self.engine.context_window
+        prompt = self.prompt_tokens(request.prompt)
+        if prompt >= window:
+            raise RequestError(
+                f"prompt is {prompt} tokens, which does not fit the model's context window of {window} tokens"
+            )
         wanted = request.params.max_new_tokens
-        if prompt < window and prompt + wanted > window:
+        if check_budget and prompt + wanted > window:
             raise RequestError(
                 f"max_tokens is {wanted} but the prompt already uses {prompt} of the model's "
                 f"{window}-token context window; ask for at most {window - prompt}"
@@ -187,25 +220,39 @@ class LocalEngineClient:
     async def start(
         self, requests: Sequence[Request], timeout_s: float | None = None, check_budget: bool = False
     ) -> LocalGeneration:
-        """Submit every request now (errors raise here, before any response is sent)."""
+        """Submit every request now (errors raise here, before any response is sent).
+
+        Checking and submitting tokenize, so they run on a worker thread. If the caller is
+        cancelled meanwhile (the client left), whatever gets submitted is cancelled as it lands.
+        """
         for r in requests:
             if r.params.n > self.max_batch_size:
                 raise RequestError(
                     f"n is {r.params.n}; this server decodes at most {self.max_batch_size} rows"
                 )
-            if check_budget:
-                self.check_budget(r)
         loop = asyncio.get_running_loop()
         if self._dispatcher is None or self._dispatcher.loop is not loop:
             self._dispatcher = Dispatcher(loop)
         gen = LocalGeneration(self._dispatcher)
+        work = asyncio.ensure_future(asyncio.to_thread(self._submit, gen, requests, timeout_s, check_budget))
         try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            work.add_done_callback(lambda done: _abandoned(gen, done))
+            raise
+        return gen
+
+    def _submit(
+        self, gen: LocalGeneration, requests: Sequence[Request], timeout_s: float | None, check_budget: bool
+    ) -> None:  # worker thread
+        try:
+            for r in requests:
+                self.check_fits(r, check_budget)
             for r in requests:
                 gen.submit(self.scheduler, r, timeout_s)
         except BaseException:
             gen.cancel()  # e.g. the queue filled up after the first prompt of a batch
             raise
-        return gen
 
     def load(self) -> dict[str, float]:
         s = self.scheduler

@@ -27,6 +27,7 @@ _TYPES = {
     401: "authentication_error",
     404: "not_found_error",
     405: "invalid_request_error",
+    408: "invalid_request_error",
     413: "invalid_request_error",
     500: "server_error",
     502: "upstream_error",
@@ -81,7 +82,8 @@ def validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
         field = ".".join(p for p in loc if not (p[:1].islower() and "[" in p) and p not in _TYPE_TAGS)
         if not field:
             return "the request body must be a JSON object", None
-        seen.setdefault(field, f"{field}: {err.get('msg', 'invalid value')}")
+        msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")  # our own validators
+        seen.setdefault(field, f"{field}: {msg}")
     first = next(iter(seen), None)
     return "; ".join(seen.values()) or "invalid request", first
 

@@ -3,8 +3,14 @@
     codelm serve --model /tmp/tiny-llama --port 8000
     CODELM_API_KEY=secret codelm serve --model ORG/NAME --family seedcoder --upstream http://127.0.0.1:8001
 
+The port is bound before the model loads and before anything is printed: a port in use fails at
+once with one line, and the "serving at" banner only appears for a server that has its port.
+An API key given empty (`--api-key ''`, or `CODELM_API_KEY=` set but empty) is an error, not a
+server without authentication: an unset secret in a deployment must not open the server.
+
 `ServerThread` runs an app on a background thread on a free loopback port (tests, notebooks);
 `ServerProcess` runs `codelm serve` as a child process (benchmarks: its own interpreter and GIL).
+Both use the same uvicorn settings as `codelm serve` (`server_config`).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from fastapi import FastAPI
 from codelm.errors import CodelmError
 from codelm.serve.app import create_app
 from codelm.serve.engine_client import Backend
+from codelm.serve.limits import DEFAULT_CLIENT_TIMEOUT_S, head_timeout_protocol
 
 
 def build_backend(args: argparse.Namespace) -> Backend:
@@ -82,22 +89,89 @@ def banner(url: str, name: str, keyed: bool, supports_fim: bool) -> str:
     return "\n".join(lines)
 
 
+def api_key_from(args: argparse.Namespace) -> str | None:
+    """--api-key, else $CODELM_API_KEY, else None (no authentication); empty values are errors."""
+    if args.api_key is not None:
+        key, source, instead = args.api_key, "--api-key", "leave the flag out"
+    elif "CODELM_API_KEY" in os.environ:
+        key, source, instead = os.environ["CODELM_API_KEY"], "$CODELM_API_KEY", "unset the variable"
+    else:
+        return None
+    if not key.strip():
+        raise CodelmError(f"{source} is empty: give a key, or {instead} to serve without authentication")
+    if key != key.strip():
+        raise CodelmError(f"{source} starts or ends with whitespace, which clients cannot send")
+    return key
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, not yet listening (uvicorn listens on it)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: restart over TIME_WAIT
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        raise CodelmError(
+            f"cannot listen on {host}:{port}: {reason} (another server on that port? choose one with --port)"
+        ) from None
+    return sock
+
+
+def server_config(
+    app: FastAPI, host: str = "127.0.0.1", port: int = 0, log_level: str = "info"
+) -> uvicorn.Config:
+    """uvicorn settings for `app`: request heads time out like its bodies (serve/limits.py)."""
+    timeout_s = getattr(app.state, "client_timeout_s", DEFAULT_CLIENT_TIMEOUT_S)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=5,
+        http=head_timeout_protocol(timeout_s),
+    )
+
+
+def run_server(app: FastAPI, sock: socket.socket) -> None:
+    """Serve `app` on the bound `sock` until interrupted."""
+    host, port = sock.getsockname()[:2]
+    uvicorn.Server(server_config(app, host, port)).run(sockets=[sock])
+
+
 def serve_from_args(args: argparse.Namespace) -> None:
     """Entry point of `codelm serve` (the parser lives in codelm.cli)."""
-    api_key = args.api_key or os.environ.get("CODELM_API_KEY") or None
-    backend = build_backend(args)
-    name = args.served_model_name or served_name(args.model)
-    app = create_app(backend, name, api_key=api_key, aliases=[args.model])
-    host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
-    print(banner(f"http://{host}:{args.port}", name, bool(api_key), backend.family.supports_fim), flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=5)
+    api_key = api_key_from(args)
+    sock = bind(args.host, args.port)
+    try:
+        backend = build_backend(args)
+        name = args.served_model_name or served_name(args.model)
+        app = create_app(
+            backend,
+            name,
+            api_key=api_key,
+            aliases=[args.model],
+            max_body_bytes=args.max_body_bytes,
+            client_timeout_s=args.client_timeout,
+        )
+        host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+        port = sock.getsockname()[1]  # the real one when --port 0
+        print(
+            banner(f"http://{host}:{port}", name, api_key is not None, backend.family.supports_fim),
+            flush=True,
+        )
+        run_server(app, sock)
+    finally:
+        sock.close()
 
 
 class ServerThread:
     """uvicorn serving `app` on a background thread; `port=0` picks a free port."""
 
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"):
-        config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=2)
+        config = server_config(app, host, port, log_level)
+        config.timeout_graceful_shutdown = 2
         self.server = uvicorn.Server(config)
         self.app, self.host = app, host
         self._thread = threading.Thread(target=self.server.run, name="codelm-uvicorn", daemon=True)

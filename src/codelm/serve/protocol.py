@@ -7,16 +7,22 @@ for code completion are codelm's own: `mode` (line or block), `timeout_ms` (a ti
 
 Unknown fields are ignored, as OpenAI-compatible servers do, so that clients sending newer fields
 keep working. Validation of sampling values is left to the engine (`SamplingParams`), so the HTTP
-API and the Python API reject the same values with the same messages.
+API and the Python API reject the same values with the same messages; the published JSON schema
+still states those limits (`WithJsonSchema`), and what the server refuses (token-id prompts,
+`echo`, penalties) is left out of it, so the schema says exactly what is accepted. Every string
+must be valid Unicode: JSON can carry an unpaired surrogate (`"\\ud800"`), which tokenizers and
+UTF-8 encoders cannot take, so it is refused with a 400 naming the field.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+
+from codelm.engine.params import MAX_STOP_LENGTH, MAX_STOP_STRINGS, SEED_MAX, SEED_MIN
 
 
 class _Schema(BaseModel):
@@ -24,18 +30,61 @@ class _Schema(BaseModel):
 
 
 # -- requests ------------------------------------------------------------------------------------
-class StreamOptions(_Schema):
+class _Request(_Schema):
+    """A request schema: no type coercion (`"echo": 0` is not `false`, as the schema says), and
+    every string must be encodable as UTF-8."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _valid_unicode(cls, value: Any) -> Any:
+        _check_unicode(value)
+        return value
+
+
+def _check_unicode(value: Any) -> None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            code = ord(value[exc.start])
+            raise ValueError(
+                f"holds an unpaired surrogate (U+{code:04X} at character {exc.start}), which is not "
+                "valid Unicode text"
+            ) from None
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_unicode(item)
+
+
+_STOP_STRING = {"type": "string", "minLength": 1, "maxLength": MAX_STOP_LENGTH}
+_STOP_SCHEMA = {
+    "anyOf": [
+        _STOP_STRING,
+        {"type": "array", "items": _STOP_STRING, "maxItems": MAX_STOP_STRINGS},
+        {"type": "null"},
+    ],
+    "description": f"at most {MAX_STOP_STRINGS} strings of at most {MAX_STOP_LENGTH} characters",
+}
+# only what is served: a text prompt or a non-empty list of them (token ids are refused)
+_PROMPT_SCHEMA = {
+    "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]
+}
+
+
+class StreamOptions(_Request):
     include_usage: bool = False
 
 
-class ContextFile(_Schema):
+class ContextFile(_Request):
     """Another file of the repository, shown to the model before the prompt."""
 
     path: str
     content: str
 
 
-class SamplingFields(_Schema):
+class SamplingFields(_Request):
     """Sampling fields shared by completions and chat; None takes the family's recommendation."""
 
     model: str | None = None
@@ -45,14 +94,15 @@ class SamplingFields(_Schema):
     top_k: int | None = None  # vLLM extra
     repetition_penalty: float | None = None  # vLLM extra
     n: int = 1
-    seed: int | None = None
-    stop: str | list[str] | None = None
+    seed: int | None = Field(default=None, json_schema_extra={"minimum": SEED_MIN, "maximum": SEED_MAX})
+    stop: Annotated[str | list[str] | None, WithJsonSchema(_STOP_SCHEMA)] = None
     ignore_eos: bool = False  # vLLM extra: benchmarks that must do a fixed amount of work
     skip_special_tokens: bool = True  # vLLM extra: special tokens that are not stops leave the text
     stream: bool = False
     stream_options: StreamOptions | None = None
-    presence_penalty: float = 0.0  # accepted for compatibility; only 0 is supported
-    frequency_penalty: float = 0.0
+    # accepted for compatibility; only 0 is supported
+    presence_penalty: Annotated[float, WithJsonSchema({"type": "number", "enum": [0]})] = 0.0
+    frequency_penalty: Annotated[float, WithJsonSchema({"type": "number", "enum": [0]})] = 0.0
     timeout_ms: int | None = Field(default=None, gt=0, description="time budget; ends with 'length'")
     user: str | None = None
 
@@ -63,16 +113,16 @@ class SamplingFields(_Schema):
 
 
 class CompletionRequest(SamplingFields):
-    prompt: str | list[str] | list[int] | list[list[int]]
+    prompt: Annotated[str | list[str] | list[int] | list[list[int]], WithJsonSchema(_PROMPT_SCHEMA)]
     suffix: str | None = None  # fill-in-the-middle, rendered in the family's own format
     logprobs: int | None = Field(default=None, ge=0, le=20, description="alternatives per token")
-    echo: bool = False
+    echo: Annotated[bool, WithJsonSchema({"type": "boolean", "enum": [False]})] = False  # unsupported
     mode: Literal["line", "block"] = "block"  # line: stop at the first newline
     context_files: list[ContextFile] = Field(default_factory=list)
     path: str | None = None  # the file being completed, headed like the context files
 
 
-class ChatMessage(_Schema):
+class ChatMessage(_Request):
     role: Literal["system", "user", "assistant"]
     content: str | list[TextPart] | None = None
 
@@ -84,13 +134,13 @@ class ChatMessage(_Schema):
         return "".join(part.text for part in self.content)
 
 
-class TextPart(_Schema):
+class TextPart(_Request):
     type: Literal["text"]
     text: str
 
 
 class ChatCompletionRequest(SamplingFields):
-    messages: list[ChatMessage]
+    messages: list[ChatMessage] = Field(json_schema_extra={"minItems": 1})
     max_completion_tokens: int | None = None  # the newer OpenAI name for max_tokens
     logprobs: bool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)

@@ -3,6 +3,10 @@
 A non-streaming request whose client disconnects is cancelled like a streaming one: the handler
 races the generation against the connection's `http.disconnect` message (vLLM does the same), so a
 client that gives up frees its batch rows at once instead of after max_tokens.
+
+The routes declare what they answer, so the published OpenAPI schema (/openapi.json) is the
+truth: JSON or an event stream on success, and the JSON error body for every refusal (400 for
+invalid input, where FastAPI's default schema would promise 422).
 """
 
 from __future__ import annotations
@@ -17,10 +21,38 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from pydantic import BaseModel
 
 from codelm.serve.errors import APIError
-from codelm.serve.protocol import ChatCompletionRequest, CompletionRequest, ModelList
+from codelm.serve.protocol import (
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    CompletionRequest,
+    CompletionResponse,
+    ErrorResponse,
+    ModelList,
+)
 from codelm.serve.serving import Serving
 
-router = APIRouter()
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorResponse, "description": description}
+
+
+# every route can be refused by the API key and the request guard (serve/limits.py)
+router = APIRouter(
+    responses={
+        401: _error("missing or wrong API key (when the server has one)"),
+        408: _error("the request was not sent within the client timeout"),
+        413: _error("the request body is larger than the server accepts"),
+        "4XX": _error("any other client error"),
+    }
+)
+GENERATION_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("invalid request: the message names the field and the problem"),
+    404: _error("unknown model"),
+    500: _error("generation failed (a server bug)"),
+    502: _error("gateway mode: the upstream is unreachable or failed"),
+    503: _error("the queue is full: retry later"),
+}
+SSE = {"text/event-stream": {"schema": {"type": "string"}}}  # with "stream": true
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -29,6 +61,7 @@ def _serving(request: Request) -> Serving:
 
 
 @router.get("/health")
+@router.head("/health", operation_id="health_head")  # load balancers probe with HEAD too
 async def health() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -38,18 +71,26 @@ async def models(request: Request) -> ModelList:
     return _serving(request).models()
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
 async def metrics(request: Request) -> Response:
     m = request.app.state.metrics
     return Response(m.render(), media_type=m.content_type)
 
 
-@router.post("/v1/completions")
+@router.post(
+    "/v1/completions",
+    response_class=JSONResponse,
+    responses={200: {"model": CompletionResponse, "content": SSE}, **GENERATION_ERRORS},
+)
 async def completions(body: CompletionRequest, request: Request) -> Response:
     return _respond(await _unless_disconnected(request, _serving(request).completions(body)))
 
 
-@router.post("/v1/chat/completions")
+@router.post(
+    "/v1/chat/completions",
+    response_class=JSONResponse,
+    responses={200: {"model": ChatCompletionResponse, "content": SSE}, **GENERATION_ERRORS},
+)
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
     return _respond(await _unless_disconnected(request, _serving(request).chat(body)))
 

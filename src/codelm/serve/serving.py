@@ -5,16 +5,21 @@ This is where the API's meaning lives, independent of HTTP (routes.py) and of wh
 into fill-in-the-middle in the family's format, how repository context and the current file's
 path are placed before the prompt, what line mode means (stop at the first newline), and which
 OpenAI features are refused because the engine cannot honour them (echo, penalties; logprobs in
-gateway mode).
+gateway mode), and what an unset temperature means for n > 1 samples.
+
+Rendering and tokenizing run on a worker thread, never on the event loop: a multi-megabyte prompt
+takes seconds to tokenize, and the loop must keep answering everyone else (and /health) meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
 from codelm.engine import Completion, Request
+from codelm.engine.rules import sampling_params
 from codelm.models.formats import render_repo_context
 from codelm.serve.engine_client import Backend, Generation
 from codelm.serve.errors import APIError
@@ -35,6 +40,8 @@ from codelm.serve.protocol import (
 )
 from codelm.serve.sse import ChatChunks, CompletionChunks, stream_events
 
+# OpenAI's default: with n > 1 and no temperature, samples should differ (see `_temperature`)
+SAMPLING_TEMPERATURE = 1.0
 NO_LOGPROBS = "logprobs are not supported in gateway mode (codelm does not relay the upstream's)"
 
 
@@ -104,7 +111,7 @@ class Serving:
         if req.echo:
             raise APIError(400, "echo is not supported", "unsupported_feature", "echo")
         prompts = _prompts(req.prompt)
-        sampling = self._sampling(req, req.max_tokens, ["\n"] if req.mode == "line" else [])
+        sampling = self._sampling(req, "completion", req.max_tokens, ["\n"] if req.mode == "line" else [])
         sampling["logprobs"] = req.logprobs
         fam = self.backend.family
         context = render_repo_context(fam, [(f.path, f.content) for f in req.context_files])
@@ -124,7 +131,7 @@ class Serving:
         if not req.messages:
             raise APIError(400, "messages must hold at least one message", "invalid_request", "messages")
         messages = [{"role": m.role, "content": m.text()} for m in req.messages]
-        sampling = self._sampling(req, max_tokens)
+        sampling = self._sampling(req, "chat", max_tokens)
         sampling["logprobs"] = (req.top_logprobs or 0) if req.logprobs else None
         return self.backend.chat_request(messages, **sampling)
 
@@ -139,7 +146,7 @@ class Serving:
         return token_text
 
     def _sampling(
-        self, req: SamplingFields, max_tokens: int | None, extra_stops: list[str] | None = None
+        self, req: SamplingFields, kind: str, max_tokens: int | None, extra_stops: list[str] | None = None
     ) -> dict[str, Any]:
         if req.presence_penalty or req.frequency_penalty:
             raise APIError(
@@ -147,10 +154,10 @@ class Serving:
                 "presence_penalty and frequency_penalty are not supported; use repetition_penalty",
                 "unsupported_feature",
             )
-        stops = [*req.stop_list(), *(extra_stops or [])]
+        stops = list(dict.fromkeys([*req.stop_list(), *(extra_stops or [])]))
         return {  # None takes the family's recommended value
             "max_new_tokens": max_tokens,
-            "temperature": req.temperature,
+            "temperature": self._temperature(req, kind),
             "top_p": req.top_p,
             "top_k": req.top_k,
             "repetition_penalty": req.repetition_penalty,
@@ -160,6 +167,16 @@ class Serving:
             "ignore_eos": req.ignore_eos or None,
             "skip_special_tokens": req.skip_special_tokens,
         }
+
+    def _temperature(self, req: SamplingFields, kind: str) -> float | None:
+        """The request's temperature; unset, the family's, except that a greedy family default
+        with n > 1 becomes OpenAI's default of 1 (n greedy samples would be n identical copies).
+        An explicit temperature 0 is honoured: the client asked for greedy decoding."""
+        if req.temperature is not None or req.n <= 1:
+            return req.temperature
+        if sampling_params(self.backend.family, kind).greedy:
+            return SAMPLING_TEMPERATURE
+        return None
 
     @staticmethod
     def _usage_wanted(req: SamplingFields) -> bool:
@@ -183,7 +200,8 @@ class Serving:
                     "model",
                 )
             timeout_s = req.timeout_ms / 1000 if req.timeout_ms else None
-            return await self.backend.start(build(), timeout_s, check_budget=max_tokens is not None)
+            requests = await asyncio.to_thread(build)  # chat templates of huge messages take time too
+            return await self.backend.start(requests, timeout_s, check_budget=max_tokens is not None)
         except BaseException:
             tracker.done("rejected")
             raise
