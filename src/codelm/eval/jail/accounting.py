@@ -29,7 +29,7 @@ import os
 from dataclasses import dataclass
 
 INTERVAL = 0.025  # seconds between two readings while a sample runs
-_FIELDS = (b"RssAnon:", b"RssShmem:")
+_FIELDS = (b"\nRssAnon:", b"\nRssShmem:")  # in kB; zombies and kernel threads have neither
 
 
 def _read(path: str) -> bytes:
@@ -46,7 +46,12 @@ def resident(pid: int | str) -> int:
         status = _read(f"/proc/{pid}/status")
     except (FileNotFoundError, ProcessLookupError):  # exited between listing and reading
         return 0
-    return sum(int(line.split()[1]) << 10 for line in status.splitlines() if line.startswith(_FIELDS))
+    total = 0
+    for name in _FIELDS:  # two finds, not a parse of all ~55 lines: this runs 40 times a second
+        start = status.find(name)
+        if start >= 0:
+            total += int(status[start + len(name) : status.index(b"kB", start)])
+    return total << 10
 
 
 def _namespace_pids(pid: int) -> list[str]:
