@@ -26,7 +26,7 @@ MULTIPL_E_PACKAGES += bash  # sh: Bash 5.2
 MULTIPL_E_PACKAGES += node-typescript  # ts: TypeScript 4.8 (tsc)
 SYSTEM_PACKAGES := g++ libboost-dev libssl-dev default-jdk-headless golang-go \
 	golang-github-stretchr-testify-dev rustc cargo librust-rand-dev librust-regex-dev librust-md5-dev \
-	chromium chromium-driver util-linux $(MULTIPL_E_PACKAGES)
+	chromium chromium-driver util-linux python3.11-doc $(MULTIPL_E_PACKAGES)
 
 .PHONY: install test test-slow eval-prepare quickstart quickstart-isolated bench lint system-deps clean
 

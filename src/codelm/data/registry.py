@@ -27,6 +27,8 @@ READERS: dict[str, str] = {
     "parquet": "codelm.data.readers.records:ParquetReader",
     "hub": "codelm.data.readers.records:HubReader",
     "git_commits": "codelm.data.readers.commits:GitCommitReader",
+    "html": "codelm.data.readers.docs:HtmlReader",
+    "markup": "codelm.data.readers.docs:MarkupReader",
 }
 
 STEPS: dict[str, str] = {
@@ -42,6 +44,7 @@ STEPS: dict[str, str] = {
     "pack_repos": "codelm.data.steps.pack_repos:PackRepos",
     "commit_filter": "codelm.data.steps.commit_filter:CommitFilter",
     "commit_format": "codelm.data.steps.commit_format:CommitFormat",
+    "code_related_filter": "codelm.data.steps.code_related:CodeRelatedFilter",
 }
 
 
