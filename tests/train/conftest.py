@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 STDLIB_BYTES = 120_000
+HELDOUT_BYTES = 30_000  # the stdlib files after the training ones: held-out shards
 
 
 @pytest.fixture(scope="session")
@@ -31,27 +32,32 @@ def tokenizer_of(tiny_checkpoint):
 
 @pytest.fixture(scope="session")
 def shards_of(tmp_path_factory, tokenizer_of):
-    """shards_of(family) -> a shard directory of stdlib sources tokenized with that family's tokenizer."""
+    """shards_of(family) -> a shard directory of stdlib sources tokenized with that family's tokenizer;
+    shards_of(family, heldout=True) -> the next stdlib files, never in the training shards."""
     from codelm.models.tiny import stdlib_sources
     from codelm.train.shards import tokenizer_info, write_shards
 
     root = tmp_path_factory.mktemp("shards")
-    built: dict[str, Path] = {}
+    built: dict[tuple[str, bool], Path] = {}
 
-    def get(family: str) -> Path:
-        if family not in built:
+    def get(family: str, heldout: bool = False) -> Path:
+        if (family, heldout) not in built:
             tok = tokenizer_of(family)
             texts = list(stdlib_sources(STDLIB_BYTES))
+            if heldout:  # the files after the training ones, up to HELDOUT_BYTES
+                rest, texts = list(stdlib_sources(10 * STDLIB_BYTES))[len(texts) :], []
+                while sum(map(len, texts)) < HELDOUT_BYTES:
+                    texts.append(rest.pop(0))
             docs = tok(texts, add_special_tokens=False, verbose=False)["input_ids"]
-            built[family] = write_shards(
+            built[family, heldout] = write_shards(
                 docs,
-                root / family,
+                root / (family + "-heldout" * heldout),
                 vocab_size=len(tok),
                 tokens_per_shard=8_000,
                 tokenizer=tokenizer_info(tok, family),
-                lineage={"source": "python stdlib", "max_bytes": STDLIB_BYTES},
+                lineage={"source": "python stdlib", "max_bytes": STDLIB_BYTES, "heldout": heldout},
             )
-        return built[family]
+        return built[family, heldout]
 
     return get
 
@@ -87,9 +93,9 @@ def pretrain_run(tmp_path_factory, tiny_checkpoint, shards_of):
     return train(cfg)
 
 
-def _sft_records() -> list[dict]:
+def _sft_records(numbers: range = range(48)) -> list[dict]:
     out = []
-    for n in range(48):
+    for n in numbers:
         code = f"def f{n}(x):\n    return x + {n}\n"
         out.append(
             {
@@ -102,10 +108,10 @@ def _sft_records() -> list[dict]:
     return out
 
 
-def _dpo_records() -> list[dict]:
+def _dpo_records(numbers: range = range(32)) -> list[dict]:
     # Separable: the chosen reply is always tidy code, the rejected one always shouting noise.
     out = []
-    for n in range(32):
+    for n in numbers:
         out.append(
             {
                 "prompt": f"Return {n} from a function.",
@@ -119,10 +125,15 @@ def _dpo_records() -> list[dict]:
 @pytest.fixture(scope="session")
 def chat_files(tmp_path_factory):
     root = tmp_path_factory.mktemp("chat")
-    sft, dpo = root / "sft.jsonl", root / "dpo.jsonl"
-    sft.write_text("".join(json.dumps(r) + "\n" for r in _sft_records()))
-    dpo.write_text("".join(json.dumps(r) + "\n" for r in _dpo_records()))
-    return {"sft": sft, "dpo": dpo}
+    files = {
+        "sft": _sft_records(),
+        "dpo": _dpo_records(),
+        "sft_heldout": _sft_records(range(100, 112)),  # other numbers: never trained on
+        "dpo_heldout": _dpo_records(range(100, 108)),
+    }
+    for name, records in files.items():
+        (root / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return {name: root / f"{name}.jsonl" for name in files}
 
 
 @pytest.fixture
@@ -151,10 +162,10 @@ def make_config(tmp_path):
 
 
 def losses(out_dir: Path) -> list[float]:
-    """The loss curve a run logged."""
+    """The loss curve a run logged (records with a training loss: not the held-out one of step 0)."""
     from codelm.train.metrics import read_metrics
 
-    return [r["loss"] for r in read_metrics(Path(out_dir) / "metrics.jsonl")]
+    return [r["loss"] for r in read_metrics(Path(out_dir) / "metrics.jsonl") if "loss" in r]
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
-"""MFU arithmetic against hand-computed FLOPs, the peak table, and the loss plot."""
+"""MFU arithmetic against hand-computed FLOPs, the peak (table, config, measured), and the loss plot."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -13,10 +14,13 @@ from codelm.models.sizes import count_parameters, size_config
 from codelm.models.tiny import tiny_config
 from codelm.train.metrics import (
     PEAK_TFLOPS,
-    device_peak_tflops,
     flop_parameters,
     flops_per_token,
+    measure_matmul_tflops,
+    plot_curves,
     plot_metrics,
+    resolve_peak,
+    table_peak_tflops,
 )
 
 
@@ -45,18 +49,74 @@ def test_350m_flops_on_the_meta_device():
 def test_peak_table():
     assert PEAK_TFLOPS["h100"]["bf16"] == PEAK_TFLOPS["h200"]["bf16"] == 989.4
     assert PEAK_TFLOPS["a100"]["bf16"] == 312.0
-    name, peak = device_peak_tflops(torch.device("cpu"), "fp32")
-    assert name.startswith("cpu") and peak == pytest.approx(0.1 * torch.get_num_threads())
+    assert table_peak_tflops(torch.device("cpu"), "fp32") is None  # a CPU is measured, never guessed
 
 
-def test_plot(tmp_path):
+def test_cpu_peak_is_measured_and_config_wins():
+    peak = resolve_peak(torch.device("cpu"), "fp32")
+    assert peak.source == "measured" and peak.device.startswith("cpu")
+    assert math.isfinite(peak.tflops) and peak.tflops > 0
+    assert peak.measured == {"fp32": peak.tflops}
+    assert resolve_peak(torch.device("cpu"), "bf16", 2.5).as_dict() == {
+        "name": peak.device,
+        "peak_tflops": 2.5,
+        "peak_source": "config",
+    }
+
+
+def test_measuring_the_peak_draws_no_rng():
+    torch.manual_seed(3)
+    want = torch.rand(4)
+    torch.manual_seed(3)
+    flops = measure_matmul_tflops(torch.device("cpu"), "fp32", n=128, repeats=2)
+    assert torch.equal(torch.rand(4), want) and flops > 0
+
+
+def test_plot_draws_the_heldout_loss_beside_the_training_loss(tmp_path):
     pytest.importorskip("matplotlib")
     f = tmp_path / "metrics.jsonl"
-    f.write_text(
-        "".join(
-            json.dumps({"step": s, "loss": 5 - s / 10, "lr": 1e-3, "tokens_per_s": 1e4}) + "\n"
-            for s in range(1, 20)
-        )
-    )
+    rows = [{"step": 0, "heldout_loss": 5.2, "tokens": 0}]  # the held-out loss before training
+    rows += [{"step": s, "loss": 5 - s / 10, "lr": 1e-3, "tokens_per_s": 1e4} for s in range(1, 20)]
+    rows[-1]["heldout_loss"] = 3.5
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    panels = plot_curves(rows)
+    assert list(panels) == ["loss", "lr", "tokens_per_s"]
+    assert panels["loss"]["held-out"] == [(0, 5.2), (19, 3.5)] and len(panels["loss"]["train"]) == 19
+    assert list(panels["lr"]) == ["train"]
     png = plot_metrics(f, tmp_path / "loss.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mfu_of_a_tiny_run_is_against_the_measured_peak(pretrain_run):
+    """On a CPU the loop measures its peak (no table guess) and records it in metrics and meta.json."""
+    from codelm.train.metrics import read_metrics
+
+    records = [r for r in read_metrics(pretrain_run.parent / "metrics.jsonl") if "loss" in r]
+    device = json.loads((pretrain_run / "meta.json").read_text())["device"]
+    assert device["peak_source"] == "measured" and device["name"] == "cpu x1"  # run.threads=1
+    measured = device["peak_tflops_measured"]["fp32"]
+    assert math.isfinite(measured) and measured > 0 and device["peak_tflops"] == measured
+    for r in records:
+        assert r["peak_source"] == "measured" and r["peak_tflops"] == measured
+        assert 0 < r["mfu"] < 1.5, r
+
+
+def test_bf16_run_measures_both_peaks(tiny_checkpoint, shards_of, make_config):
+    """bf16 autocast trains on a CPU; MFU is against the measured bf16 matmul peak."""
+    from codelm.train.loop import train
+    from codelm.train.metrics import read_metrics
+
+    cfg = make_config(
+        "pretrain",
+        "model.family=llama",
+        f"model.tokenizer={tiny_checkpoint('llama')}",
+        f"pretrain.shards=[{shards_of('llama')}]",
+        "run.precision=bf16",
+        "run.max_steps=2",
+    )
+    final = train(cfg)
+    device = json.loads((final / "meta.json").read_text())["device"]
+    assert sorted(device["peak_tflops_measured"]) == ["bf16", "fp32"]
+    assert device["peak_tflops"] == device["peak_tflops_measured"]["bf16"] > 0
+    records = read_metrics(final.parent / "metrics.jsonl")
+    assert all(math.isfinite(r["loss"]) and 0 < r["mfu"] < 1.5 for r in records)

@@ -25,6 +25,10 @@ STAGES = {
         f"model.tokenizer={ck('llama')}",
         f"pretrain.shards=[{shards('llama')}]",
         "pretrain.fim_rate=0.5",
+        # held-out loss at steps 0, 2, 4 and 6: it must take nothing from the training data or RNG
+        f"pretrain.heldout_shards=[{shards('llama', heldout=True)}]",
+        "run.eval_every=2",
+        "run.eval_rows=4",
     ],
     # rows handed out from a shuffle buffer of 6 (not a multiple of the batch: resuming mid-buffer)
     "pretrain-row-shuffle": lambda ck, shards, files: [
@@ -38,6 +42,9 @@ STAGES = {
         f"model.init_from={ck('stablecode')}",
         f"dpo.data={files['dpo']}",
         "batch.global_batch_size=8",  # 4 steps an epoch: the resume crosses into epoch 2
+        f"dpo.heldout={files['dpo_heldout']}",
+        "run.eval_every=3",
+        "run.eval_rows=4",
     ],
 }
 
@@ -62,6 +69,17 @@ def test_killed_and_resumed_run_matches_uninterrupted(
         train(broken)
     train(broken, resume=True)
     assert read_losses(tmp_path / "broken") == want  # bit for bit
+    held = heldout_losses(tmp_path / "straight")
+    assert bool(held) == any(x.startswith("run.eval_every") for x in extra)
+    assert heldout_losses(tmp_path / "broken") == held
+
+
+def heldout_losses(out) -> list[tuple[int, float]]:
+    from codelm.train.metrics import read_metrics
+
+    return [
+        (r["step"], r["heldout_loss"]) for r in read_metrics(out / "metrics.jsonl") if "heldout_loss" in r
+    ]
 
 
 def test_row_shuffle_hands_out_the_same_rows_mixed(tiny_checkpoint, shards_of, make_config):

@@ -37,7 +37,12 @@ RESUMABLE_CHANGES = {
     "tensorboard",
     "plot",
     "max_steps",
+    "eval_every",
+    "eval_rows",
+    "peak_tflops",
 }
+# Stage-section fields that only choose what is measured, never what is trained.
+EVAL_ONLY = {"heldout_shards", "heldout"}
 
 
 def check_resume_config(saved: dict[str, Any], now: dict[str, Any]) -> None:
@@ -50,7 +55,8 @@ def check_resume_config(saved: dict[str, Any], now: dict[str, Any]) -> None:
                 diffs.append(f"{section}: {old!r} -> {values!r}")
             continue
         for key, value in values.items():
-            if (old or {}).get(key) != value and not (section == "run" and key in RESUMABLE_CHANGES):
+            free = key in EVAL_ONLY or (section == "run" and key in RESUMABLE_CHANGES)
+            if (old or {}).get(key) != value and not free:
                 diffs.append(f"{section}.{key}: {(old or {}).get(key)!r} -> {value!r}")
     if diffs:
         raise CodelmError("cannot resume with a different config: " + "; ".join(diffs))

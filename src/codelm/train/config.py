@@ -28,6 +28,10 @@ from codelm.train.schedule import DECAYS
 STAGES = ("pretrain", "sft", "dpo")
 
 
+def _resolved(path: str) -> str:
+    return str(Path(path).resolve())
+
+
 def _check(ok: bool, msg: str) -> None:
     if not ok:
         raise ConfigError(f"bad train config: {msg}")
@@ -61,9 +65,12 @@ class PretrainConfig:
     fim_spm_rate: float | None = None  # share of FIM documents in SPM order (default: the family's order)
     shuffle: bool = True  # a seeded document order per epoch
     row_shuffle: int = 0  # rows read ahead and handed out shuffled, so a batch mixes documents (0: off)
+    heldout_shards: list[str] = field(default_factory=list)  # never trained on: held-out loss (no FIM)
 
     def __post_init__(self) -> None:
         _check(bool(self.shards), "pretrain.shards: at least one shard directory")
+        overlap = sorted(set(map(_resolved, self.shards)) & set(map(_resolved, self.heldout_shards)))
+        _check(not overlap, f"pretrain.heldout_shards are also training shards: {', '.join(overlap)}")
         _check(self.row_shuffle == 0 or self.row_shuffle >= 2, "pretrain.row_shuffle: 0 (off) or >= 2 rows")
         _check(0.0 <= self.fim_rate <= 1.0, "pretrain.fim_rate must be in [0, 1]")
         _check(
@@ -76,9 +83,11 @@ class SFTConfig:
     data: str = ""  # JSONL of {"messages": [...]} (or {"prompt", "completion"} for base formats)
     packing: bool = True  # several conversations per row, attention kept apart
     shuffle: bool = True
+    heldout: str | None = None  # JSONL of the same format, never trained on: held-out loss
 
     def __post_init__(self) -> None:
         _check(bool(self.data), "sft.data: a JSONL file")
+        _check(not self.heldout or _resolved(self.heldout) != _resolved(self.data), "sft.heldout is sft.data")
 
 
 @dataclass
@@ -88,9 +97,11 @@ class DPOConfig:
     reference: str = "model"  # "model": frozen copy in memory; "precomputed": log-probs computed once
     reference_model: str | None = None  # reference checkpoint (default: the starting weights)
     shuffle: bool = True
+    heldout: str | None = None  # JSONL of the same format: held-out loss, reward accuracy and margin
 
     def __post_init__(self) -> None:
         _check(bool(self.data), "dpo.data: a JSONL file")
+        _check(not self.heldout or _resolved(self.heldout) != _resolved(self.data), "dpo.heldout is dpo.data")
         _check(self.beta > 0, "dpo.beta must be positive")
         _check(self.reference in ("model", "precomputed"), "dpo.reference: model or precomputed")
 
@@ -159,7 +170,9 @@ class RunConfig:
     deterministic: bool = True  # torch.use_deterministic_algorithms
     threads: int | None = None  # CPU threads for torch
     device: str | None = None  # cpu to force the CPU; default: whatever accelerate finds
-    peak_tflops: float | None = None  # for MFU when the device is not in metrics.PEAK_TFLOPS
+    peak_tflops: float | None = None  # MFU peak per device (default: GPU table, else measured here)
+    eval_every: int = 0  # held-out loss every N steps (0: only before the first and after the last)
+    eval_rows: int = 64  # held-out rows (DPO: pairs) scored, the first ones of the held-out data
     tensorboard: bool = True  # also log to TensorBoard when it is installed
     plot: bool = True  # write loss.png at the end (needs matplotlib)
 
@@ -167,6 +180,7 @@ class RunConfig:
         _check(self.max_steps > 0 and self.save_every >= 0 and self.log_every > 0, "run step counts")
         _check(self.precision in ("fp32", "bf16"), "run.precision: fp32 or bf16")
         _check(self.keep_checkpoints >= 1, "run.keep_checkpoints >= 1")
+        _check(self.eval_every >= 0 and self.eval_rows > 0, "run.eval_every >= 0 and run.eval_rows > 0")
 
 
 SECTIONS = {"model": ModelConfig, "batch": BatchConfig, "optim": OptimConfig, "run": RunConfig}

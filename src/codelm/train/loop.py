@@ -11,7 +11,9 @@ One step: take the next global batch of units from the stage's source (every pro
 same global order and keeps its slice), run its micro-batches under `accelerator.accumulate`, scaling
 each micro-batch's loss *sum* by world * accumulation / units-in-the-global-batch, so that after
 accelerate's 1/accumulation and DDP's 1/world the gradient is that of the global per-unit mean; then
-clip, step the optimizer and the schedule, log, and checkpoint every `save_every` steps.
+clip, step the optimizer and the schedule, log, score the held-out rows every `eval_every` steps
+(train/heldout.py; also before the first step and after the last), and checkpoint every `save_every`
+steps. MFU is against the peak `metrics.resolve_peak` finds (config, GPU table, or measured here).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ import torch
 from codelm.errors import CodelmError
 from codelm.train import checkpoint as ckpt
 from codelm.train.config import TrainConfig
+from codelm.train.heldout import score
 from codelm.train.init import build_model, context_length, load_tokenizer, resolve_family
-from codelm.train.metrics import MetricsWriter, device_peak_tflops, flops_per_token, plot_metrics
+from codelm.train.metrics import MetricsWriter, Peak, flops_per_token, plot_metrics, resolve_peak
 from codelm.train.packing import collate
 from codelm.train.prefetch import Prefetcher, StepData
 from codelm.train.schedule import make_scheduler
@@ -102,6 +105,8 @@ class Run:
     step: int = 0
     tokens_seen: int = 0
     data_state: dict[str, Any] | None = None  # source position after the last step trained
+    peak: Peak | None = None  # what MFU is computed against (metrics.resolve_peak)
+    heldout_batches: list[Any] | None = None  # this process's share of the held-out rows
 
     def meta(self) -> dict[str, Any]:
         model = self.acc.unwrap_model(self.model)
@@ -109,7 +114,22 @@ class Run:
             self.cfg, self.stage, self.family, model, self.step, self.tokens_seen, self.world
         )
         meta["data"]["position"] = self.data_state  # the source itself may have run ahead (prefetch)
+        if self.peak is not None:
+            meta["device"] = {**self.peak.as_dict(), "processes": self.world}
         return meta
+
+    def evaluate(self) -> dict[str, float]:
+        """The held-out fields of a record (train/heldout.py): loss per unit, and DPO's rewards."""
+        if not self.heldout_batches:
+            return {}
+        t0 = time.perf_counter()
+        model = self.acc.unwrap_model(self.model)  # no DDP collectives: each process scores its share
+        sums = score(model, self.stage.objective, self.heldout_batches, self.acc.device)
+        reduced = self.acc.reduce(torch.stack(list(sums.values())), reduction="sum").tolist()
+        totals = dict(zip(sums, reduced, strict=True))
+        units = totals.pop("units")
+        out = {f"heldout_{k}": v / units for k, v in totals.items()}
+        return out | {"heldout_units": int(units), "heldout_time_s": time.perf_counter() - t0}
 
 
 def prepare(cfg: TrainConfig, resume: bool) -> Run:
@@ -154,6 +174,9 @@ def prepare(cfg: TrainConfig, resume: bool) -> Run:
         ckpt.check_resume_config(meta["config"], cfg.to_dict())
         stage.source.load_state_dict(state["data"])
         run.step, run.tokens_seen = state["step"], state["tokens_seen"]
+    if stage.heldout is not None:
+        pad = tokenizer.convert_tokens_to_ids(family.tokenizer.pad)
+        run.heldout_batches = stage.heldout.batches(acc.process_index, world, cfg.batch.micro_batch_size, pad)
     metrics.truncate_after(run.step)  # a fresh run drops a crashed earlier run's records (step 0)
     run.data_state = stage.source.state_dict()
     return run
@@ -222,9 +245,11 @@ def train(
         run = prepare(cfg, resume)
         acc, out = run.acc, Path(cfg.run.out_dir)
         fpt = flops_per_token(acc.unwrap_model(run.model), cfg.batch.seq_len)
-        device_name, peak = device_peak_tflops(acc.device, cfg.run.precision)
-        peak = cfg.run.peak_tflops or peak
+        run.peak = resolve_peak(acc.device, cfg.run.precision, cfg.run.peak_tflops)  # training threads
+        peak_fields = {"peak_tflops": run.peak.tflops, "peak_source": run.peak.source}
         run.model.train()
+        if run.step == 0 and run.heldout_batches:  # where the held-out curve starts
+            run.metrics.log({"step": 0, **run.evaluate(), "tokens": 0})
         prefetch = Prefetcher(step_producer(run))
         try:
             while run.step < cfg.run.max_steps:
@@ -232,11 +257,14 @@ def train(
                 lr = run.optimizer.param_groups[0]["lr"]
                 data = prefetch.next()
                 loss_sum, sums, grad_norm = train_step(run, data)
+                dt = time.perf_counter() - t0  # the held-out evaluation is not part of the step
+                last = run.step == cfg.run.max_steps
+                every = cfg.run.eval_every
+                heldout = run.evaluate() if last or (every and run.step % every == 0) else {}
                 record: dict[str, Any] = {}
-                if run.step % cfg.run.log_every == 0 or run.step == cfg.run.max_steps:
-                    dt = time.perf_counter() - t0
+                if run.step % cfg.run.log_every == 0 or last or heldout:
                     extra = {"grad_norm": float(grad_norm)} if grad_norm is not None else {}
-                    mfu = fpt * data.tokens / dt / (peak * 1e12 * run.world) if peak == peak else None
+                    mfu = fpt * data.tokens / dt / (run.peak.tflops * 1e12 * run.world)
                     record = log_step(
                         run,
                         data,
@@ -246,11 +274,11 @@ def train(
                         tokens_per_s=data.tokens / dt,
                         step_time_s=dt,
                         mfu=mfu,
+                        **peak_fields,
                         **extra,
+                        **heldout,
                     )
-                if (
-                    cfg.run.save_every and run.step % cfg.run.save_every == 0
-                ) or run.step == cfg.run.max_steps:
+                if (cfg.run.save_every and run.step % cfg.run.save_every == 0) or last:
                     state = {"step": run.step, "tokens_seen": run.tokens_seen, "data": run.data_state}
                     ckpt.save_checkpoint(acc, out, run.step, state, run.meta(), cfg.run.keep_checkpoints)
                 if on_step is not None:
@@ -258,7 +286,7 @@ def train(
         finally:
             prefetch.close()
         run.metrics.close()
-        meta = run.meta() | {"device": {"name": device_name, "peak_tflops": peak, "processes": run.world}}
+        meta = run.meta()
         context = context_length(acc.unwrap_model(run.model).config)
         final = ckpt.export_final(acc, run.model, run.tokenizer, run.family, out / "final", meta, context)
         if acc.is_main_process and cfg.run.plot and (out / "metrics.jsonl").is_file():

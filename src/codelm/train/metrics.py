@@ -1,11 +1,15 @@
-"""Training metrics: loss, learning rate, tokens/s and MFU, to JSONL, TensorBoard and a PNG plot.
+"""Training metrics: loss, held-out loss, learning rate, tokens/s and MFU, to JSONL, TensorBoard and a PNG.
 
 MFU (model FLOPs utilisation, PaLM appendix B) = achieved model FLOPs / peak FLOPs of the devices.
 Training costs 6N FLOPs per token for the weights (forward 2N, backward 4N) plus the attention scores,
 12 * layers * (heads * head_dim) * seq_len per token (PaLM's 6N + 12LHQT). N counts every weight that
-takes part in a matmul: all parameters but an untied input embedding, which is a lookup. Peaks are dense
-(no sparsity) vendor figures; the CPU entry is a nominal per-core figure (AVX2/AVX-512 FMA at ~3 GHz),
-so CPU MFU is only a rough sanity number. Set `run.peak_tflops` to override.
+takes part in a matmul: all parameters but an untied input embedding, which is a lookup.
+
+The peak comes from `run.peak_tflops` when set ("config"), else from the dense vendor figures of
+`PEAK_TFLOPS` for known GPUs ("table"), else it is measured once per run ("measured"): the best of a
+few large matmuls on the training threads, fp32 always and bf16 too under `run.precision: bf16`. A CPU
+is always measured: its nominal FMA peak is far from what its BLAS delivers (on this 2-core AMD EPYC,
+MKL reaches ~0.04-0.1 fp32 TFLOP/s of a nominal ~0.2), so MFU is against what the machine can do.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +31,73 @@ PEAK_TFLOPS: dict[str, dict[str, float]] = {
     "h200": {"bf16": 989.4, "fp32": 494.7},
     "h100": {"bf16": 989.4, "fp32": 494.7},
     "a100": {"bf16": 312.0, "fp32": 156.0},
-    "cpu": {"bf16": 0.1, "fp32": 0.1},  # per core, nominal
 }
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-def device_peak_tflops(device: torch.device, precision: str) -> tuple[str, float]:
-    """(device key, peak TFLOP/s of one device) for `precision` (bf16 or fp32)."""
+@dataclass
+class Peak:
+    """The peak MFU is computed against, and where it came from."""
+
+    device: str  # "cpu x2", "h100", or the CUDA device name
+    tflops: float  # dense peak TFLOP/s of one device at the run's precision
+    source: str  # config | table | measured
+    measured: dict[str, float] = field(default_factory=dict)  # precision -> measured TFLOP/s
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.device, "peak_tflops": self.tflops, "peak_source": self.source}
+        if self.measured:
+            out["peak_tflops_measured"] = self.measured
+        return out
+
+
+def device_name(device: torch.device) -> str:
     if device.type == "cuda":
-        name = torch.cuda.get_device_name(device).lower()
-        for key in ("h200", "h100", "a100"):
-            if key in name:
-                return key, PEAK_TFLOPS[key][precision]
-        return name, float("nan")
-    threads = torch.get_num_threads()
-    return f"cpu x{threads}", PEAK_TFLOPS["cpu"][precision] * threads
+        return torch.cuda.get_device_name(device).lower()
+    return f"{device.type} x{torch.get_num_threads()}"
+
+
+def table_peak_tflops(device: torch.device, precision: str) -> float | None:
+    """The datasheet peak of a known GPU at `precision` (bf16 or fp32), else None."""
+    name = device_name(device)
+    key = next((k for k in PEAK_TFLOPS if device.type == "cuda" and k in name), None)
+    return PEAK_TFLOPS[key][precision] if key else None
+
+
+def measure_matmul_tflops(
+    device: torch.device, precision: str, *, n: int | None = None, repeats: int = 3
+) -> float:
+    """Best TFLOP/s of `repeats` n x n matmuls at `precision` on `device`, after one warm-up.
+
+    n = 1024 on a CPU (~10-50 ms each on 2 cores; large enough for the BLAS to reach its plateau,
+    measured: 1536 and 2048 were no faster), 8192 on a GPU. The operands come from a private
+    generator, so the run's RNG state (and exact resume) is untouched.
+    """
+    n = n or (8192 if device.type == "cuda" else 1024)
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(n, n, generator=gen).to(device=device, dtype=DTYPES[precision]) for _ in range(2))
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    best = float("inf")
+    for i in range(repeats + 1):
+        sync()
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        sync()
+        if i:  # the first call pays for kernel selection and page faults
+            best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e12
+
+
+def resolve_peak(device: torch.device, precision: str, configured: float | None = None) -> Peak:
+    """The run's peak: `run.peak_tflops`, else the GPU table, else measured on this machine."""
+    name = device_name(device)
+    if configured:
+        return Peak(name, configured, "config")
+    table = table_peak_tflops(device, precision)
+    if table is not None:
+        return Peak(name, table, "table")
+    measured = {p: measure_matmul_tflops(device, p) for p in dict.fromkeys(("fp32", precision))}
+    return Peak(name, measured[precision], "measured", measured)
 
 
 def flop_parameters(model: torch.nn.Module) -> int:
@@ -96,19 +154,25 @@ class MetricsWriter:
         if self.tb is not None:
             for k, v in record.items():
                 if isinstance(v, int | float) and k != "step":
-                    self.tb.add_scalar(f"train/{k}", v, record["step"])
+                    tag = f"heldout/{k[8:]}" if k.startswith("heldout_") else f"train/{k}"
+                    self.tb.add_scalar(tag, v, record["step"])
         self.progress(record)
 
     def progress(self, r: dict[str, Any]) -> None:
+        held = f" held-out [magenta]{r['heldout_loss']:.4f}[/]" if "heldout_loss" in r else ""
+        if "loss" not in r:  # the held-out loss before the first step
+            self.console.print(f"[bold]step {r['step']}/{self.max_steps}[/]{held}")
+            return
         extra = "".join(
             f" {k.removeprefix('reward_')} {r[k]:.3f}" for k in ("reward_accuracy", "reward_margin") if k in r
         )
         mfu = f" mfu {r['mfu'] * 100:.1f}%" if r.get("mfu") == r.get("mfu") else ""
         line = (
-            f"[bold]step {r['step']}/{self.max_steps}[/] loss [cyan]{r['loss']:.4f}[/] lr {r['lr']:.2e} "
+            f"[bold]step {r['step']}/{self.max_steps}[/] loss [cyan]{r['loss']:.4f}[/]{held}"
+            f" lr {r['lr']:.2e} "
             f"{r['tokens_per_s']:,.0f} tok/s{mfu} gnorm {r.get('grad_norm', float('nan')):.2f}{extra}"
         )
-        self.console.print(line, end="\r" if self.live else "\n")
+        self.console.print(line, end="\r" if self.live and not held else "\n")
 
     def close(self) -> None:
         if self.tb is not None:
@@ -119,8 +183,22 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(ln) for ln in Path(path).read_text().splitlines() if ln.strip()]
 
 
+def plot_curves(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """The plot's panels: {metric: {"train": points, "held-out": points}}, the held-out curve
+    (`heldout_<metric>`, e.g. DPO's reward accuracy too) drawn beside the training one."""
+    panels = {}
+    for key in ("loss", "lr", "tokens_per_s", "reward_accuracy"):
+        curves = {
+            label: [(r["step"], r[k]) for r in rows if r.get(k) is not None]
+            for label, k in (("train", key), ("held-out", f"heldout_{key}"))
+        }
+        if curves := {label: pts for label, pts in curves.items() if pts}:
+            panels[key] = curves
+    return panels
+
+
 def plot_metrics(metrics_file: str | Path, out_png: str | Path) -> Path | None:
-    """loss, learning rate and tokens/s against step, as a PNG; None when matplotlib is missing."""
+    """Loss (train and held-out), learning rate and tokens/s against step, as a PNG (None: no matplotlib)."""
     try:
         import matplotlib
 
@@ -131,14 +209,16 @@ def plot_metrics(metrics_file: str | Path, out_png: str | Path) -> Path | None:
             "codelm: matplotlib is not installed; no loss plot (pip install 'codelm[train]')", file=sys.stderr
         )
         return None
-    rows = read_metrics(metrics_file)
-    keys = [k for k in ("loss", "lr", "tokens_per_s", "reward_accuracy") if any(k in r for r in rows)]
-    fig, axes = plt.subplots(len(keys), 1, figsize=(7, 2.2 * len(keys)), sharex=True)
-    for ax, key in zip([axes] if len(keys) == 1 else axes, keys, strict=True):
-        pts = [(r["step"], r[key]) for r in rows if key in r]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts])
+    panels = plot_curves(read_metrics(metrics_file))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 2.2 * len(panels)), sharex=True)
+    for ax, (key, curves) in zip([axes] if len(panels) == 1 else axes, panels.items(), strict=True):
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
+        for label, pts in curves.items():
+            marker = "o" if label == "held-out" else None
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, ms=3, label=label)
+        if len(curves) > 1:
+            ax.legend()
     fig.supxlabel("step")
     fig.tight_layout()
     fig.savefig(out_png, dpi=100)

@@ -5,6 +5,7 @@
     sft       packed chat conversations; causal LM on assistant tokens only
     dpo       preference pairs; DPO against a frozen reference (a model, or log-probs computed once)
 
+Each stage may also carry held-out rows of the same kind (train/heldout.py), scored with its objective.
 Everything else (optimizer, schedule, accumulation, checkpoints, metrics) is the loop's, shared.
 """
 
@@ -25,6 +26,7 @@ from codelm.models.registry import Family
 from codelm.train.chat import ChatEncoder, DPOSource, SFTSource, file_sha256
 from codelm.train.config import TrainConfig
 from codelm.train.fim import FimTransform
+from codelm.train.heldout import HeldOut, make_heldout
 from codelm.train.objectives import DPO, CausalLM
 from codelm.train.packing import IGNORE, Row, collate
 from codelm.train.sources import PretrainSource, Source
@@ -34,6 +36,7 @@ from codelm.train.sources import PretrainSource, Source
 class Stage:
     source: Source
     objective: CausalLM | DPO
+    heldout: HeldOut | None = None  # rows never trained on, for the held-out loss (train/heldout.py)
 
     def units(self, rows: list[Row]) -> int:
         """Loss units in `rows`: target tokens, or preference pairs."""
@@ -63,13 +66,15 @@ def build_stage(
             from codelm.train.row_shuffle import RowShuffle
 
             source = RowShuffle(source, cfg.data.row_shuffle, seed)
-        return Stage(source, CausalLM(mode))
+        objective = CausalLM(mode)
+        return Stage(source, objective, make_heldout(cfg, tokenizer, family, objective))
     encoder = ChatEncoder(tokenizer, family)
     if cfg.stage == "sft":
         source = SFTSource(
             cfg.data.data, encoder, seq_len, packing=cfg.data.packing, seed=seed, shuffle=cfg.data.shuffle
         )
-        return Stage(source, CausalLM(mode))
+        objective = CausalLM(mode)
+        return Stage(source, objective, make_heldout(cfg, tokenizer, family, objective))
     dpo = DPOSource(cfg.data.data, encoder, seq_len, seed=seed, shuffle=cfg.data.shuffle)
     if cfg.data.reference_model:
         reference = AutoModelForCausalLM.from_pretrained(cfg.data.reference_model, dtype=torch.float32)
@@ -77,11 +82,12 @@ def build_stage(
         reference = copy.deepcopy(model)  # the starting weights, frozen
     reference.requires_grad_(False).eval().to(device)
     objective = DPO(cfg.data.beta, reference, mode)
+    heldout = make_heldout(cfg, tokenizer, family, objective)  # while the reference is still here
     if cfg.data.reference == "precomputed":
         pad = tokenizer.convert_tokens_to_ids(family.tokenizer.pad)
         dpo.refs = precomputed_reference(cfg, dpo, objective, pad, device)
         objective.reference = None  # frees the copy: the log-probs ride along with the rows
-    return Stage(dpo, objective)
+    return Stage(dpo, objective, heldout)
 
 
 def precomputed_reference(
