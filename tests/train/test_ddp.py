@@ -53,7 +53,7 @@ def test_two_process_ddp_matches_single_process(
         "--config_file",
         str(REPO / "configs/train/accelerate/ddp-cpu.yaml"),
         "--main_process_port",
-        "29571",
+        str(free_port()),  # not a fixed port: another test session on this machine may hold it
         "-m",
         "codelm.train.cli",
         str(config),
