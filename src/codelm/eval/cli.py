@@ -66,6 +66,12 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="perplexity's unigram baseline: packed shard dir or JSONL of texts (default: the documents)",
     )
+    t.add_argument(
+        "--reference-model",
+        metavar="CKPT",
+        help="preference: DPO's reference checkpoint, for the implicit reward margin",
+    )
+    t.add_argument("--dpo-beta", type=float, help="preference: beta of the implicit reward (default 0.1)")
     s = p.add_argument_group("sampling (exactly these values; family recommendations are not applied)")
     s.add_argument("-n", "--n", type=int, help="samples per problem (default 1)")
     s.add_argument("--temperature", type=float, help="default: 0 (greedy) when n is 1, else 0.2")
@@ -148,6 +154,8 @@ def config_from_args(args: argparse.Namespace):
         "limit_spread": True if args.limit_spread else None,
         "data_dir": args.data_dir,
         "unigram_corpus": args.unigram_corpus,
+        "reference_model": args.reference_model,
+        "dpo_beta": args.dpo_beta,
         "workers": args.workers,
         "generate_only": True if args.generate_only else None,
         "timeout_factor": args.timeout_factor,

@@ -39,6 +39,8 @@ class EvalConfig:
     data_dir: str | None = None  # benchmark files (default: the copies codelm ships, else the hub)
     data: dict[str, str] = field(default_factory=dict)  # task -> file or hub id
     unigram_corpus: str | None = None  # perplexity's unigram baseline: shard dir or JSONL of texts
+    reference_model: str | None = None  # preference: DPO's reference checkpoint (adds reward_margin)
+    dpo_beta: float = 0.1  # preference: beta of DPO's implicit reward
     workers: int = 2  # sandbox workers
     generate_only: bool = False  # write samples, execute nothing
     timeout_factor: float = 10.0  # timeout = max(floor, factor x the canonical solution's runtime)
@@ -94,6 +96,8 @@ class EvalConfig:
                 spread=self.limit_spread,
                 unigram_corpus=Path(self.unigram_corpus) if self.unigram_corpus else None,
                 require_all=self.require_all,
+                reference_model=Path(self.reference_model) if self.reference_model else None,
+                dpo_beta=self.dpo_beta,
                 **extra,
             )
         except ValueError as exc:

@@ -10,7 +10,9 @@ benchmark (MTPB, which is multi-turn, has its own in ``tasks/mtpb.py``).
 Backends that hold the model's weights also score texts (kind ``loglikelihood``, for perplexity):
 ``score(texts)`` gives each text's summed negative log-likelihood and how many tokens it covers,
 ``encode(texts)`` the token ids it read, and ``tokenizer`` the model's tokenizer (for baselines
-fitted on its vocabulary). The others refuse that kind in ``supports`` before any work starts.
+fitted on its vocabulary); ``score_replies(pairs)`` gives each (prompt, reply)'s summed reply
+log-probability rendered as the DPO stage trains on it (the preference task). The others refuse
+that kind in ``supports`` before any work starts.
 """
 
 from __future__ import annotations
@@ -105,6 +107,12 @@ class Backend(Protocol):
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """The token ids ``score`` reads for each text (the first one is context, never predicted)."""
+        ...
+
+    def score_replies(self, replies: Sequence[tuple[Any, Any]]) -> list[tuple[float, int]]:
+        """Per (prompt, reply), strings or chat messages: the summed log-probability (nats) of the
+        reply's tokens after the prompt, as DPO renders and scores them, and how many tokens that is
+        (kind ``loglikelihood``)."""
         ...
 
     def close(self) -> None: ...

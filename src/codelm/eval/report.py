@@ -11,8 +11,9 @@ per sample: task, task_id, index, prompt, completion, raw text, status (of the h
 passed, error (the reason, for anything but passed), runtime and, for several checks, each
 check's verdict. ``report.md`` and the terminal show the same table.
 
-A task that scores texts (perplexity) has no samples: its entry is the task's own ``summarize``
-(perplexity, unigram_perplexity, tokens, documents, unigram_fitted_on) and its row shows those
+A task that scores texts has no samples: its entry is the task's own ``score_summary``
+(perplexity: perplexity, unigram_perplexity, tokens, documents, unigram_fitted_on; preference:
+accuracy, margin, pairs, and reward_margin with a reference model) and its row shows those
 instead of pass@k. Tasks that name a candidate source (HumanEval) also get ``syntax_valid``.
 """
 
@@ -32,7 +33,14 @@ from .store import RunStore
 
 _COLUMNS = ("passed", "failed", "timeout", "syntax_error", "error", "generation_error")
 # metrics besides pass@k, with their column headers
-_OTHERS = {"syntax_valid": "syntax ok", "perplexity": "ppl", "unigram_perplexity": "unigram ppl"}
+_OTHERS = {
+    "syntax_valid": "syntax ok",
+    "perplexity": "ppl",
+    "unigram_perplexity": "unigram ppl",
+    "accuracy": "pref acc",
+    "margin": "logp margin",
+    "reward_margin": "reward margin",
+}
 
 
 def _number(value: float | None) -> str:
@@ -82,8 +90,7 @@ def write_outputs(options: Any, backend: Any, plans: list, skipped: dict[str, st
     records: list[dict] = []
     for plan in plans:
         if plan.task.kind == LOGLIKELIHOOD:
-            scores = {task_id: v for (task, task_id), v in store.scores.items() if task == plan.task.name}
-            entry = plan.task.summarize(plan.problems, scores, backend, options.unigram_corpus)
+            entry = plan.task.score_summary(plan.problems, store, backend, options)
             summary[plan.task.name] = entry | {"title": plan.task.title, "source": str(plan.source)}
             continue
         verdicts, task_records = collect(plan, store, options.settings)
@@ -125,7 +132,7 @@ def summary_table(summary: dict, ks: tuple[int, ...]) -> list[list[str]]:
     (pass@k beyond n; error kinds that did not occur), so the table fits a terminal."""
     rows_of = []  # (label, metrics) per task and check
     for name, entry in summary.items():
-        if "skipped" not in entry and "perplexity" not in entry:
+        if "counts" in entry:  # verdicts: pass@k and their counts
             rows_of.append((name, entry))
             rows_of += [
                 (f"{name} ({c})", v) for c, v in entry.items() if isinstance(v, dict) and "counts" in v
@@ -163,13 +170,13 @@ def summary_table(summary: dict, ks: tuple[int, ...]) -> list[list[str]]:
         )
         rows.append([label, n, str(metrics["problems"]), *scores, *extra, *counts, *why])
     for name, entry in summary.items():
-        if "perplexity" in entry:  # scored texts, no samples: its numbers, "-" for the rest
+        if "skipped" not in entry and "counts" not in entry:  # scored texts: its numbers, "-" else
             extra = [_number(entry.get(m)) for m in others]
             rows.append(
                 [
                     name,
                     "-",
-                    str(entry["documents"]),
+                    str(entry.get("documents", entry.get("pairs", "-"))),
                     *(["-"] * len(shown)),
                     *extra,
                     *(["-"] * len(columns)),
@@ -216,6 +223,11 @@ def markdown(
                 f"- {name}: {entry['tokens']} tokens of {entry['documents']} documents; "
                 f"unigram baseline fitted on {entry['unigram_fitted_on']}"
             )
+        if "reward_margin" in entry:
+            lines.append(
+                f"- {name}: {entry['pairs']} pairs; reward margin with beta {entry['beta']} against "
+                f"{entry['reference_model']}"
+            )
         coverage = entry.get("coverage")
         if coverage and coverage["missing"]:
             shown = ", ".join(coverage["missing"][:10])
@@ -240,6 +252,7 @@ def _noted(entry: dict) -> bool:
         or entry.get("warnings")
         or coverage.get("missing")
         or "unigram_fitted_on" in entry
+        or "reward_margin" in entry
     )
 
 

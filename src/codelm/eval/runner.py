@@ -13,8 +13,9 @@ Nothing executes without ``allow_code_execution``; without it only ``execute=Fal
 (``--generate-only``) is allowed, and the refusal comes before any work. ``local`` tasks execute
 nothing and need no opt-in: their verdicts (e.g. an exact match) are computed here, journaled like
 executions, with no sandbox and no calibration, and also under ``--generate-only``. Tasks of kind
-``loglikelihood`` (perplexity) generate nothing: the backend scores their documents, journaled per
-document (``scores.jsonl``).
+``loglikelihood`` (perplexity, preference) generate nothing: the backend scores their documents
+or replies, journaled per ``Task.score_keys`` id (``scores.jsonl``); a task that ``uses_reference``
+is scored by ``reference_model`` too (loaded on the backend's device once, journaled apart).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from .execution import ExecutionPool, run_references, timeout_from
 from .generation import LOGLIKELIHOOD, Backend, GenSettings, chunks
 from .program import DEFAULT_PRELOAD, Isolation, Program
 from .progress import Display, progress_display
-from .store import RunStore
+from .store import RunStore, reference_journal
 from .tasks import executes_code, get_task, task_names
 from .tasks.base import Task
 from .tasks.data import Source, resolve_source
@@ -65,6 +66,8 @@ class EvalOptions:
     progress: bool = True
     unigram_corpus: Path | None = None  # perplexity's baseline: shard dir or JSONL (default: the documents)
     require_all: bool = False  # samples file: every selected problem needs samples, every sample a task
+    reference_model: Path | None = None  # preference: DPO's reference checkpoint, for reward_margin
+    dpo_beta: float = 0.1  # preference: beta of the implicit reward beta * (logp - logp_reference)
 
     def __post_init__(self) -> None:
         for name, limit in {"": self.limit, **self.task_limits}.items():
@@ -76,6 +79,8 @@ class EvalOptions:
             raise ValueError(f"k values must be >= 1, got {self.ks}")
         if self.timeout_factor <= 0 or (self.timeout_floor is not None and self.timeout_floor <= 0):
             raise ValueError("timeout factor and floor must be positive")
+        if not self.dpo_beta > 0:
+            raise ValueError(f"dpo_beta must be positive, got {self.dpo_beta}")
 
 
 @dataclass(frozen=True)
@@ -110,12 +115,16 @@ def run_eval(options: EvalOptions, backend: Backend) -> dict:
         require_opt_in(options.allow_code_execution)
     plans, skipped = plan_tasks(options, backend)
     store = RunStore(options.output, run_config(options, backend, plans, skipped), resume=options.resume)
-    pool = None
+    pool = reference = None
     try:
         with progress_display(options.progress) as progress:
             for plan in plans:
                 if plan.task.kind == LOGLIKELIHOOD:
                     score(plan, backend, options.settings, store, progress)
+                    if plan.task.uses_reference and options.reference_model is not None:
+                        reference = reference or backend.with_model(options.reference_model)
+                        journal = reference_journal(plan.task.name, options.reference_model)
+                        score(plan, reference, options.settings, store, progress, journal)
                     continue
                 generate(plan, backend, options.settings, store, progress)
                 if plan.task.local:
@@ -126,6 +135,8 @@ def run_eval(options: EvalOptions, backend: Backend) -> dict:
     finally:
         if pool is not None:
             pool.close()
+        if reference is not None:
+            reference.close()
         store.close()
     return write_outputs(options, backend, plans, skipped, store)
 
@@ -165,6 +176,11 @@ def plan_tasks(options: EvalOptions, backend: Backend) -> tuple[list[Plan], dict
         plans.append(Plan(task, source, select(loaded, limit, options.spread)))
     if backend.pregenerated:
         plans = claim_samples(plans, backend, known, skipped, require_all=options.require_all)
+    if options.reference_model is not None:
+        if not any(plan.task.uses_reference for plan in plans):
+            raise CodelmError("a reference model is given, but no selected task uses one (preference does)")
+        if not Path(options.reference_model).exists():
+            raise CodelmError(f"reference model {options.reference_model} does not exist")
     return [_with_notes(plan) for plan in plans], skipped
 
 
@@ -299,16 +315,27 @@ def generate(plan: Plan, backend: Backend, settings: GenSettings, store: RunStor
         )
 
 
-def score(plan: Plan, backend: Backend, settings: GenSettings, store: RunStore, progress: Display) -> None:
-    """Score the documents still unscored, ``batch_size`` per backend call, journaled per document."""
-    name = plan.task.name
-    todo = [p for p in plan.problems if (name, p.task_id) not in store.scores]
+def score(
+    plan: Plan,
+    backend: Backend,
+    settings: GenSettings,
+    store: RunStore,
+    progress: Display,
+    journal: str | None = None,
+) -> None:
+    """Score the problems not yet fully scored, ``batch_size`` per backend call, journaled per
+    score id (``Task.score_keys``) under ``journal`` (default: the task's name)."""
+    task = plan.task
+    name = journal or task.name
+    todo = [p for p in plan.problems if any((name, k) not in store.scores for k in task.score_keys(p))]
     if not todo:
         return
-    bar = progress.add_task(f"{name}: scoring", total=len(todo))
+    what = "scoring" if journal is None else "scoring the reference"
+    bar = progress.add_task(f"{task.name}: {what}", total=len(todo))
     for batch in chunks(todo, settings.batch_size):
-        for problem, (nll, tokens) in zip(batch, plan.task.scores(list(batch), backend), strict=True):
-            store.add_score(name, problem.task_id, nll, tokens)
+        keys = [key for problem in batch for key in task.score_keys(problem)]
+        for key, (nll, tokens) in zip(keys, task.scores(list(batch), backend), strict=True):
+            store.add_score(name, key, nll, tokens)
         progress.advance(bar, len(batch))
 
 

@@ -6,12 +6,14 @@
 ``OUT/executions.jsonl``   one line per executed (sample, check), appended as each verdict arrives
 ``OUT/calibration.jsonl``  one line per calibrated timeout: the canonical solution's verdict and
                            runtime, and the timeout derived from it (reused when resuming)
-``OUT/scores.jsonl``       one line per scored document (perplexity): its summed negative
-                           log-likelihood in nats and how many tokens it predicted
+``OUT/scores.jsonl``       one line per scored document (perplexity) or reply (preference: ids
+                           ``ID/chosen``, ``ID/rejected``): its summed negative log-likelihood in
+                           nats and how many tokens it predicted; a reference model's scores are
+                           under the task ``reference_journal(task, model)``
 ``OUT/samples.jsonl``      the merged result, one line per sample (written by the report)
 
 Lines are flushed one by one; a run killed mid-line leaves a partial last line, which resuming
-drops (with a warning) and redoes. Nothing is ever rewritten in place.
+drops (with a warning), cuts from the file and redoes. Nothing is ever rewritten in place.
 """
 
 from __future__ import annotations
@@ -30,6 +32,30 @@ from .program import ExecResult, Status
 
 log = logging.getLogger(__name__)
 JOURNALS = ("generations.jsonl", "executions.jsonl", "calibration.jsonl", "scores.jsonl")
+
+
+def reference_journal(task: str, model: Path) -> str:
+    """The ``task`` field of a reference model's scores: naming the model keeps another
+    reference's scores from being reused on resume."""
+    return f"{task}:reference={Path(model).resolve()}"
+
+
+def _end_last_line(path: Path) -> None:
+    """Make appended lines start on their own: a partial last line (dropped when read) is cut, a
+    whole one that lost only its newline gets it back."""
+    if not path.exists():
+        return
+    with open(path, "rb+") as f:
+        data = f.read()
+        if not data or data.endswith(b"\n"):
+            return
+        start = data.rfind(b"\n") + 1
+        try:
+            json.loads(data[start:])
+        except ValueError:  # partial JSON (or bytes cut inside a character)
+            f.truncate(start)
+        else:
+            f.write(b"\n")
 
 
 class RunStore:
@@ -61,6 +87,8 @@ class RunStore:
         self.scores: dict[tuple[str, str], tuple[float, int]] = {
             (r["task"], r["task_id"]): (r["nll"], r["tokens"]) for r in self._read("scores.jsonl")
         }
+        for name in JOURNALS:
+            _end_last_line(self.out / name)
         self._files = {name: open(self.out / name, "a", encoding="utf-8") for name in JOURNALS}  # noqa: SIM115
 
     def _check_config(self, config: dict[str, Any], resume: bool) -> None:

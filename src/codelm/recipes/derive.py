@@ -157,6 +157,39 @@ def dpo_pairs(
     return pairs
 
 
+def doctest_problems(
+    texts: Iterable[str], *, pool, max_problems: int = 500, timeout: float = 5.0
+) -> list[dict[str, Any]]:
+    """Problems of `codelm eval`'s `docstring-to-function` task: functions whose doctest passes.
+
+    Each record is {task_id, prompt, module, name, reference}: the SFT pairs' user turn for the
+    function, its module (which the check runs it in), and its source (which passes its doctest,
+    checked here in the sandbox, as `dpo_pairs` checks its chosen replies). `pool` is a started
+    `codelm.eval.execution.ExecutionPool`."""
+    from codelm.eval.program import Limits, Program
+
+    found = []  # (module, name, source, prompt)
+    for module, name, source in doctest_candidates(texts):
+        fn = ast.parse(source).body[0]
+        assert isinstance(fn, ast.FunctionDef)  # doctest_candidates yields top-level functions
+        doc = (ast.get_docstring(fn) or "").strip().splitlines()[0]
+        prompt = f"Write a Python function `{name}({ast.unparse(fn.args)})` that: {doc}"  # sft_pairs'
+        if not doc.startswith(">>>"):  # else the instruction would be one of the tests
+            found.append((module, name, source, prompt))
+    programs = [Program(source=doctest_program(m, name), run_name="codelm_derive") for m, name, *_ in found]
+    results = pool.map(programs, Limits(timeout=timeout)) if programs else []
+    problems: list[dict[str, Any]] = []
+    for (module, name, source, prompt), result in zip(found, results, strict=True):
+        if result.passed:
+            task_id = f"doctest/{len(problems)}/{name}"
+            problems.append(
+                {"task_id": task_id, "prompt": prompt, "module": module, "name": name, "reference": source}
+            )
+        if len(problems) >= max_problems:
+            break
+    return problems
+
+
 def write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> int:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -103,6 +103,17 @@ class ChatEncoder:
             raise CodelmError("a training conversation needs an assistant message to learn from")
         return self._with_spans(full, spans)
 
+    def reply(self, prompt: Any, reply: Any) -> tuple[np.ndarray, np.ndarray]:
+        """One DPO side: `reply` (a string or assistant messages) after `prompt` (a string or
+        messages), labels on the reply only; plain text when the model has no chat format. The
+        evaluation's `preference` task scores replies through this too, so both render alike."""
+        if self.template is None:
+            if not isinstance(prompt, str) or not isinstance(reply, str):
+                raise CodelmError("without a chat template prompt and replies must be strings")
+            return self.completion(prompt, reply)
+        messages = _messages(prompt, "user")
+        return self.conversation(messages + _messages(reply, "assistant"), len(messages))
+
     def completion(self, prompt: str, completion: str) -> tuple[np.ndarray, np.ndarray]:
         """Plain text (no chat format): loss on the completion and the EOS after it."""
         ids, labels = self._with_spans(prompt + completion, [(len(prompt), len(prompt) + len(completion))])
@@ -202,15 +213,10 @@ class DPOSource(_ListSource):
                 raise CodelmError(f"{path}: a DPO record needs 'prompt', 'chosen' and 'rejected'")
             pair = []
             for key in ("chosen", "rejected"):
-                if encoder.template is None:
-                    if not isinstance(rec["prompt"], str) or not isinstance(rec[key], str):
-                        raise CodelmError(
-                            f"{path}: without a chat template prompt and replies must be strings"
-                        )
-                    ids, labels = encoder.completion(rec["prompt"], rec[key])
-                else:
-                    prompt = _messages(rec["prompt"], "user")
-                    ids, labels = encoder.conversation(prompt + _messages(rec[key], "assistant"), len(prompt))
+                try:
+                    ids, labels = encoder.reply(rec["prompt"], rec[key])
+                except CodelmError as exc:
+                    raise CodelmError(f"{path}: {exc}") from exc
                 if len(ids) > seq_len:
                     ids, labels, self.truncated = ids[:seq_len], labels[:seq_len], self.truncated + 1
                 pair.append(make_row([(ids, labels)]))

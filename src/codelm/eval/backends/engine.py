@@ -11,17 +11,26 @@ is cut into windows of the window's length that share one token (the last of a w
 context-only, token of the next), so every token after the first is predicted exactly once and whole
 documents count. Windows are right-padded into batches (padding after a causal row changes none of
 its logits) within a logits budget; log-softmax is taken in float32.
+
+Replies (``score_replies``, for the preference task) are scored exactly as the DPO stage scores them
+in training: rendered by ``codelm.train.chat.ChatEncoder.reply`` (the chat template, loss mask on
+the reply and its end-of-turn marker; plain prompt + reply + EOS without a chat format), cut at the
+context window as DPO cuts at ``seq_len``, and summed by ``codelm.train.objectives.DPO``'s own
+``sequence_logprobs``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from codelm.errors import RequestError
+from codelm.errors import CodelmError, RequestError
 
 from ..generation import LOGLIKELIHOOD, GenerationFailed, GenRequest
 
+log = logging.getLogger(__name__)
 LOGITS_BUDGET = 1 << 27  # logits (batch x window x vocab) of one scoring forward pass: 512 MiB in fp32
 
 
@@ -124,6 +133,58 @@ class EngineBackend:
                     nll[index] -= float(logp.gather(1, target[:, None]).sum())
                     tokens[index] += len(ids) - 1
         return list(zip(nll, tokens, strict=True))
+
+    def score_replies(self, replies: Sequence[tuple[Any, Any]]) -> list[tuple[float, int]]:
+        """Per (prompt, reply): the reply's summed log-probability (nats) and its token count, as DPO
+        computes them (see the module docstring); prompt and reply are strings or messages."""
+        import torch
+
+        from codelm.train.chat import ChatEncoder
+        from codelm.train.objectives import DPO
+        from codelm.train.packing import IGNORE, collate, make_row
+
+        encoder = ChatEncoder(self.tokenizer, self.engine.family)
+        size, cut = self.engine.context_window, 0
+        rows = []
+        for prompt, reply in replies:
+            ids, labels = encoder.reply(prompt, reply)
+            cut += len(ids) > size
+            rows.append(make_row([(ids[:size], labels[:size])]))
+        if cut:
+            log.warning(
+                "%d replies are cut at the context window (%d tokens), as DPO cuts at seq_len", cut, size
+            )
+        order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))  # little padding per batch
+        scorer = DPO(beta=0.0, reference=None)  # only its sequence log-probs are used
+        model = self.engine.model
+        device = next(model.parameters()).device
+        pad = self.engine.pad_id if self.engine.pad_id is not None else 0
+        out: list[tuple[float, int]] = [(0.0, 0)] * len(rows)
+        start = 0
+        while start < len(order):
+            longest = len(rows[order[start]])
+            count = max(
+                1, min(self.engine.max_batch_size, LOGITS_BUDGET // (longest * self.engine.vocab_size))
+            )
+            batch = order[start : start + count]
+            start += len(batch)
+            collated = collate([rows[i] for i in batch], pad).to(device)
+            with torch.inference_mode():
+                logps = scorer.sequence_logprobs(model, collated)
+            for i, logp in zip(batch, logps.tolist(), strict=True):
+                out[i] = (logp, int((rows[i].labels[1:] != IGNORE).sum()))
+        return out
+
+    def with_model(self, model: str | Path) -> EngineBackend:
+        """Another checkpoint on this one's device and dtype, with the same tokenizer (DPO's reference
+        model: its log-probabilities are only comparable on the same tokens)."""
+        first = next(self.engine.model.parameters())
+        other = EngineBackend.from_pretrained(str(model), device=str(first.device), dtype=first.dtype)
+        if other.tokenizer.get_vocab() != self.tokenizer.get_vocab():
+            raise CodelmError(
+                f"{model} has another tokenizer than {self.engine.path}: it cannot be the reference"
+            )
+        return other
 
     def close(self) -> None:
         pass

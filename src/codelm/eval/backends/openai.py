@@ -61,13 +61,16 @@ class OpenAIBackend:
 
     def supports(self, kind: str) -> str | None:
         if kind == LOGLIKELIHOOD:
-            return "an endpoint cannot score texts (perplexity needs the weights): use --model CHECKPOINT"
+            return "an endpoint cannot score texts (it needs the model's weights): use --model CHECKPOINT"
         return None  # only the server knows; a refusal of FIM ends the run with its message
 
     def score(self, texts: Sequence[str]) -> list[tuple[float, int]]:
         raise UnsupportedFeatureError(self.supports(LOGLIKELIHOOD) or "")
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        raise UnsupportedFeatureError(self.supports(LOGLIKELIHOOD) or "")
+
+    def score_replies(self, replies: Sequence[tuple[Any, Any]]) -> list[tuple[float, int]]:
         raise UnsupportedFeatureError(self.supports(LOGLIKELIHOOD) or "")
 
     def body(self, request: GenRequest) -> dict[str, Any]:

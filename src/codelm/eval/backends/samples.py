@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from codelm.errors import CodelmError, UnsupportedFeatureError
 
@@ -76,13 +77,16 @@ class SamplesBackend:
 
     def supports(self, kind: str) -> str | None:
         if kind == LOGLIKELIHOOD:
-            return "a samples file cannot score texts (perplexity needs the weights): use --model CHECKPOINT"
+            return "a samples file cannot score texts (it needs the model's weights): use --model CHECKPOINT"
         return None
 
     def score(self, texts: Sequence[str]) -> list[tuple[float, int]]:
         raise UnsupportedFeatureError(self.supports(LOGLIKELIHOOD) or "")
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        raise UnsupportedFeatureError(self.supports(LOGLIKELIHOOD) or "")
+
+    def score_replies(self, replies: Sequence[tuple[Any, Any]]) -> list[tuple[float, int]]:
         raise UnsupportedFeatureError(self.supports(LOGLIKELIHOOD) or "")
 
     def generate(self, requests: Sequence[GenRequest]) -> list[list[str]]:

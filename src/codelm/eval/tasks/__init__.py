@@ -30,6 +30,8 @@ TASKS: dict[str, str] = {
     "humaneval-infilling-random-span-light": "codelm.eval.tasks.humaneval_infilling:RANDOM_SPAN_LIGHT",
     "fim-exact-match": "codelm.eval.tasks.humaneval_infilling:EXACT_MATCH",
     "perplexity": "codelm.eval.tasks.perplexity:TASK",
+    "docstring-to-function": "codelm.eval.tasks.docstring_to_function:TASK",
+    "preference": "codelm.eval.tasks.preference:TASK",
     "mtpb": "codelm.eval.tasks.mtpb:TASK",
     "humaneval-x-python": f"{_X}:PYTHON",
     "humaneval-x-cpp": f"{_X}:CPP",
@@ -48,6 +50,8 @@ TASKS: dict[str, str] = {
     },
     **{f"multipl-e-{lang}": f"codelm.eval.tasks.multipl_e:{lang.upper()}" for lang in _MULTIPL_E},
 }
+# tasks with no public data: the user names held-out files (`--data TASK=FILE`)
+_OWN_DATA = ("perplexity", "docstring-to-function", "preference")
 # names that stand for several tasks
 GROUPS: dict[str, tuple[str, ...]] = {
     "humaneval-infilling": tuple(n for n in TASKS if n.startswith("humaneval-infilling-")),
@@ -56,7 +60,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     **{f"safim-{s}": tuple(n for n in TASKS if n.startswith(f"safim-{s}-")) for s in _SAFIM},
     "safim": tuple(n for n in TASKS if n.startswith("safim-")),
     "multipl-e": tuple(n for n in TASKS if n.startswith("multipl-e-")),
-    "all": tuple(n for n in TASKS if n not in ("perplexity",)),  # those with public data
+    "all": tuple(n for n in TASKS if n not in _OWN_DATA),  # those with public data
 }
 
 

@@ -49,6 +49,7 @@ class Task:
     preload: tuple[str, ...] = ()  # modules the sandbox workers import once (MTPB: numpy)
     excluded: Mapping[str, str] = MappingProxyType({})  # task_id -> why it cannot be scored
     local = False  # True: verdicts from local_verdict in the parent; nothing runs in the sandbox
+    uses_reference = False  # loglikelihood: also scored by EvalOptions.reference_model (preference)
 
     # -- data --------------------------------------------------------------------------------
     def unavailable(self) -> str | None:
@@ -160,6 +161,18 @@ class Task:
     def candidate_source(self, problem: Any, completion: str) -> str | None:
         """The Python source ``completion`` forms, for ``syntax_valid``; None: not measured."""
         return None
+
+    # -- scoring (kind ``loglikelihood``: nothing generated) -----------------------------------
+    def score_keys(self, problem: Any) -> tuple[str, ...]:
+        """The ``scores.jsonl`` ids of ``problem``, in the order ``scores`` returns their values."""
+        return (problem.task_id,)
+
+    def score_summary(
+        self, problems: list[Any], store: Any, backend: Backend, options: Any
+    ) -> dict[str, Any]:
+        """The summary entry from the run's scores (default: ``summarize`` on this task's own)."""
+        scores = {task_id: v for (task, task_id), v in store.scores.items() if task == self.name}
+        return self.summarize(problems, scores, backend, options.unigram_corpus)
 
 
 def syntax_error_verdict(result: ExecResult) -> ExecResult:
