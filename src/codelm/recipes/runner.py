@@ -208,21 +208,81 @@ def step_pack(ctx: RunContext, name: str) -> dict[str, Any]:
     return {"shards": str(out)}
 
 
+HELDOUT_SHARE = 0.2  # derived problems and pairs held out from SFT/DPO training for evaluation
+
+
+def _held_out(key: str) -> bool:
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < HELDOUT_SHARE
+
+
+def _function_name(prompt: str) -> str:
+    """`name` from "Write a Python function `name(args)` that: ..." (the derived prompts)."""
+    return prompt.split("`", 2)[1].split("(", 1)[0] if prompt.count("`") >= 2 else ""
+
+
+def _eval_tasks(ctx: RunContext) -> set[str]:
+    from codelm.eval.tasks import task_names
+
+    configs = [ctx.recipe.eval, *([ctx.recipe.eval_chat] if ctx.recipe.eval_chat else [])]
+    return {t for c in configs if c.tasks for t in task_names(c.tasks)}
+
+
 def step_derive(ctx: RunContext, name: str) -> dict[str, Any]:
-    from codelm.recipes.derive import dpo_pairs, sft_pairs, write_jsonl
+    """SFT and DPO data from the corpus, and the held-out problems that measure what they teach:
+    docstring -> function problems (functions whose doctest passes) from the held-out split plus a
+    hashed share of the rest, and a hashed share of the DPO pairs. Held-out functions are kept out
+    of the SFT and DPO training data (pretraining did see the modules of those not from the split)."""
+    from codelm.recipes.derive import doctest_problems, dpo_pairs, sft_pairs, write_jsonl
 
     wanted = {s.data for s in ctx.recipe.stages if s.data and s.data.startswith("derive:")}
+    evals = _eval_tasks(ctx)
     texts = _texts(ctx.path("split", "train.jsonl"))
     info: dict[str, Any] = {}
-    if "derive:sft" in wanted:
-        info["sft_pairs"] = write_jsonl(sft_pairs(texts), ctx.path("derived", "sft.jsonl"))
-    if "derive:dpo" in wanted:
-        if not ctx.allow_code_execution:
-            raise CodelmError("deriving DPO pairs runs the corpus's doctests: pass --allow-code-execution")
+    needs_sandbox = "derive:dpo" in wanted or "docstring-to-function" in evals or "preference" in evals
+    if needs_sandbox and not ctx.allow_code_execution:
+        raise CodelmError(
+            "deriving doctest-checked data runs the corpus's doctests: pass --allow-code-execution"
+        )
+    pool = None
+    if needs_sandbox:
         from codelm.eval.execution import ExecutionPool
 
-        with ExecutionPool(2, allow_code_execution=True) as pool:
-            info["dpo_pairs"] = write_jsonl(dpo_pairs(texts, pool=pool), ctx.path("derived", "dpo.jsonl"))
+        pool = ExecutionPool(2, allow_code_execution=True)
+        pool.start()
+    try:
+        held_names: set[str] = set()
+        if "docstring-to-function" in evals:
+            heldout_texts = _texts(ctx.path("split", "heldout.jsonl"))
+            problems = doctest_problems(heldout_texts, pool=pool) + [
+                p for p in doctest_problems(texts, pool=pool) if _held_out(p["prompt"])
+            ]
+            held_names = {p["name"] for p in problems}
+            for i, p in enumerate(problems):
+                p["task_id"] = f"doctest/{i}/{p['name']}"
+            info["heldout_doctest_problems"] = write_jsonl(
+                problems, ctx.path("derived", "heldout-doctests.jsonl")
+            )
+        if "derive:sft" in wanted:
+            pairs = (
+                p for p in sft_pairs(texts) if _function_name(p["messages"][0]["content"]) not in held_names
+            )
+            info["sft_pairs"] = write_jsonl(pairs, ctx.path("derived", "sft.jsonl"))
+        if "derive:dpo" in wanted or "preference" in evals:
+            derived = [
+                p for p in dpo_pairs(texts, pool=pool) if _function_name(p["prompt"]) not in held_names
+            ]
+            held = (
+                [p for p in derived if _held_out(p["prompt"] + p["rejected"])]
+                if "preference" in evals
+                else []
+            )
+            train = [p for p in derived if p not in held]
+            info["dpo_pairs"] = write_jsonl(train, ctx.path("derived", "dpo.jsonl"))
+            if held:
+                info["heldout_dpo_pairs"] = write_jsonl(held, ctx.path("derived", "heldout-dpo.jsonl"))
+    finally:
+        if pool is not None:
+            pool.close()
     for key, n in info.items():
         if n == 0:
             raise CodelmError(f"derived no {key} from the corpus")
@@ -324,37 +384,55 @@ def final_checkpoint(ctx: RunContext) -> Path:
 
 
 # -- evaluation and report -------------------------------------------------------------------------
+def _run_data(ctx: RunContext) -> dict[str, Path]:
+    """Data the run makes for evaluation tasks that have no public benchmark file."""
+    return {
+        "perplexity": ctx.path("split", "heldout.jsonl"),
+        "docstring-to-function": ctx.path("derived", "heldout-doctests.jsonl"),
+        "preference": ctx.path("derived", "heldout-dpo.jsonl"),
+    }
+
+
 def _evaluate(ctx: RunContext, checkpoint: str | Path, out: str) -> dict[str, Any]:
-    """The recipe's `eval` section through `codelm eval`'s runner, on one checkpoint: the same
-    numbers `codelm eval --model CHECKPOINT` gives. Perplexity reads the held-out split, with its
-    unigram baseline fitted on the training shards, unless the recipe names other data."""
+    """The recipe's `eval` section (and `eval_chat`, in chat mode) through `codelm eval`'s runner, on
+    one checkpoint: the same numbers `codelm eval --model CHECKPOINT` gives. Tasks without a public
+    benchmark read what the run made: perplexity the held-out split (its unigram baseline fitted on
+    the training shards), docstring -> function and preference the held-out derived data."""
     import dataclasses
 
     from codelm.eval.backends.engine import EngineBackend
     from codelm.eval.runner import run_eval
     from codelm.eval.tasks import task_names
 
-    config = dataclasses.replace(ctx.recipe.eval, data=dict(ctx.recipe.eval.data))
-    if config.data_dir is None and ctx.data_dir is not None:
-        config.data_dir = str(ctx.data_dir)
-    if "perplexity" in task_names(config.tasks):
-        config.data.setdefault("perplexity", str(ctx.path("split", "heldout.jsonl")))
-        config.unigram_corpus = config.unigram_corpus or str(ctx.path("shards"))
-    if not ctx.allow_code_execution:
-        config.generate_only = True  # pass@k needs the sandbox; the local metrics still count
-    output = ctx.path("eval", out)
-    options = config.options(
-        output,
-        allow_code_execution=ctx.allow_code_execution,
-        resume=output.exists(),
-        progress=sys.stderr.isatty(),
-    )
+    runs = [(ctx.recipe.eval, out)]
+    if ctx.recipe.eval_chat is not None:
+        runs.append((dataclasses.replace(ctx.recipe.eval_chat, mode="chat"), f"{out}-chat"))
     backend = EngineBackend.from_pretrained(str(checkpoint))
+    merged: dict[str, Any] = {}
     try:
-        summary = run_eval(options, backend)
+        for section, label in runs:
+            config = dataclasses.replace(section, data=dict(section.data))
+            if config.data_dir is None and ctx.data_dir is not None:
+                config.data_dir = str(ctx.data_dir)
+            tasks = task_names(config.tasks)
+            for task, path in _run_data(ctx).items():
+                if task in tasks:
+                    config.data.setdefault(task, str(path))
+            if "perplexity" in tasks:
+                config.unigram_corpus = config.unigram_corpus or str(ctx.path("shards"))
+            if not ctx.allow_code_execution:
+                config.generate_only = True  # pass@k needs the sandbox; the local metrics still count
+            output = ctx.path("eval", label)
+            options = config.options(
+                output,
+                allow_code_execution=ctx.allow_code_execution,
+                resume=output.exists(),
+                progress=sys.stderr.isatty(),
+            )
+            merged |= run_eval(options, backend)
     finally:
         backend.close()
-    return {"summary": str(output / "summary.json"), **headline(summary)}
+    return {"summary": str(ctx.path("eval", out, "summary.json")), **headline(merged)}
 
 
 def headline(summary: dict[str, Any]) -> dict[str, Any]:

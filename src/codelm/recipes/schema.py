@@ -8,6 +8,7 @@
       - {name: pretrain, kind: pretrain, tokens: 6.0e12, seq_len: 8192, fim_rate: 0.5,
          train: {optim: {lr: 3.0e-4}, batch: {...}, run: {...}}}   # sections of `codelm train`'s YAML
     eval: {tasks: [humaneval, mbpp], n: 1, temperature: 0.0}     # EvalConfig (`codelm eval`)
+    eval_chat: {tasks: [docstring-to-function]}                  # optional: the same, in chat mode
     serve: {port: 8000}                                          # ServeConfig (`codelm serve`)
     hardware: {gpu: h100, gpus: 512, mfu: 0.45, zero: 1}
     scales: {tiny: {...overrides applied by --scale tiny...}}
@@ -143,6 +144,7 @@ class Recipe:
     tokenizer: TokenizerSpec = field(default_factory=TokenizerSpec)
     data: DataSpec = field(default_factory=DataSpec)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    eval_chat: EvalConfig | None = None  # a second evaluation in chat mode (instruction tasks)
     serve: ServeConfig = field(default_factory=ServeConfig)
     hardware: HardwareSpec = field(default_factory=HardwareSpec)
     sources: list[str] = field(default_factory=list)  # where each number comes from
@@ -151,6 +153,8 @@ class Recipe:
         _check(bool(self.stages), "at least one stage")
         names = [s.name for s in self.stages]
         _check(len(set(names)) == len(names), f"stage names must be unique: {names}")
+        if self.eval_chat is not None:
+            self.eval_chat.mode = "chat"  # the section exists to evaluate in chat mode
         reserved = {"before", "after"} & set(names)
         _check(not reserved, f"stage names {sorted(reserved)} are reserved for the evaluations")
 
@@ -244,6 +248,7 @@ TOP_KEYS = [
     "data",
     "stages",
     "eval",
+    "eval_chat",
     "serve",
     "hardware",
     "sources",
