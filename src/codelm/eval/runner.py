@@ -383,9 +383,9 @@ def execute(
         built = task.programs(problem, completion)
         group = task.timeout_group(problem)
         for check in checks:
-            timeout = task.check_timeout(
-                problem, check, store.calibration[name, f"{group}:{check}"]["timeout"]
-            )
+            calibrated = store.calibration.get((name, f"{group}:{check}"))  # None: the task times itself
+            floor = options.timeout_floor or task.timeout_floor
+            timeout = task.check_timeout(problem, check, calibrated["timeout"] if calibrated else floor)
             programs.append(dataclasses.replace(built[check], timeout=timeout))
             keys.append((name, problem.task_id, index, check))
     bar = progress.add_task(f"{name}: executing", total=len(programs))
@@ -407,6 +407,8 @@ def calibrate(
     task = plan.task
     references: dict[str, Program] = {}
     for problem in problems:
+        if not task.needs_calibration(problem):
+            continue
         group = task.timeout_group(problem)
         keys = {check: f"{group}:{check}" for check in task.checks}
         if any(k not in references and (task.name, k) not in store.calibration for k in keys.values()):

@@ -145,6 +145,11 @@ class Task:
         """Problems sharing a group share a calibrated timeout (one reference run per group)."""
         return problem.task_id
 
+    def needs_calibration(self, problem: Any) -> bool:
+        """False when ``prepare`` already timed the canonical solution (HumanEval+), so the runner
+        does not run it again; ``check_timeout`` then gets the floor as the calibrated limit."""
+        return True
+
     def check_timeout(self, problem: Any, check: str, calibrated: float) -> float:
         """The wall-clock limit of one check program, given the calibrated one (HumanEval+ follows
         EvalPlus's limits, derived from the ground truth's runtime per input)."""

@@ -14,7 +14,9 @@ HumanEval/32 (``find_zero``) has EvalPlus's special oracle: any x with ``|poly(x
 Time limits, as evalplus 0.3.1's ``untrusted_check``: each input gets ``max(1 s, 4 x`` the
 canonical solution's time on it``)``, enforced per call inside the check program (going over fails
 the sample); the whole program gets ``min(60 s, the sum of its limits) + 2 s`` per run of base or
-plus inputs (going over is a timeout), or the runner's calibrated limit if that is larger.
+plus inputs (going over is a timeout), or the task's floor if that is larger; the runner's
+calibration is not run again (``needs_calibration``), except for problems whose ground truth could
+not leave the sandbox.
 
 Two checks per sample: ``base`` (HumanEval's inputs) and ``plus`` (base and plus inputs together:
 EvalPlus's HumanEval+ number counts a sample when its base *and* plus runs pass; the float tolerance
@@ -120,6 +122,9 @@ class HumanEvalPlusTask(mbpp_plus.MbppPlusTask):
             message = {"role": "user", "content": chat_function_prompt(problem.prompt)}
             return self.build_request(problem, settings, "chat", messages=(message,))
         return self.build_request(problem, settings, "completion", prompt=problem.prompt)
+
+    def needs_calibration(self, problem: Problem) -> bool:
+        return not problem.time_limits  # prepare timed the canonical solution on every input
 
     def check_timeout(self, problem: Any, check: str, calibrated: float) -> float:
         runs = [run for run in problem.runs(check) if run]

@@ -265,7 +265,7 @@ def _decode(item: Any) -> Any:
     if tag in ("n", "b", "s"):
         return payload[0]
     if tag == "i":
-        return int(payload[0]) if len(payload[0]) < 100_000 else _too_long()
+        return int(payload[0], 16) if len(payload[0]) <= MAX_HEX_DIGITS else _too_long()
     if tag == "f":
         return float(payload[0])
     if tag == "c":
@@ -281,8 +281,11 @@ def _decode(item: Any) -> Any:
     return kinds[tag](items)
 
 
+MAX_HEX_DIGITS = 1 << 22  # 16 Mbit integers: hex converts in linear time, so this only bounds memory
+
+
 def _too_long() -> int:
-    raise ValueError("an integer of more than 100,000 digits")
+    raise ValueError(f"an integer of more than {MAX_HEX_DIGITS} hex digits")
 
 
 def decode_outputs(data: bytes | list) -> list:

@@ -7,7 +7,7 @@ EvalPlus's differential test of one solution (evalplus 0.3.1, ``evalplus/eval/__
    deep copy of every input, before the candidate's code is even compiled, so the candidate
    cannot influence them; ``not_none`` tasks expect only "returned something";
 2. the candidate (``solution.py``) is executed in a fresh namespace (so ``__main__`` blocks do not
-   run) and its ``entry_point`` is called on a deep copy of each input in order;
+   run) and its ``entry_point`` is called on each input in order (the input itself, as EvalPlus);
 3. an output passes if it equals the expected one, or, with a tolerance (the task's ``atol``, or
    1e-6 once an expected output is a float or a list of floats - sticky, as in EvalPlus), if it
    has the same type and length and is element-wise within ``atol + 1e-7 * |expected|``
@@ -26,18 +26,16 @@ input``)``, EvalPlus's ``untrusted_check``), each call of the candidate gets its
 * ``outputs`` (the runner knows the expected outputs): run the candidate on every input and write
   its outputs to ``outputs.json``; the parent compares them (``mbpp_plus.verify``), so nothing in
   this process, which runs the candidate, knows or judges the expected outputs;
-* otherwise (expected outputs too large to pass around, e.g. Mbpp/255, or integers too long to
-  write, HumanEval/139): compute the expected outputs here before the candidate runs and compare
-  in this process; the first failing input raises, so the program exits non-zero with the reason
-  on stderr. A ``limit_rule`` ``(floor, factor)`` derives the per-input limits from the times of
-  that reference run.
+* otherwise (expected outputs too large to pass around, e.g. Mbpp/255): compute the expected
+  outputs here before the candidate runs and compare in this process; the first failing input
+  raises, so the program exits non-zero with the reason on stderr. A ``limit_rule``
+  ``(floor, factor)`` derives the per-input limits from the times of that reference run.
 
 ``encode`` writes plain values only, in a tagged JSON the parent decodes without running
 anything: an object of another type, or a subclass that overrides ``__eq__`` (an object that
 equals everything), is refused here, so it cannot pass a comparison made elsewhere.
 """
 
-import contextlib
 import copy
 import json
 import math
@@ -156,33 +154,29 @@ class InputTimeout(Exception):
     pass
 
 
-@contextlib.contextmanager
-def time_limit(seconds: float | None, index: int):
-    """Raise ``InputTimeout`` in the candidate's call after ``seconds`` (None: no limit)."""
-    if seconds is None:
-        yield
-        return
-
-    def expired(signum, frame):
-        raise InputTimeout(f"input #{index}: over its time limit of {seconds:.2f}s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+def _expired(signum, frame):
+    raise InputTimeout("over its time limit")
 
 
 def candidate_outputs(candidate, case: dict):
-    """The candidate's output on a deep copy of each input, each call under its time limit."""
-    limits = case.get("time_limits") or [None] * len(case["inputs"])
+    """The candidate's output on each input, in order, called on the input itself as EvalPlus
+    does (each is used once); with ``time_limits``, each call under its own (``SIGALRM``, one
+    handler for the run, the timer set per call: a few microseconds)."""
+    limits = case.get("time_limits")
+    if limits:
+        signal.signal(signal.SIGALRM, _expired)
     for index, inp in enumerate(case["inputs"]):
-        inp = copy.deepcopy(inp)
-        with time_limit(limits[index], index):
+        if not limits:
+            yield index, inp, candidate(*inp)
+            continue
+        signal.setitimer(signal.ITIMER_REAL, limits[index])
+        try:
             out = candidate(*inp)
-        yield index, case["inputs"][index], out  # oracles see the input as given (as the parent does)
+        except InputTimeout:
+            raise InputTimeout(f"input #{index}: over its time limit of {limits[index]:.2f}s") from None
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        yield index, inp, out
 
 
 _SCALARS = {type(None): "n", bool: "b", int: "i", float: "f", complex: "c", str: "s", bytes: "y"}
@@ -211,8 +205,8 @@ def encode(value: object, depth: int = 0) -> object:
     if depth > 100:
         raise TypeError("nested more than 100 levels")
     base = _base(value)
-    if base is int:  # as text: JSON readers cap the digits of an int
-        return ["i", str(value)]
+    if base is int:  # as hex text: JSON readers cap an int's digits, and hex converts in linear
+        return ["i", format(value, "x")]  # time with no digit limit (HumanEval/139: 10^5+ digits)
     if base is float:
         return ["f", repr(value)]
     if base is complex:
@@ -278,7 +272,10 @@ def main() -> None:
 
 
 def _short(value: object) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's decimal conversion limit
+        return f"<an int of {value.bit_length()} bits>" if isinstance(value, int) else "<unprintable>"
     return text if len(text) <= 200 else text[:200] + "..."
 
 
