@@ -192,3 +192,27 @@ def test_health_stays_fast_while_a_huge_prompt_is_tokenized(tiny_engine):
     assert len(busy) >= 10
     assert statistics.median(busy) < 0.05, (statistics.median(idle), sorted(busy)[-5:])
     assert max(busy) < min(1.0, took / 2), (max(idle), sorted(busy)[-5:], took)
+
+
+def test_a_client_that_leaves_while_its_prompt_is_tokenized_costs_no_generation(start_server, tiny_engine):
+    backend = LocalEngineClient(tiny_engine("llama"))
+    checked = threading.Event()
+    real_check = backend.check_fits
+
+    def slow_check(request, check_budget):  # stands in for seconds of tokenizing
+        time.sleep(1.0)
+        real_check(request, check_budget)
+        checked.set()
+
+    backend.check_fits = slow_check
+    s = start_server(backend)
+    body = {"prompt": "x", "max_tokens": 500, "ignore_eos": True}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{s.url}{COMPLETIONS}", json=body, timeout=0.3)  # gives up mid-tokenization
+    assert checked.wait(30)
+    deadline = time.monotonic() + 30
+    while backend.scheduler.stats.cancelled < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert backend.scheduler.stats.cancelled == 1  # submitted after the client left, then dropped
+    assert backend.scheduler.running_rows == 0
+    assert 'status="500"' not in httpx.get(f"{s.url}/metrics").text  # and no error was made of it

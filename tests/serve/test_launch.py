@@ -162,3 +162,16 @@ def test_cli_subprocess_and_its_curl_line(tiny_checkpoint):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_serve_config_has_every_serve_flag():
+    from dataclasses import fields
+
+    from codelm.serve.config import ServeConfig
+
+    flags = {a.dest for a in build_parser()._subparsers._group_actions[0].choices["serve"]._actions}
+    assert flags - {"help", "func"} <= {f.name for f in fields(ServeConfig)}
+    defaults = vars(parse("--model", "m"))
+    for f in fields(ServeConfig):
+        if f.name in defaults and f.name != "model":
+            assert getattr(ServeConfig(), f.name) == defaults[f.name], f.name

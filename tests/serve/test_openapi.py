@@ -6,18 +6,11 @@ forbids are refused.
 """
 
 import json
+import subprocess
+import sys
 
 import httpx
-import hypothesis
 import pytest
-import schemathesis
-from schemathesis.checks import (
-    content_type_conformance,
-    negative_data_rejection,
-    not_a_server_error,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from codelm.engine.params import MAX_STOP_LENGTH, MAX_STOP_STRINGS, SEED_MAX, SEED_MIN
 from codelm.serve.engine_client import LocalEngineClient
@@ -95,27 +88,41 @@ def test_what_the_schema_allows_at_its_limits_is_served(fuzz_server):
     assert httpx.post(f"{fuzz_server.url}/v1/completions", json=body, timeout=60).status_code == 200
 
 
-api_schema_lazy = schemathesis.pytest.from_fixture("api_schema")
-
-
-@pytest.fixture
-def api_schema(fuzz_server):
-    return schemathesis.openapi.from_url(f"{fuzz_server.url}/openapi.json")
+FUZZ_CHECKS = [
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+    "negative_data_rejection",  # what the schema forbids is refused
+]
 
 
 @pytest.mark.slow
-@api_schema_lazy.parametrize()
-@hypothesis.settings(
-    max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(hypothesis.HealthCheck)
-)
-def test_fuzzing_the_schema_finds_no_5xx_and_no_violation(case):
-    case.call_and_validate(
-        checks=[
-            not_a_server_error,
-            status_code_conformance,
-            content_type_conformance,
-            response_schema_conformance,
-            negative_data_rejection,  # what the schema forbids is refused
-        ],
-        timeout=120,
-    )
+def test_fuzzing_the_schema_finds_no_5xx_and_no_violation(fuzz_server, tmp_path):
+    pytest.importorskip("schemathesis", reason="schemathesis is in the test extra")
+    # schemathesis' own CLI: its pytest plugin (from_fixture) breaks on pytest 9.2 (no _nodeid)
+    cmd = [
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "run",
+        f"{fuzz_server.url}/openapi.json",
+        "--checks",
+        ",".join(FUZZ_CHECKS),
+        "--max-examples",
+        "25",
+        "--seed",
+        "11",
+        "--generation-deterministic",
+        "--workers",
+        "1",
+        "--request-timeout",
+        "120",
+        "--suppress-health-check",
+        "all",
+        "--report-dir",
+        str(tmp_path),
+    ]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert "generated" in run.stdout, run.stdout[-2000:]  # it did run test cases

@@ -19,6 +19,8 @@ class ServeConfig:
     served_model_name: str | None = None  # name reported by /v1/models (default: the model path's name)
     max_batch_size: int = 32  # rows decoded together per step
     max_queue: int = 256  # waiting requests before 503
+    max_body_bytes: int = 4 << 20  # larger request bodies get 413 (serve/limits.py)
+    client_timeout: float = 30.0  # seconds to send a request's headers, and its body (408)
     device: str | None = None
     dtype: str | None = None
     threads: int | None = None
@@ -29,6 +31,8 @@ class ServeConfig:
             raise ConfigError(f"serve.port must be in 1..65535, got {self.port}")
         if self.max_batch_size < 1 or self.max_queue < 1:
             raise ConfigError("serve.max_batch_size and serve.max_queue must be >= 1")
+        if self.max_body_bytes < 1 or not self.client_timeout > 0:
+            raise ConfigError("serve.max_body_bytes and serve.client_timeout must be positive")
 
     def command(self) -> str:
         """The `codelm serve` line that serves this config."""

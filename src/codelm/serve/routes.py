@@ -52,7 +52,16 @@ GENERATION_ERRORS: dict[int | str, dict[str, Any]] = {
     502: _error("gateway mode: the upstream is unreachable or failed"),
     503: _error("the queue is full: retry later"),
 }
-SSE = {"text/event-stream": {"schema": {"type": "string"}}}  # with "stream": true
+# with "stream": true: one event per chunk, `data` a JSON chunk (the last one `[DONE]`)
+SSE = {
+    "text/event-stream": {
+        "itemSchema": {
+            "type": "object",
+            "required": ["data"],
+            "properties": {"data": {"type": "string"}, "event": {"type": "string"}},
+        }
+    }
+}
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -109,7 +118,9 @@ def _playground_html() -> str:
     return page.read_text(encoding="utf-8")
 
 
-def _respond(result: BaseModel | AsyncIterator[str]) -> Response:
+def _respond(result: BaseModel | Response | AsyncIterator[str]) -> Response:
+    if isinstance(result, Response):  # the client left (499): nothing to stream
+        return result
     if isinstance(result, BaseModel):
         return JSONResponse(result.model_dump())
     return StreamingResponse(result, media_type="text/event-stream", headers=SSE_HEADERS)
