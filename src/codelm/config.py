@@ -6,7 +6,8 @@ this module turns parsed YAML into it and back:
 * `read_yaml(path)`: a mapping from a file, with YAML 1.2 numbers (`6.0e12` and `3e-4` are floats,
   where PyYAML's YAML 1.1 resolver leaves them strings).
 * `expand(raw)`: `${stdlib}`, `${site_packages}`, `${NAME}` from explicit `variables`, else from
-  the environment (an unset name is an error, never an empty string).
+  the environment (an unset name is an error, never an empty string; `${NAME:-default}` gives
+  the default instead, as in the shell).
 * `set_override(raw, "a.b=value")`: the `--set` flag of every verb. The value is YAML; a list entry
   is named by its index or, for lists of named entries (curation steps, recipe stages), its name.
 * `build(cls, raw, where)`: the dataclass, with values coerced to each field's annotation
@@ -38,7 +39,7 @@ import yaml
 from codelm.errors import CodelmError
 
 T = TypeVar("T")
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")  # ${NAME} or ${NAME:-default}
 
 
 class ConfigError(CodelmError):
@@ -114,6 +115,8 @@ def expand(value: Any, variables: Mapping[str, str] | None = None, *, lenient: b
         if name in known:
             return str(known[name])
         if name not in os.environ:
+            if m.group(2) is not None:
+                return m.group(2)  # ${NAME:-default}, as in the shell
             if lenient:
                 return m.group(0)
             raise ConfigError(f"config uses ${{{name}}} but the environment variable {name} is not set")

@@ -11,6 +11,11 @@ display is needed):
 * quality.png    quality scores of the output, when a quality step annotated them.
 
 The tables carry the same numbers as stats.json, so the report can be read without the plots.
+The "Sources" table is each source's funnel: documents read, dropped while reading and by the
+later steps (per reason), kept, output bytes and an estimate of tokens (bytes / 4; the exact
+count is in the `index.json` of `codelm data pack`). Readers are the leading steps named
+`*_reader` (the first step always is one); with several readers the later steps' drops, kept
+documents and bytes are the sum over all sources and are shown once, on an "all sources" row.
 Like stats.json, the report holds no wall-clock figure (those are in OUT/timings.json), so
 identical runs give identical reports.
 """
@@ -168,6 +173,41 @@ def _tables(stats: dict[str, Any]) -> tuple[list[str], list[list[str]], list[lis
     return head, rows, lang_rows, totals
 
 
+FUNNEL_HEAD = ["source", "read", "dropped while reading", "dropped later", "kept", "output bytes", "~tokens"]
+
+
+def _reasons(dropped: dict[str, int]) -> str:
+    return ", ".join(f"{r}={n:,}" for r, n in sorted(dropped.items(), key=lambda x: (-x[1], x[0]))) or "-"
+
+
+def _funnel(stats: dict[str, Any]) -> list[list[str]]:
+    """One row per source (reader), plus an "all sources" row when there are several."""
+    steps = stats["steps"]
+    n_readers = 1
+    while n_readers < len(steps) and steps[n_readers]["name"].endswith("_reader"):
+        n_readers += 1
+    later: dict[str, int] = {}
+    for s in steps[n_readers:]:
+        for r, n in s["dropped"].items():
+            later[f"{s['name']}: {r}"] = later.get(f"{s['name']}: {r}", 0) + n
+    out = stats.get("profile", {}).get("output", {})
+    tail = [
+        _reasons(later),
+        f"{out.get('docs', 0):,}",
+        _human(out.get("bytes", 0)),
+        f"{out.get('bytes', 0) // 4:,}",
+    ]
+    rows, upstream = [], 0
+    for s in steps[:n_readers]:
+        read = s["docs_in"] - upstream  # a reader passes the earlier readers' documents on
+        upstream = s["kept"]
+        rows.append([s["name"], f"{read:,}", _reasons(s["dropped"]), *(tail if n_readers == 1 else [""] * 4)])
+    if n_readers > 1:
+        total = sum(int(r[1].replace(",", "")) for r in rows)
+        rows.append(["all sources", f"{total:,}", "-", *tail])
+    return rows
+
+
 def _md_table(head: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
@@ -189,6 +229,7 @@ def write_report(out_dir: str | Path, *, plots: bool = True) -> tuple[Path, Path
         raise DataError(f"no readable stats.json in {out}: {e}") from e
     images = _plots(stats, out / "plots") if plots else []
     head, rows, lang_rows, totals = _tables(stats)
+    funnel = _funnel(stats)
     title = f"Data curation report: {out.name}"
     meta = (
         f"executor {stats.get('executor')}, {stats.get('shards')} shards, {stats.get('workers')} workers; "
@@ -198,6 +239,10 @@ def write_report(out_dir: str | Path, *, plots: bool = True) -> tuple[Path, Path
         f"# {title}",
         "",
         meta,
+        "",
+        "## Sources",
+        "",
+        _md_table(FUNNEL_HEAD, funnel),
         "",
         "## Steps",
         "",
@@ -222,7 +267,8 @@ def write_report(out_dir: str | Path, *, plots: bool = True) -> tuple[Path, Path
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}img{{max-width:100%}}</style></head><body>
-<h1>{html.escape(title)}</h1><p>{html.escape(meta)}</p><h2>Steps</h2>{_html_table(head, rows)}
+<h1>{html.escape(title)}</h1><p>{html.escape(meta)}</p>
+<h2>Sources</h2>{_html_table(FUNNEL_HEAD, funnel)}<h2>Steps</h2>{_html_table(head, rows)}
 <h2>Totals</h2>{_html_table(["", "input", "output"], totals)}
 <h2>Languages</h2>{_html_table(["language", "input docs", "output docs", "output bytes"], lang_rows)}
 <h2>Plots</h2>{figures}</body></html>

@@ -141,3 +141,9 @@ def test_codelm_data_pack_packs_commit_samples(tmp_path, tiny_checkpoint):
     tok = AutoTokenizer.from_pretrained(tok_dir)
     reader = ShardReader(out)
     assert [tok.decode(reader.document(i).tolist()) for i in range(2)] == [d.text for d in docs]
+
+
+def test_pii_leaves_decorators_on_patch_lines_alone():
+    patch = "@@ -1,2 +1,3 @@\n+@pytest.mark.parametrize('x', [1])\n-@functools.cache\n def f(x):\n"
+    text, counts = PiiRedactor().redact(patch + "+# ask jane.roe@corp-mail.net\n")
+    assert text.startswith(patch) and "<EMAIL>" in text and counts == {"email": 1}

@@ -3,7 +3,8 @@
 `model: PATH` scores each page with a classifier trained by `codelm.data.code_related` (seed
 labels -> linear model on hashed n-grams -> F1-best threshold) and keeps scores at or above its
 threshold (or `threshold`, when given); `model: heuristic` uses the seed rules' score itself
-(`heuristic_score`, default threshold 0.5), which needs no training. Every document gets
+(`heuristic_score`, default threshold 0.3), which needs no training: on Debian's Python docs 90%
+of pages score above 0.26, while 90% of Debian's copyright files score below 0.27. Every document gets
 `metadata["code_related"]` (the score, 4 decimals); the others go as `not_code_related`.
 """
 
@@ -15,6 +16,9 @@ from codelm.data.code_related import CodeRelatedModel, heuristic_score
 from codelm.data.document import DataError, Document
 from codelm.data.pipeline import Filter
 from codelm.data.writers import JsonlWriter
+
+#: the recall threshold of the seed heuristic (its confident-positive seed label is 0.5)
+HEURISTIC_THRESHOLD = 0.3
 
 
 class CodeRelatedFilter(Filter):
@@ -33,7 +37,7 @@ class CodeRelatedFilter(Filter):
             raise DataError(f"code_related_filter: threshold must be in [0, 1], got {threshold}")
         if model == "heuristic":
             self.model: CodeRelatedModel | None = None
-            self.threshold = 0.5 if threshold is None else threshold
+            self.threshold = HEURISTIC_THRESHOLD if threshold is None else threshold
         else:
             if not Path(model).is_file():
                 hint = "train one: python -m codelm.data.code_related"

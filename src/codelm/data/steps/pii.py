@@ -158,6 +158,8 @@ def _keep_assigned(m: re.Match[str]) -> bool:
 
 def _keep_email(value: str) -> bool:
     local, _, domain = value.rpartition("@")
+    if not re.search(r"[A-Za-z0-9]", local):
+        return True  # `+@pytest.mark.parametrize`: a decorator on an added line of a patch, not an address
     if re.match(r"(?:self|this|cls|np|torch)\.", domain):
         return True  # `x@self.weights`: matrix product, not an address
     return bool(EXAMPLE_DOMAINS.search(domain.lower())) or local.lower() in {"noreply", "no-reply"}
