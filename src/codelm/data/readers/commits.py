@@ -34,6 +34,7 @@ Sharding takes every world-th commit of each repository's history, so each shard
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,6 +55,8 @@ from codelm.data.readers.git import (
     iter_log,
     split_patch,
 )
+
+_INDEX_LINE = re.compile(rb"^index [0-9a-f]+\.\.[0-9a-f]+.*\n", re.MULTILINE)
 
 
 def _name(raw: bytes) -> tuple[str, str | None]:
@@ -139,15 +142,16 @@ class GitCommitReader(Reader):
             author_email=e.email.decode("utf-8", "replace"),
             message=message.rstrip("\n"),
         )
-        if not e.changes:
+        changes, patch = patches.changes(e.sha)
+        if not changes:
             return Unreadable(doc, "empty_diff")
-        chunks = split_patch(patches.patch(e.sha))
-        if len(chunks) != len(e.changes):  # both come from git's diff machinery with the same options
-            doc.metadata["error"] = f"{len(e.changes)} changes listed, {len(chunks)} in the patch"
+        chunks = split_patch(patch)
+        if len(chunks) != len(changes):  # one diff run lists both: a mismatch is a parsing bug
+            doc.metadata["error"] = f"{len(changes)} changes listed, {len(chunks)} in the patch"
             return Unreadable(doc, "patch_mismatch")
         kept_text, files, skipped = [], [], Counter()
         sizes: Counter[str] = Counter()
-        for change, chunk in zip(e.changes, chunks, strict=True):
+        for change, chunk in zip(changes, chunks, strict=True):
             text = self._file_patch(chunk, skipped)
             if text is None:
                 continue
@@ -165,19 +169,19 @@ class GitCommitReader(Reader):
         doc.language = max(sizes, key=lambda k: (sizes[k], k)) if sizes else None
         return doc
 
-    def _file_patch(self, chunk: list[bytes], skipped: Counter[str]) -> str | None:
+    def _file_patch(self, chunk: bytes, skipped: Counter[str]) -> str | None:
         """One file's patch as text without its `index` line; None (and counted) if left out."""
-        lines = [ln for ln in chunk if not ln.startswith(b"index ")]
-        if any(ln.startswith(b"Binary files ") or ln.startswith(b"GIT binary patch") for ln in lines):
+        cut = chunk.find(b"\n@@") + 1  # headers end where the first hunk starts
+        head, body = (chunk[:cut], chunk[cut:]) if cut else (chunk, b"")
+        if b"\nBinary files " in head or b"\nGIT binary patch" in head:
             skipped["binary_file_changes"] += 1
             return None
-        head = next((i for i, ln in enumerate(lines) if ln.startswith(b"@@")), len(lines))
         try:
-            body = b"".join(lines[head:]).decode("utf-8")
+            text = body.decode("utf-8")
         except UnicodeDecodeError:
             skipped["non_utf8_file_changes"] += 1
             return None
-        return b"".join(lines[:head]).decode("utf-8", "backslashreplace") + body
+        return _INDEX_LINE.sub(b"", head).decode("utf-8", "backslashreplace") + text
 
     def _file_entry(
         self, change: Change, blobs: BlobReader, sizes: Counter[str], patch: str

@@ -2,10 +2,11 @@
 
 Git itself, through three long-lived subprocesses per repository, rather than pygit2 or dulwich:
 
-* `git log -z --raw -M` streams every commit's metadata and changed paths as NUL-separated
-  fields, so paths are exact bytes (no quoting) and the message can hold anything but NUL;
-* `git diff-tree --stdin -p -M` answers one commit at a time: we write its sha and an end marker
-  line, which diff-tree echoes back after the patch (lines that are not commit ids are echoed);
+* `git log -z` streams every commit's metadata as NUL-separated fields (a message can hold
+  anything but NUL);
+* `git diff-tree --stdin --raw -z -p -M` answers one commit at a time with its changed paths as
+  exact bytes (no quoting) and its patch: we write the sha and an end marker line, which
+  diff-tree echoes back after the patch (lines that are not commit ids are echoed);
 * `git cat-file --batch` returns the content before the change of each modified file.
 
 Why git: it is on every machine that has repositories, reads every repository format (packs,
@@ -17,10 +18,11 @@ would reimplement rename detection and binary detection with their own rules.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -31,7 +33,7 @@ END_MARKER = b"::codelm-end-of-patch::"
 ZERO_SHA = frozenset({"0" * 40, "0" * 64})
 #: log fields, NUL-separated: sha, parents, author date (ISO 8601), author name, email, message
 LOG_FORMAT = "%H%x00%P%x00%aI%x00%an%x00%ae%x00%B"
-#: options shared by the log and diff-tree so both list a commit's changes in the same order
+#: rename detection, and no user diff drivers, colours or text conversion
 DIFF_OPTS = ("-M", "--no-color", "--no-ext-diff", "--no-textconv")
 
 
@@ -73,7 +75,7 @@ def has_commits(repo: Path, rev: str) -> bool:
 
 @dataclass
 class Change:
-    """One changed path of a commit, from `git log --raw`."""
+    """One changed path of a commit, from `git diff-tree --raw`."""
 
     status: str  # A, M, D, T, R (renamed, with similarity), C
     old_sha: str
@@ -84,7 +86,7 @@ class Change:
 
 @dataclass
 class LogEntry:
-    """One commit of `git log -z --raw`, fields still as bytes where git gives bytes."""
+    """One commit of `git log -z`, fields still as bytes where git gives bytes."""
 
     sha: str
     parents: list[str]
@@ -92,7 +94,6 @@ class LogEntry:
     author: bytes
     email: bytes
     message: bytes
-    changes: list[Change] = field(default_factory=list)
 
 
 def _popen(repo: Path, *args: str, stdin: bool = False) -> subprocess.Popen[bytes]:
@@ -125,37 +126,34 @@ def _finish(proc: subprocess.Popen[bytes], what: str) -> None:
 
 
 def iter_log(repo: Path, rev: str = "HEAD") -> Iterator[LogEntry]:
-    """Every commit reachable from `rev`, newest first (git's default order), with its changes."""
-    proc = _popen(repo, "log", "-z", "--raw", "--no-abbrev", *DIFF_OPTS, f"--format={LOG_FORMAT}", rev)
+    """Every commit reachable from `rev`, newest first (git's default order), without its changes."""
+    proc = _popen(repo, "log", "-z", f"--format={LOG_FORMAT}", rev)
     assert proc.stdout is not None
     tokens = _tokens(proc.stdout)
-    entry: LogEntry | None = None
     try:
-        for tok in tokens:
-            if not tok.strip():
-                continue  # the separator after a commit without listed changes
-            if entry is not None and tok.lstrip(b"\n").startswith(b":"):
-                meta = tok.lstrip(b"\n")[1:].decode("ascii").split()
-                status = meta[4]
-                first = next(tokens)
-                if status[0] in "RC":
-                    entry.changes.append(Change(status, meta[2], meta[3], next(tokens), old_path=first))
-                else:
-                    entry.changes.append(Change(status, meta[2], meta[3], first))
-                continue
-            if entry is not None:
-                yield entry
+        for tok in tokens:  # six fields per commit; messages hold anything but NUL
             sha = tok.lstrip(b"\n").decode("ascii")
             parents, date, author, email, message = (next(tokens) for _ in range(5))
-            entry = LogEntry(
-                sha, parents.decode("ascii").split(), date.decode("ascii"), author, email, message
-            )
-        if entry is not None:
-            yield entry
+            yield LogEntry(sha, parents.decode("ascii").split(), date.decode("ascii"), author, email, message)
     finally:
         if proc.poll() is None:
             proc.kill()
     _finish(proc, f"git log in {repo}")
+
+
+def parse_raw(raw: bytes) -> list[Change]:
+    """The `--raw -z` section of diff-tree: `:modes shas status` NUL path NUL [path NUL], ..."""
+    tokens, changes, i = raw.split(b"\0"), [], 0
+    while i < len(tokens) and tokens[i].startswith(b":"):
+        meta = tokens[i][1:].decode("ascii").split()
+        status = meta[4]
+        if status[0] in "RC":
+            changes.append(Change(status, meta[2], meta[3], tokens[i + 2], old_path=tokens[i + 1]))
+            i += 3
+        else:
+            changes.append(Change(status, meta[2], meta[3], tokens[i + 1]))
+            i += 2
+    return changes
 
 
 def history_span(repo: Path, rev: str = "HEAD") -> tuple[int, int]:
@@ -175,21 +173,35 @@ class PatchReader:
     def __init__(self, repo: Path) -> None:
         self.repo = repo
         self.proc = _popen(
-            repo, "diff-tree", "--stdin", "--root", "--no-commit-id", "-p", *DIFF_OPTS, stdin=True
+            repo,
+            *("diff-tree", "--stdin", "--root", "--no-commit-id", "--raw", "-z", "--no-abbrev", "-p"),
+            *DIFF_OPTS,
+            stdin=True,
         )
 
-    def patch(self, sha: str) -> list[bytes]:
-        """The lines (with their newlines) of the patch of `sha` against its only parent."""
+    def changes(self, sha: str) -> tuple[list[Change], bytes]:
+        """The changed paths and the patch of `sha` against its only parent.
+
+        diff-tree answers with the `--raw -z` entries, an empty field, then the patch; we read in
+        chunks up to the echoed end marker."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(sha.encode("ascii") + b"\n" + END_MARKER + b"\n")
         self.proc.stdin.flush()
-        lines = []
-        for line in iter(self.proc.stdout.readline, b""):
-            if line.rstrip(b"\n") == END_MARKER:
-                return lines
-            lines.append(line)
-        _finish(self.proc, f"git diff-tree in {self.repo}")
-        raise DataError(f"git diff-tree in {self.repo} stopped before the end of {sha}")
+        end, buf = END_MARKER + b"\n", bytearray()
+        while True:
+            chunk = self.proc.stdout.read1(1 << 16)
+            if not chunk:
+                _finish(self.proc, f"git diff-tree in {self.repo}")
+                raise DataError(f"git diff-tree in {self.repo} stopped before the end of {sha}")
+            buf += chunk
+            # the marker is a whole line; no patch line starts with "::" (they start with a
+            # space, +, -, @, \\ or a header word), so this cannot match inside a patch
+            if buf.endswith(end) and (len(buf) == len(end) or buf[-len(end) - 1] == 10):
+                out = bytes(buf[: -len(end)])
+                cut = out.find(b"\0\0")  # the last path's terminator, then the empty field
+                if cut < 0:
+                    return [], out
+                return parse_raw(out[: cut + 1]), out[cut + 2 :]
 
     def close(self) -> None:
         if self.proc.stdin is not None:
@@ -224,11 +236,9 @@ class BlobReader:
         self.proc.wait()
 
 
-def split_patch(lines: list[bytes]) -> list[list[bytes]]:
-    """A commit's patch cut into one list of lines per file ("diff --git" starts each)."""
-    files: list[list[bytes]] = []
-    for line in lines:
-        if line.startswith(b"diff --git ") or not files:
-            files.append([])
-        files[-1].append(line)
-    return files
+_FILE_START = re.compile(rb"^(?=diff --git )", re.MULTILINE)
+
+
+def split_patch(patch: bytes) -> list[bytes]:
+    """A commit's patch cut into one piece per file ("diff --git" starts each)."""
+    return [piece for piece in _FILE_START.split(patch) if piece]
