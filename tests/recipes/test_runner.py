@@ -38,6 +38,25 @@ def test_tiny_recipe_runs_end_to_end(tmp_path, capsys):
     assert after["perplexity"] < before["perplexity"]  # it learned something from the corpus
     report = (run / "report.md").read_text()
     assert "## Evaluation" in report and "codelm serve --model" in report and (run / "loss.png").is_file()
+    figures = json.loads((run / "report.json").read_text())
+    assert list(figures["checkpoints"]) == ["before", "pretrain", "sft", "after"]
+    for label, metrics in figures["checkpoints"].items():
+        for key in (
+            "perplexity",
+            "unigram_perplexity",
+            "fim_exact_match",
+            "syntax_valid",
+            "humaneval_pass@1",
+        ):
+            assert metrics[key] is not None, (label, key)
+        assert metrics["preference_accuracy"] is not None and metrics["docstring_pass@1"] is not None
+    assert figures["checkpoints"]["after"]["perplexity"] == after["perplexity"]
+    assert all(figures["steps"][step] is not None for step in step_names(load_recipe(TINY, scale="ci"))[:-1])
+    assert (
+        set(figures["stages"]) == {"pretrain", "sft", "dpo"} and figures["stages"]["pretrain"]["tokens_per_s"]
+    )
+    assert len(figures["samples"]["after"]) == 5 and figures["samples"]["after"][0]["reference"]
+    assert len(figures["infills"]["before"]) == 5 and figures["serve"].startswith("codelm serve --model")
     final = run / "stages" / "dpo" / "final"
     assert (final / "model.safetensors").is_file()
 
