@@ -92,6 +92,9 @@ def awkward_repo(root: Path) -> tuple[Path, dict[str, str]]:
     shas["latin1_name"] = commit(repo, {b"caf\xe9.py": "x = 1\n"}, "Add a module with a Latin-1 name")
     commit(repo, {"geo/square.py": "def side(a):\n    return a\n"}, "placeholder")
     shas["latin1_msg"] = set_raw_message(repo, b"Caf\xe9 support added here\n")
+    shas["latin1_content"] = commit(
+        repo, {"legacy.py": b"# caf\xe9 au lait\nx = 1\n"}, "Add a legacy Latin-1 module"
+    )
     shas["empty_msg"] = commit(repo, {"geo/square.py": "def side(a):\n    return a * 1\n"}, "")
     shas["empty"] = commit(repo, {}, "An empty commit with no change")
     shas["bot"] = commit(

@@ -7,7 +7,7 @@ import pytest
 from codelm.data import DataError, run_pipeline
 from codelm.data.readers.commits import GitCommitReader
 
-from .git_repos import awkward_repo, git, init, needs_git
+from .git_repos import awkward_repo, commit, git, init, needs_git
 
 pytestmark = needs_git
 
@@ -35,12 +35,13 @@ def test_every_commit_is_read_or_dropped_with_a_reason(read):
         "too_large": 1,
         "non_utf8_message": 1,
         "empty_diff": 1,
+        "non_utf8_diff": 1,
     }
     assert set(docs) == {
         shas[k] for k in ("add", "edit", "rename", "latin1_name", "empty_msg", "bot", "side")
     }
     assert stats.counters["binary_file_changes"] == 2  # logo.png added, then changed
-    assert stats.counters["non_utf8_name"] == 1
+    assert stats.counters["non_utf8_name"] == 1 and stats.counters["non_utf8_file_changes"] == 1
 
 
 def test_a_commit_document(read, awkward):
@@ -99,3 +100,25 @@ def test_empty_repository_and_bad_input(tmp_path):
         GitCommitReader(str(tmp_path / "missing"))
     with pytest.raises(DataError, match="no commit named 'nope'"):
         list(run_pipeline([GitCommitReader(str(empty), rev="nope")])[0])
+
+
+def test_submodules_and_missing_blobs(tmp_path):
+    repo = init(tmp_path / "sub")
+    commit(repo, {"README.md": "# a project with a vendored submodule\n"}, "Start the project readme file")
+    for i, sha in enumerate(("1" * 40, "2" * 40)):  # gitlinks need no real submodule repository
+        git(repo, "update-index", "--add", "--cacheinfo", f"160000,{sha},vendor/lib")
+        git(repo, "commit", "-q", "-m", f"Pin the vendored library to revision {i}")
+    out, stats = run_pipeline([GitCommitReader(str(repo))])
+    docs = list(out)
+    [bump] = [d for d in docs if d.metadata["message"].endswith("revision 1")]
+    assert bump.metadata["files"] == [
+        {"path": "vendor/lib", "status": "M", "before": None, "before_omitted": "submodule"}
+    ]
+    assert "-Subproject commit 1111111111111111111111111111111111111111" in bump.text
+    from codelm.data.readers.git import BlobReader
+
+    blobs = BlobReader(repo)
+    try:
+        assert blobs.read("3" * 40) is None  # what a partial clone answers for an absent blob
+    finally:
+        blobs.close()

@@ -19,8 +19,9 @@ What real histories hold, and the rule for each (drop reasons, else counters):
   that changed only binary files is dropped (`binary_only`);
 * a file whose content is not UTF-8: its change is left out (`non_utf8_file_changes`); a commit
   left with nothing is dropped (`non_utf8_diff`);
-* a patch over `max_bytes` (default 1 MB, The Stack's file limit): dropped (`too_large`); a file
-  before the change over `max_bytes` or binary: `before` None, `before_omitted` says why;
+* a patch over `max_bytes` (default 1 MB, The Stack's file limit): dropped (`too_large`), checked
+  before any file content is fetched; a file before the change over `max_bytes`, binary, a
+  submodule, or missing from a partial clone: `before` None, `before_omitted` says why;
 * a commit that changes nothing (`--allow-empty`, mode-only edits count as changes): `empty_diff`;
 * a message that is not UTF-8 (and has no encoding header git could convert from):
   `non_utf8_message`; empty messages are kept here and judged by the `commit_filter` step;
@@ -149,22 +150,20 @@ class GitCommitReader(Reader):
         if len(chunks) != len(changes):  # one diff run lists both: a mismatch is a parsing bug
             doc.metadata["error"] = f"{len(changes)} changes listed, {len(chunks)} in the patch"
             return Unreadable(doc, "patch_mismatch")
-        kept_text, files, skipped = [], [], Counter()
-        sizes: Counter[str] = Counter()
-        for change, chunk in zip(changes, chunks, strict=True):
-            text = self._file_patch(chunk, skipped)
-            if text is None:
-                continue
-            kept_text.append(text)
-            files.append(self._file_entry(change, blobs, sizes, text))
+        skipped: Counter[str] = Counter()
+        patches_of = ((c, self._file_patch(k, skipped)) for c, k in zip(changes, chunks, strict=True))
+        kept = [(c, t) for c, t in patches_of if t is not None]
         self.stats.counters.update(skipped)
-        if not files:
+        if not kept:
             return Unreadable(doc, "binary_only" if skipped["binary_file_changes"] else "non_utf8_diff")
-        patch = "".join(kept_text)
-        if len(patch.encode("utf-8")) > self.max_bytes:
-            doc.metadata["size"] = len(patch.encode("utf-8"))
+        text = "".join(t for _, t in kept)
+        size = len(text.encode("utf-8"))
+        if size > self.max_bytes:  # before fetching any file content
+            doc.metadata["size"] = size
             return Unreadable(doc, "too_large")
-        doc.text = patch
+        sizes: Counter[str] = Counter()
+        files = [self._file_entry(c, blobs, sizes, t) for c, t in kept]
+        doc.text = text
         doc.metadata["files"] = files
         doc.language = max(sizes, key=lambda k: (sizes[k], k)) if sizes else None
         return doc
@@ -200,7 +199,15 @@ class GitCommitReader(Reader):
         if change.old_sha in ZERO_SHA:
             entry["before"] = None  # an added file: nothing before
             return entry
-        decoded = decode_text(blobs.read(change.old_sha), self.max_bytes)
+        if change.old_mode == "160000":  # a submodule: the "content" is another repository's commit
+            entry["before"], entry["before_omitted"] = None, "submodule"
+            return entry
+        raw = blobs.read(change.old_sha)
+        if raw is None:
+            entry["before"], entry["before_omitted"] = None, "missing"
+            self.stats.counters["before_omitted:missing"] += 1
+            return entry
+        decoded = decode_text(raw, self.max_bytes)
         if isinstance(decoded, tuple):
             entry["before"], entry["before_omitted"] = None, decoded[0]
             self.stats.counters[f"before_omitted:{decoded[0]}"] += 1

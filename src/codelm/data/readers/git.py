@@ -78,6 +78,7 @@ class Change:
     """One changed path of a commit, from `git diff-tree --raw`."""
 
     status: str  # A, M, D, T, R (renamed, with similarity), C
+    old_mode: str  # 100644, 100755, 120000 (symlink), 160000 (submodule), 000000 (none)
     old_sha: str
     new_sha: str
     path: bytes  # the path after the change (before, for a deletion)
@@ -148,10 +149,10 @@ def parse_raw(raw: bytes) -> list[Change]:
         meta = tokens[i][1:].decode("ascii").split()
         status = meta[4]
         if status[0] in "RC":
-            changes.append(Change(status, meta[2], meta[3], tokens[i + 2], old_path=tokens[i + 1]))
+            changes.append(Change(status, meta[0], meta[2], meta[3], tokens[i + 2], old_path=tokens[i + 1]))
             i += 3
         else:
-            changes.append(Change(status, meta[2], meta[3], tokens[i + 1]))
+            changes.append(Change(status, meta[0], meta[2], meta[3], tokens[i + 1]))
             i += 2
     return changes
 
@@ -217,11 +218,14 @@ class BlobReader:
         self.repo = repo
         self.proc = _popen(repo, "cat-file", "--batch", stdin=True)
 
-    def read(self, sha: str) -> bytes:
+    def read(self, sha: str) -> bytes | None:
+        """The blob's bytes; None when the repository lacks it (a partial or shallow clone)."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(sha.encode("ascii") + b"\n")
         self.proc.stdin.flush()
         header = self.proc.stdout.readline().split()
+        if header[-1:] == [b"missing"]:
+            return None
         if len(header) != 3:
             raise DataError(f"git cat-file in {self.repo}: no object {sha} ({b' '.join(header)!r})")
         size = int(header[2])
