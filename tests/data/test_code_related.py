@@ -157,6 +157,8 @@ def test_on_debian_docs_against_license_texts():
     from codelm.data.code_related import _plain_texts
     from codelm.data.readers.docs import HtmlReader
 
+    pytest.importorskip("resiliparse", reason="resiliparse is not installed (pip install 'codelm[data]')")
+
     pages = list(run_pipeline([HtmlReader(str(PY_DOCS / "library"))])[0])
     prose = _plain_texts([str(LICENSES), *sorted(glob.glob("/usr/share/doc/*/copyright"))[:300]])
     model = train(pages + prose)

@@ -19,8 +19,8 @@ from codelm.data.curate import curate
 from codelm.data.curate_config import load_config
 
 from ..conftest import REPO_ROOT, SHARED_DATA, stdlib_py_files
+from ..doc_pages import PAGE, PY_DOCS
 from ..git_repos import commit, init
-from ..test_docs_readers import PAGE, PY_DOCS
 from .conftest import read_output, shard_bytes
 from .test_resume import SLOW_STEP
 
