@@ -110,7 +110,7 @@ def test_fuzzing_the_schema_finds_no_5xx_and_no_violation(fuzz_server, tmp_path)
         "--checks",
         ",".join(FUZZ_CHECKS),
         "--max-examples",
-        "25",
+        "10",
         "--seed",
         "11",
         "--generation-deterministic",
