@@ -154,3 +154,20 @@ def test_cli_starts_without_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_n_greedy_samples_follow_openai_default_temperature(tiny_checkpoint, capsys):
+    """`--n 3` on a family whose default is greedy (CodeGemma completions) would print three
+    identical samples: it samples at temperature 1 instead, as the server does, and says so;
+    an explicit `--temperature 0` is honoured."""
+    import json
+
+    model = str(tiny_checkpoint("codegemma"))
+    base = ["complete", "--model", model, "--prompt", "def add(a, b):", "--max-new-tokens", "12", "--json"]
+    assert main([*base, "--n", "3", "--seed", "1"]) == 0
+    out = capsys.readouterr()
+    texts = [c["text"] for c in json.loads(out.out)["completions"]]
+    assert "temperature 1.0" in out.err and len(set(texts)) > 1
+    assert main([*base, "--n", "3", "--temperature", "0"]) == 0
+    out = capsys.readouterr()
+    assert "note" not in out.err and len({c["text"] for c in json.loads(out.out)["completions"]}) == 1

@@ -45,7 +45,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     o.add_argument("--json", action="store_true", help="print results as JSON")
 
 
-def _sampling(args: argparse.Namespace) -> dict[str, Any]:
+def _sampling(args: argparse.Namespace, engine: Any = None, kind: str = "completion") -> dict[str, Any]:
+    """The sampling flags given; with `engine`, n > 1 on a greedy family default samples at
+    temperature 1 (OpenAI's default, as the server does), said on stderr."""
     keys = (
         "max_new_tokens",
         "temperature",
@@ -57,7 +59,20 @@ def _sampling(args: argparse.Namespace) -> dict[str, Any]:
         "stop",
         "skip_special_tokens",
     )
-    return {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    out = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    if engine is not None and (args.n or 1) > 1 and args.temperature is None:
+        from codelm.engine.rules import sample_temperature
+
+        temperature = sample_temperature(engine.family, kind, args.n, None)
+        if temperature is not None:
+            out["temperature"] = temperature
+            print(
+                f"codelm: note: --n {args.n} without --temperature samples at temperature {temperature} "
+                f"({engine.family.name}'s default is greedy, which would give {args.n} identical samples; "
+                "--temperature 0 asks for that)",
+                file=sys.stderr,
+            )
+    return out
 
 
 def _engine(args: argparse.Namespace):
@@ -123,14 +138,14 @@ def _read_file(path: str) -> str:
 def cmd_complete(args: argparse.Namespace) -> None:
     engine = _engine(args)
     prompt = _read_text(args.prompt, args.prompt_file, "prompt")
-    _emit(engine, engine.completion_request(prompt, **_sampling(args)), args)
+    _emit(engine, engine.completion_request(prompt, **_sampling(args, engine)), args)
 
 
 def cmd_infill(args: argparse.Namespace) -> None:
     engine = _engine(args)
     prefix = _read_text(args.prefix, args.prefix_file, "prefix")
     suffix = _read_text(args.suffix, args.suffix_file, "suffix") if (args.suffix or args.suffix_file) else ""
-    _emit(engine, engine.infill_request(prefix, suffix, **_sampling(args)), args)
+    _emit(engine, engine.infill_request(prefix, suffix, **_sampling(args, engine, "infill")), args)
 
 
 def cmd_chat(args: argparse.Namespace) -> None:
@@ -138,9 +153,9 @@ def cmd_chat(args: argparse.Namespace) -> None:
 
     engine = _engine(args)
     if args.messages:
-        chat_from_file(engine, args.messages, _sampling(args), args)
+        chat_from_file(engine, args.messages, _sampling(args, engine, "chat"), args)
     else:
-        chat_interactive(engine, _sampling(args), system=args.system)
+        chat_interactive(engine, _sampling(args, engine, "chat"), system=args.system)
 
 
 def cmd_models(args: argparse.Namespace) -> None:

@@ -29,6 +29,19 @@ def sampling_params(family: Family, kind: str = "completion", **overrides: Any) 
     return SamplingParams.build(defaults, **overrides)
 
 
+# OpenAI's default temperature: what n > 1 samples use when the family's default would be greedy
+SAMPLING_TEMPERATURE = 1.0
+
+
+def sample_temperature(family: Family, kind: str, n: int, temperature: float | None) -> float | None:
+    """The temperature to use: the caller's; unset, the family's (None), except that a greedy family
+    default with n > 1 becomes OpenAI's default of 1, since n greedy samples would be n identical
+    copies. An explicit 0 is honoured: the caller asked for greedy decoding."""
+    if temperature is not None or n <= 1:
+        return temperature
+    return SAMPLING_TEMPERATURE if sampling_params(family, kind).greedy else None
+
+
 def stop_strings(family: Family, kind: str, params: SamplingParams) -> list[str]:
     """Text a completion is cut before: the caller's stops, sentinels, file separator, EOS, turn ends."""
     if params.ignore_eos:

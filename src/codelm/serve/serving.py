@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from codelm.engine import Completion, Request
-from codelm.engine.rules import sampling_params
+from codelm.engine.rules import sample_temperature
 from codelm.models.formats import render_repo_context
 from codelm.serve.engine_client import Backend, Generation
 from codelm.serve.errors import APIError
@@ -40,8 +40,6 @@ from codelm.serve.protocol import (
 )
 from codelm.serve.sse import ChatChunks, CompletionChunks, stream_events
 
-# OpenAI's default: with n > 1 and no temperature, samples should differ (see `_temperature`)
-SAMPLING_TEMPERATURE = 1.0
 NO_LOGPROBS = "logprobs are not supported in gateway mode (codelm does not relay the upstream's)"
 
 
@@ -172,11 +170,7 @@ class Serving:
         """The request's temperature; unset, the family's, except that a greedy family default
         with n > 1 becomes OpenAI's default of 1 (n greedy samples would be n identical copies).
         An explicit temperature 0 is honoured: the client asked for greedy decoding."""
-        if req.temperature is not None or req.n <= 1:
-            return req.temperature
-        if sampling_params(self.backend.family, kind).greedy:
-            return SAMPLING_TEMPERATURE
-        return None
+        return sample_temperature(self.backend.family, kind, req.n, req.temperature)
 
     @staticmethod
     def _usage_wanted(req: SamplingFields) -> bool:
