@@ -147,10 +147,18 @@ def check_parity(data_dir, tmp_path, task_ids: tuple[str, ...] | None) -> None:
         again = [samples[i] for i in differ]
         ids = {s["task_id"] for s in again}
         theirs2, ours2 = both([records[t] for t in sorted(ids)], again, data_dir, tmp_path / "again")
+        # where evalplus failed its own canonical solution, the machine's load met its time limits:
+        # its failures of other correct variants there are the same noise (docs/eval.md)
+        noisy = {
+            t for (t, n), v in zip(labels, theirs, strict=True) if n == "canonical" and v != (True, True)
+        }
         stable = [
             (labels[i], theirs[i], ours[i], theirs2[j], ours2[j])
             for j, i in enumerate(differ)
-            if theirs2[j] == theirs[i] and ours2[j][:2] == ours[i][:2] and theirs[i] != ours[i][:2]
+            if theirs2[j] == theirs[i]
+            and ours2[j][:2] == ours[i][:2]
+            and theirs[i] != ours[i][:2]
+            and not (labels[i][0] in noisy and ours[i][:2] == (True, True))
         ]
         assert not stable, f"verdicts differ from evalplus's in two runs: {stable}"
     # the variants do what they are named for: the canonical ones pass (but for a time limit met on a
