@@ -101,3 +101,19 @@ def test_every_config_verb_prints_its_resolved_config(tmp_path, capsys):
     train = ["train", str(TRAIN[0]), "--print-config", "--set", "optim.lr=1e-5"]
     assert main(train) == 0
     assert yaml.safe_load(capsys.readouterr().out)["optim"]["lr"] == 1e-5
+
+
+def test_serve_takes_a_config_file(tmp_path, capsys):
+    import yaml
+
+    from codelm.cli import main
+
+    cfg = tmp_path / "serve.yaml"
+    cfg.write_text("model: /models/x\nport: 9001\nmax_queue: 7\n")
+    assert main(["serve", "--config", str(cfg), "--port", "9002", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"] == "/models/x" and printed["port"] == 9002 and printed["max_queue"] == 7
+    assert main(["serve", "--config", str(cfg), "--set", "prot=1", "--print-config"]) == 1
+    assert "did you mean 'port'" in capsys.readouterr().err
+    assert main(["serve", "--port", "9003"]) == 1
+    assert "give --model" in capsys.readouterr().err

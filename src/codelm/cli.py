@@ -326,25 +326,28 @@ def build_parser() -> argparse.ArgumentParser:
     rn.set_defaults(func=cmd_run)
 
     sv = sub.add_parser("serve", help="OpenAI-compatible server with FIM, chat, streaming and a playground")
-    sv.add_argument("--model", required=True, help="checkpoint directory or hub id (the family is detected)")
+    sv.add_argument("--model", help="checkpoint directory or hub id (the family is detected); required")
     sv.add_argument("--family", help="force the model family (required with --upstream if not detectable)")
-    sv.add_argument("--host", default="127.0.0.1")
-    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--host", help="default 127.0.0.1")
+    sv.add_argument("--port", type=int, help="default 8000")
     sv.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: $CODELM_API_KEY)")
     sv.add_argument("--upstream", help="gateway mode: forward rendered prompts to this OpenAI-compatible URL")
     sv.add_argument(
         "--served-model-name", help="name reported by /v1/models (default: the model path's name)"
     )
-    sv.add_argument("--max-batch-size", type=int, default=32, help="rows decoded together per step")
-    sv.add_argument("--max-queue", type=int, default=256, help="waiting requests before 503")
-    sv.add_argument("--max-body-bytes", type=int, default=4 << 20, help="larger request bodies get 413")
+    sv.add_argument("--max-batch-size", type=int, help="rows decoded together per step (default 32)")
+    sv.add_argument("--max-queue", type=int, help="waiting requests before 503 (default 256)")
+    sv.add_argument("--max-body-bytes", type=int, help=f"larger request bodies get 413 (default {4 << 20})")
     sv.add_argument(
-        "--client-timeout", type=float, default=30.0, help="seconds to send a request's headers, and its body"
+        "--client-timeout", type=float, help="seconds to send a request's headers, and its body (default 30)"
     )
     sv.add_argument("--device")
     sv.add_argument("--dtype")
     sv.add_argument("--threads", type=int)
-    sv.add_argument("--allow-pickle", action="store_true")
+    sv.add_argument("--allow-pickle", action="store_true", default=None)
+    from codelm.config import add_config_args
+
+    add_config_args(sv, "server (ServeConfig)")
     sv.set_defaults(func=cmd_serve)
     return p
 

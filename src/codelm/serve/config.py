@@ -27,8 +27,8 @@ class ServeConfig:
     allow_pickle: bool = False
 
     def __post_init__(self) -> None:
-        if not 0 < self.port < 65536:
-            raise ConfigError(f"serve.port must be in 1..65535, got {self.port}")
+        if not 0 <= self.port < 65536:
+            raise ConfigError(f"serve.port must be in 0..65535 (0: any free port), got {self.port}")
         if self.max_batch_size < 1 or self.max_queue < 1:
             raise ConfigError("serve.max_batch_size and serve.max_queue must be >= 1")
         if self.max_body_bytes < 1 or not self.client_timeout > 0:

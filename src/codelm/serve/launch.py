@@ -141,7 +141,21 @@ def run_server(app: FastAPI, sock: socket.socket) -> None:
 
 
 def serve_from_args(args: argparse.Namespace) -> None:
-    """Entry point of `codelm serve` (the parser lives in codelm.cli)."""
+    """Entry point of `codelm serve` (the parser lives in codelm.cli): `--config FILE`, the flags
+    given and `--set` become one `ServeConfig`, which is what runs."""
+    import dataclasses
+
+    from codelm.config import config_from_args, dump
+    from codelm.serve.config import ServeConfig
+
+    fields = [f.name for f in dataclasses.fields(ServeConfig)]
+    config = config_from_args(ServeConfig, args, {k: getattr(args, k, None) for k in fields}, "serve config")
+    if getattr(args, "print_config", False):
+        print(dump(config), end="")
+        return
+    if not config.model:
+        raise CodelmError("give --model CHECKPOINT_OR_HUB_ID (or model: in --config)")
+    args = argparse.Namespace(**{**vars(args), **dataclasses.asdict(config)})
     api_key = api_key_from(args)
     sock = bind(args.host, args.port)
     try:
