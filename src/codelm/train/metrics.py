@@ -8,8 +8,9 @@ takes part in a matmul: all parameters but an untied input embedding, which is a
 The peak comes from `run.peak_tflops` when set ("config"), else from the dense vendor figures of
 `PEAK_TFLOPS` for known GPUs ("table"), else it is measured once per run ("measured"): the best of a
 few large matmuls on the training threads, fp32 always and bf16 too under `run.precision: bf16`. A CPU
-is always measured: its nominal FMA peak is far from what its BLAS delivers (on this 2-core AMD EPYC,
-MKL reaches ~0.04-0.1 fp32 TFLOP/s of a nominal ~0.2), so MFU is against what the machine can do.
+is always measured: its nominal FMA peak says little about what its BLAS delivers to these threads (on
+the shared 2-core AMD EPYC of docs/training.md, 0.02-0.14 fp32 and 0.05-0.18 bf16 TFLOP/s, with the
+load of other users, against a nominal ~0.17 fp32), so MFU is against what the machine can do now.
 """
 
 from __future__ import annotations
