@@ -197,15 +197,21 @@ def step_pack(ctx: RunContext, name: str) -> dict[str, Any]:
 
     from codelm.data.pack import pack
 
+    settings = dataclasses.asdict(ctx.recipe.data.pack)
+    common = {"family": ctx.recipe.model.family, "overwrite": True}
     out = pack(
-        [ctx.path("split", "train.jsonl")],
-        tokenizer_path(ctx),
-        ctx.path("shards"),
-        family=ctx.recipe.model.family,
-        overwrite=True,
-        **dataclasses.asdict(ctx.recipe.data.pack),
+        [ctx.path("split", "train.jsonl")], tokenizer_path(ctx), ctx.path("shards"), **common, **settings
     )
-    return {"shards": str(out)}
+    # the held-out split as shards too, without FIM: pretraining's held-out loss curve reads them
+    settings |= {"fim_rate": 0.0, "fim_spm_rate": None}
+    heldout = pack(
+        [ctx.path("split", "heldout.jsonl")],
+        tokenizer_path(ctx),
+        ctx.path("shards-heldout"),
+        **common,
+        **settings,
+    )
+    return {"shards": str(out), "heldout_shards": str(heldout)}
 
 
 HELDOUT_SHARE = 0.2  # derived problems and pairs held out from SFT/DPO training for evaluation
@@ -350,6 +356,7 @@ def stage_paths(ctx: RunContext, stage: StageSpec) -> StagePaths:
         init_from=init_from,
         tokenizer=tokenizer_path(ctx),
         shards=str(ctx.path("shards")),
+        heldout_shards=str(ctx.path("shards-heldout")) if ctx.path("shards-heldout").is_dir() else None,
         out_dir=str(ctx.path("stages", stage.name)),
         data=data,
         records=records,

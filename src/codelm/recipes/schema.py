@@ -133,6 +133,7 @@ class StagePaths:
     data: str | None = None  # SFT/DPO JSONL, resolved
     records: int = 1  # records in `data` (SFT/DPO step count)
     context: int = 0  # the starting checkpoint's context length (long-context stages grow it)
+    heldout_shards: str | None = None  # the held-out split's shards: pretraining's held-out loss
 
 
 @dataclass
@@ -181,6 +182,7 @@ class Recipe:
                 _check(data in ("derive:sft", "derive:dpo"), f"stage {stage.name}: unknown derivation {data}")
             prev = "<init>" if i == 0 else f"<stage {self.stages[i - 1].name}>"
             placeholder = StagePaths(prev, "<tokenizer>", "<run>/shards", "<run>/stages", data or "<data>")
+            placeholder.heldout_shards = "<run>/shards-heldout"
             self.train_config(stage, placeholder)
 
 
@@ -203,6 +205,8 @@ def stage_raw(stage: StageSpec, paths: StagePaths) -> dict[str, Any]:
             "fim_rate": stage.fim_rate,
             "fim_spm_rate": stage.fim_spm_rate,
         }
+        if paths.heldout_shards:
+            section["heldout_shards"] = [paths.heldout_shards]
         steps = math.ceil(stage.tokens / (seqs * stage.seq_len)) if stage.tokens else None
     else:
         section = {"data": paths.data or ""}
