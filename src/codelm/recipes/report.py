@@ -67,6 +67,11 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} CPUs"
 
 
+def _chat(ctx, label: str) -> dict[str, Any]:
+    """The summary of the checkpoint's chat-mode evaluation (the recipe's `eval_chat`), if any."""
+    return _json(ctx.path("eval", f"{label}-chat", "summary.json"))
+
+
 def metrics_of(summary: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint's report figures from its `codelm eval` summary."""
     from codelm.recipes.runner import headline
@@ -153,7 +158,8 @@ def build_report(ctx) -> dict[str, Any]:
         "total_seconds": round(sum(v for v in steps.values() if v), 1),
         "steps": steps,
         "checkpoints": {
-            label: metrics_of(_json(ctx.path("eval", label, "summary.json"))) for label in labels
+            label: metrics_of(_json(ctx.path("eval", label, "summary.json")) | _chat(ctx, label))
+            for label in labels
         },
         "stages": {s.name: stage_figures(ctx, s) for s in ctx.recipe.stages},
         "data": [
