@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from codelm.errors import CodelmError
+from codelm.errors import CodelmError, UnsupportedFeatureError
 
 KINDS = ("completion", "infill", "chat")
 LOGLIKELIHOOD = "loglikelihood"  # the kind of tasks that score texts instead of generating
@@ -116,6 +116,26 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class CannotScore:
+    """For backends without the model's weights: every scoring method refuses with the reason their
+    `supports(LOGLIKELIHOOD)` gives (the runner asks first; this is the backstop)."""
+
+    def supports(self, kind: str) -> str | None:  # overridden with the backend's own reason
+        return None
+
+    def _refuse(self) -> UnsupportedFeatureError:
+        return UnsupportedFeatureError(self.supports(LOGLIKELIHOOD) or "this backend cannot score texts")
+
+    def score(self, texts: Sequence[str]) -> list[tuple[float, int]]:
+        raise self._refuse()
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        raise self._refuse()
+
+    def score_replies(self, replies: Sequence[tuple[Any, Any]]) -> list[tuple[float, int]]:
+        raise self._refuse()
 
 
 @dataclass(frozen=True)

@@ -28,15 +28,9 @@ def add_run_args(p) -> None:
     p.add_argument(
         "--data-dir", help="benchmark files for decontamination and evaluation (default: the bundled ones)"
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value, e.g. --set stages.pretrain.tokens=2e6 --set eval.limit=20",
-    )
-    p.add_argument("--print-config", action="store_true", help="print the resolved recipe and exit")
+    from codelm.config import add_config_args
+
+    add_config_args(p, "recipe", file=False)  # e.g. --set stages.pretrain.tokens=2e6
 
 
 def run_from_args(args) -> None:

@@ -22,15 +22,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     """The flags of `codelm train`."""
     p.add_argument("config", help="stage YAML (configs/train/*.yaml)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in run.out_dir")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set optim.lr=1e-3 --set run.max_steps=10 (repeatable)",
-    )
-    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    from codelm.config import add_config_args
+
+    add_config_args(p, "stage", file=False)  # e.g. --set optim.lr=1e-3 --set run.max_steps=10
 
 
 def add_tokenizer_train_args(p: argparse.ArgumentParser) -> None:

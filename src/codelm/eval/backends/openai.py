@@ -19,7 +19,7 @@ from typing import Any
 
 from codelm.errors import CodelmError, RequestError, UnsupportedFeatureError
 
-from ..generation import LOGLIKELIHOOD, GenerationFailed, GenRequest
+from ..generation import LOGLIKELIHOOD, CannotScore, GenerationFailed, GenRequest
 from ..prompts import cut_at_stops
 
 
@@ -29,7 +29,7 @@ def api_base(url: str) -> str:
     return url if url.endswith("/v1") else url + "/v1"
 
 
-class OpenAIBackend:
+class OpenAIBackend(CannotScore):
     pregenerated = False
     tokenizer = None  # the server's tokenizer is not ours to read
 
@@ -63,15 +63,6 @@ class OpenAIBackend:
         if kind == LOGLIKELIHOOD:
             return "an endpoint cannot score texts (it needs the model's weights): use --model CHECKPOINT"
         return None  # only the server knows; a refusal of FIM ends the run with its message
-
-    def score(self, texts: Sequence[str]) -> list[tuple[float, int]]:
-        raise UnsupportedFeatureError(self.supports(LOGLIKELIHOOD) or "")
-
-    def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        raise UnsupportedFeatureError(self.supports(LOGLIKELIHOOD) or "")
-
-    def score_replies(self, replies: Sequence[tuple[Any, Any]]) -> list[tuple[float, int]]:
-        raise UnsupportedFeatureError(self.supports(LOGLIKELIHOOD) or "")
 
     def body(self, request: GenRequest) -> dict[str, Any]:
         s = request.sampling

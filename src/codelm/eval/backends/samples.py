@@ -18,11 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
-from codelm.errors import CodelmError, UnsupportedFeatureError
+from codelm.errors import CodelmError
 
-from ..generation import LOGLIKELIHOOD, GenerationFailed, GenRequest
+from ..generation import LOGLIKELIHOOD, CannotScore, GenerationFailed, GenRequest
 from ..tasks.data import read_records
 
 
@@ -37,7 +36,7 @@ def _completions(record: dict) -> list[str] | None:
     return [completion] if isinstance(completion, str) else None
 
 
-class SamplesBackend:
+class SamplesBackend(CannotScore):
     pregenerated = True
     tokenizer = None
 
@@ -79,15 +78,6 @@ class SamplesBackend:
         if kind == LOGLIKELIHOOD:
             return "a samples file cannot score texts (it needs the model's weights): use --model CHECKPOINT"
         return None
-
-    def score(self, texts: Sequence[str]) -> list[tuple[float, int]]:
-        raise UnsupportedFeatureError(self.supports(LOGLIKELIHOOD) or "")
-
-    def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        raise UnsupportedFeatureError(self.supports(LOGLIKELIHOOD) or "")
-
-    def score_replies(self, replies: Sequence[tuple[Any, Any]]) -> list[tuple[float, int]]:
-        raise UnsupportedFeatureError(self.supports(LOGLIKELIHOOD) or "")
 
     def generate(self, requests: Sequence[GenRequest]) -> list[list[str]]:
         texts: list[list[str]] = []
