@@ -238,7 +238,9 @@ def test_eval_takes_a_config_file_flags_and_set(tmp_path, capsys):
     from codelm.cli import main
 
     cfg = tmp_path / "eval.yaml"
-    cfg.write_text("tasks: [humaneval, fim-exact-match]\nn: 4\ntemperature: 0.8\ntask_limits: {humaneval: 10}\n")
+    cfg.write_text(
+        "tasks: [humaneval, fim-exact-match]\nn: 4\ntemperature: 0.8\ntask_limits: {humaneval: 10}\n"
+    )
     argv = ["eval", "--config", str(cfg), "--n", "2", "--set", "top_p=0.5", "--print-config"]
     assert main(argv) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
