@@ -130,6 +130,8 @@ def test_bad_recipes_say_what_is_wrong(raw, message):
 
 
 def test_cli_rejects_impossible_plans(capsys):
+    assert main(["run", str(RECIPES[2]), "--dry-run", "--set", "hardware.gpu=v100"]) == 1
+    assert "hardware.gpu 'v100' is not known" in capsys.readouterr().err
     assert main(["run", str(RECIPES[2]), "--dry-run", "--gpus", "0"]) == 1
     assert "--gpus must be positive" in capsys.readouterr().err
     assert main(["run", str(RECIPES[2]), "--dry-run", "--mfu", "1.5"]) == 1

@@ -21,10 +21,8 @@ from codelm.config import ConfigError
 from codelm.models import get_family
 from codelm.models.sizes import format_count
 from codelm.recipes.schema import Recipe, StageSpec
-from codelm.train.metrics import PEAK_TFLOPS, flops_per_token
-
-# GPU memory in GiB per device, for saying when a plan does not fit
-GPU_MEMORY_GIB = {"h200": 141.0, "h100": 80.0, "a100": 80.0, "cpu": float("inf")}
+from codelm.train.gpus import MEMORY_GIB, PEAK_TFLOPS
+from codelm.train.metrics import flops_per_token
 
 
 def recipe_config(recipe: Recipe) -> PretrainedConfig:
@@ -111,9 +109,7 @@ def plan(recipe: Recipe) -> Plan:
 def fit_warning(p: Plan) -> str | None:
     """A line saying the plan does not fit the GPU's memory, and what would help; None if it fits."""
     hw = p.recipe.hardware
-    capacity = GPU_MEMORY_GIB.get(hw.gpu)
-    if capacity is None:
-        return f"warning: memory of a {hw.gpu} is not known here; cannot check the plan fits"
+    capacity = MEMORY_GIB[hw.gpu]  # the recipe checked hardware.gpu is in the table
     need = sum(p.memory_gib.values())
     if need <= capacity:
         return None

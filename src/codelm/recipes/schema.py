@@ -110,13 +110,17 @@ class StageSpec:
 
 @dataclass
 class HardwareSpec:
-    gpu: str = "h100"  # a key of codelm.train.metrics.PEAK_TFLOPS
+    gpu: str = "h100"  # a GPU of codelm.train.gpus (peak TFLOP/s and memory known)
     gpus: int = 8
     mfu: float = 0.45  # assumed model FLOPs utilization for the plan
     zero: int = 1  # ZeRO stage (0-3) or FSDP full sharding (3) for the memory estimate
     tensor_parallel: int = 1
 
     def __post_init__(self) -> None:
+        from codelm.train.gpus import MEMORY_GIB, PEAK_TFLOPS
+
+        known = sorted(set(PEAK_TFLOPS) & set(MEMORY_GIB))
+        _check(self.gpu in known, f"hardware.gpu {self.gpu!r} is not known here (known: {', '.join(known)})")
         _check(self.gpus >= 1 and 0 < self.mfu <= 1, "hardware: gpus >= 1 and mfu in (0, 1]")
         _check(self.zero in (0, 1, 2, 3), "hardware.zero must be 0, 1, 2 or 3")
         _check(self.gpus % self.tensor_parallel == 0, "hardware: gpus must divide by tensor_parallel")

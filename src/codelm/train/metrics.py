@@ -26,13 +26,8 @@ from typing import Any
 
 import torch
 
-# Dense peak TFLOP/s per device by precision (NVIDIA datasheets: H100 SXM5, H200 SXM, A100 SXM4).
-# fp32 training on these GPUs runs matmuls in TF32 when allowed; the fp32 figure is TF32 dense.
-PEAK_TFLOPS: dict[str, dict[str, float]] = {
-    "h200": {"bf16": 989.4, "fp32": 494.7},
-    "h100": {"bf16": 989.4, "fp32": 494.7},
-    "a100": {"bf16": 312.0, "fp32": 156.0},
-}
+from codelm.train.gpus import PEAK_TFLOPS
+
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
