@@ -86,7 +86,9 @@ def metrics_of(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def stage_figures(ctx, stage) -> dict[str, Any]:
-    done = _json(ctx.path("done", f"stage-{stage.name}.json"))
+    from codelm.recipes.runner import marker_path
+
+    done = _json(marker_path(ctx, f"stage:{stage.name}"))
     rows = _jsonl(ctx.path("stages", stage.name, "metrics.jsonl"))
     losses = [r["loss"] for r in rows if "loss" in r]
     heldout = [r["heldout_loss"] for r in rows if r.get("heldout_loss") is not None]
@@ -104,7 +106,7 @@ def stage_figures(ctx, stage) -> dict[str, Any]:
     }
 
 
-def _references(task: str, ids: list[str]) -> dict[str, str]:
+def _references(task: str, ids: list[str], data_dir: Path | None) -> dict[str, str]:
     """Canonical solutions (HumanEval) or middles (infilling) of `ids`, from the bundled data."""
     from codelm.eval.tasks import get_task
     from codelm.eval.tasks.data import resolve_source
@@ -114,14 +116,15 @@ def _references(task: str, ids: list[str]) -> dict[str, str]:
     name = {"humaneval": "humaneval", "fim-exact-match": "humaneval-infilling-single-line"}[task]
     t = get_task(name)
     wanted = set(ids)
-    return {p.task_id: t.reference(p) for p in t.load(resolve_source(t)) if p.task_id in wanted}
+    source = resolve_source(t, data_dir)  # where the run's evaluation read them from
+    return {p.task_id: t.reference(p) for p in t.load(source) if p.task_id in wanted}
 
 
 def samples(ctx, label: str, task: str, count: int = 5) -> list[dict[str, Any]]:
     """The first `count` samples of `task` at checkpoint `label`: prompt, output, reference."""
     rows = [r for r in _jsonl(ctx.path("eval", label, "samples.jsonl")) if r["task"] == task][:count]
     try:
-        refs = _references(task, [r["task_id"] for r in rows])
+        refs = _references(task, [r["task_id"] for r in rows], ctx.recipe.eval.data_dir or ctx.data_dir)
     except Exception as exc:  # a report is still written when the benchmark file cannot be read
         refs = {}
         for r in rows:
@@ -140,17 +143,11 @@ def samples(ctx, label: str, task: str, count: int = 5) -> list[dict[str, Any]]:
 
 
 def build_report(ctx) -> dict[str, Any]:
-    from codelm.recipes.runner import checkpoints, step_names
+    from codelm.recipes.runner import checkpoints, marker_path, serve_line, step_names
 
-    steps = {
-        n: _json(ctx.path("done", f"{n.replace(':', '-')}.json")).get("seconds")
-        for n in step_names(ctx.recipe)
-    }
+    steps = {n: _json(marker_path(ctx, n)).get("seconds") for n in step_names(ctx.recipe)}
     labels = checkpoints(ctx.recipe)
     stats = _json(ctx.path("data", "stats.json"))
-    import dataclasses
-
-    final = ctx.path("stages", ctx.recipe.stages[-1].name, "final")
     return {
         "recipe": ctx.recipe.name,
         "date": time.strftime("%Y-%m-%d"),
@@ -167,7 +164,7 @@ def build_report(ctx) -> dict[str, Any]:
         ],
         "samples": {label: samples(ctx, label, "humaneval") for label in (labels[0], labels[-1])},
         "infills": {label: samples(ctx, label, "fim-exact-match") for label in (labels[0], labels[-1])},
-        "serve": dataclasses.replace(ctx.recipe.serve, model=str(final)).command(),
+        "serve": serve_line(ctx),
     }
 
 

@@ -110,9 +110,9 @@ def run_recipe(
     done_dir = ctx.path("done")
     done_dir.mkdir(exist_ok=True)
     for name in todo if (from_step or only) else []:
-        (done_dir / f"{_slug(name)}.json").unlink(missing_ok=True)
+        marker_path(ctx, name).unlink(missing_ok=True)
     for name in names:
-        marker = done_dir / f"{_slug(name)}.json"
+        marker = marker_path(ctx, name)
         if name not in todo or marker.exists():
             continue
         ctx.log(f"step {name}")
@@ -124,8 +124,16 @@ def run_recipe(
     return ctx.root
 
 
-def _slug(name: str) -> str:
-    return name.replace(":", "-")
+def marker_path(ctx: RunContext, step: str) -> Path:
+    """Where a finished step's marker (its info and seconds) lives: done/<step, ':' as '-'>.json."""
+    return ctx.path("done", f"{step.replace(':', '-')}.json")
+
+
+def serve_line(ctx: RunContext) -> str:
+    """The `codelm serve` line for the run's final checkpoint, with the recipe's serve settings."""
+    import dataclasses
+
+    return dataclasses.replace(ctx.recipe.serve, model=str(final_checkpoint(ctx))).command()
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -277,12 +285,10 @@ def step_derive(ctx: RunContext, name: str) -> dict[str, Any]:
             derived = [
                 p for p in dpo_pairs(texts, pool=pool) if _function_name(p["prompt"]) not in held_names
             ]
-            held = (
-                [p for p in derived if _held_out(p["prompt"] + p["rejected"])]
-                if "preference" in evals
-                else []
-            )
-            train = [p for p in derived if p not in held]
+            keep_out = "preference" in evals  # hold pairs out only when something evaluates them
+            flags = [keep_out and _held_out(p["prompt"] + p["rejected"]) for p in derived]
+            held = [p for p, out in zip(derived, flags, strict=True) if out]
+            train = [p for p, out in zip(derived, flags, strict=True) if not out]
             info["dpo_pairs"] = write_jsonl(train, ctx.path("derived", "dpo.jsonl"))
             if held:
                 info["heldout_dpo_pairs"] = write_jsonl(held, ctx.path("derived", "heldout-dpo.jsonl"))
@@ -471,13 +477,10 @@ def step_eval_after(ctx: RunContext, name: str) -> dict[str, Any]:
 
 
 def step_report(ctx: RunContext, name: str) -> dict[str, Any]:
-    import dataclasses
-
     from codelm.recipes.report import write_report
 
     paths = write_report(ctx)
-    serve = dataclasses.replace(ctx.recipe.serve, model=str(final_checkpoint(ctx)))
-    print(f"\nserve the trained model:\n  {serve.command()}\n")
+    print(f"\nserve the trained model:\n  {serve_line(ctx)}\n")
     return {"report": [str(p) for p in paths]}
 
 

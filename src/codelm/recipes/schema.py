@@ -185,8 +185,14 @@ class Recipe:
             if data and data.startswith("derive:"):
                 _check(data in ("derive:sft", "derive:dpo"), f"stage {stage.name}: unknown derivation {data}")
             prev = "<init>" if i == 0 else f"<stage {self.stages[i - 1].name}>"
-            placeholder = StagePaths(prev, "<tokenizer>", "<run>/shards", "<run>/stages", data or "<data>")
-            placeholder.heldout_shards = "<run>/shards-heldout"
+            placeholder = StagePaths(
+                prev,
+                "<tokenizer>",
+                "<run>/shards",
+                "<run>/stages",
+                data or "<data>",
+                heldout_shards="<run>/shards-heldout",
+            )
             self.train_config(stage, placeholder)
 
 
