@@ -95,21 +95,19 @@ def load_task(name: str, data_dir: Path) -> tuple:
     return task, task.load(resolve_source(task, data_dir))
 
 
-def score_canonical(name: str, data_dir: Path, out: Path, limit: int | None = None) -> dict:
-    """``codelm eval --samples`` on the canonical completions of a task, with default settings
-    (calibrated timeouts included); returns the task's summary entry."""
+def score_samples(
+    name: str, records: list[dict], data_dir: Path, out: Path, limit: int | None = None
+) -> tuple[dict, list[dict]]:
+    """``codelm eval --samples`` on ``records`` ({"task_id", "completion"}) with default settings
+    (calibrated timeouts included); returns the task's summary entry and the scored samples."""
     import json
 
     from codelm.eval.backends.samples import SamplesBackend
     from codelm.eval.runner import EvalOptions, run_eval
 
-    task, problems = load_task(name, data_dir)
-    problems = problems[:limit]
     out.mkdir(parents=True, exist_ok=True)
-    samples = out / "canonical.jsonl"
-    with open(samples, "w", encoding="utf-8") as f:
-        for problem in problems:
-            f.write(json.dumps({"task_id": problem.task_id, "completion": task.reference(problem)}) + "\n")
+    samples = out / "samples.jsonl"
+    samples.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     options = EvalOptions(
         tasks=(name,),
         output=out / "run",
@@ -119,9 +117,17 @@ def score_canonical(name: str, data_dir: Path, out: Path, limit: int | None = No
         progress=False,
     )
     entry = run_eval(options, SamplesBackend(samples))[name]
-    with open(out / "run" / "samples.jsonl", encoding="utf-8") as f:
-        records = [json.loads(line) for line in f]
-    entry["failing"] = [(r["task_id"], r["status"], r["error"]) for r in records if not r["passed"]]
+    scored = (out / "run" / "samples.jsonl").read_text(encoding="utf-8").splitlines()
+    return entry, [json.loads(line) for line in scored]
+
+
+def score_canonical(name: str, data_dir: Path, out: Path, limit: int | None = None) -> dict:
+    """``codelm eval --samples`` on the canonical completions of a task; returns the task's summary
+    entry with the failing samples under ``failing``."""
+    task, problems = load_task(name, data_dir)
+    records = [{"task_id": p.task_id, "completion": task.reference(p)} for p in problems[:limit]]
+    entry, scored = score_samples(name, records, data_dir, out, limit)
+    entry["failing"] = [(r["task_id"], r["status"], r["error"]) for r in scored if not r["passed"]]
     return entry
 
 

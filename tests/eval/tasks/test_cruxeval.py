@@ -4,14 +4,12 @@ predictions failing through ``codelm eval --samples``."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from codelm.eval.generation import GenSettings
 from codelm.eval.tasks.cruxeval import postprocess
 
-from ..conftest import assert_all_pass, load_task, score_canonical
+from ..conftest import assert_all_pass, load_task, score_canonical, score_samples
 
 
 def test_problems_and_published_prompts(data_dir):
@@ -64,22 +62,7 @@ def test_scoring_rules(data_dir):
 
 
 def _score(name: str, data_dir, out, records: list[dict], limit: int) -> list[dict]:
-    from codelm.eval.backends.samples import SamplesBackend
-    from codelm.eval.runner import EvalOptions, run_eval
-
-    out.mkdir(parents=True, exist_ok=True)
-    samples = out / "samples.jsonl"
-    samples.write_text("".join(json.dumps(r) + "\n" for r in records))
-    options = EvalOptions(
-        tasks=(name,),
-        output=out / "run",
-        limit=limit,
-        data_dir=data_dir,
-        allow_code_execution=True,
-        progress=False,
-    )
-    run_eval(options, SamplesBackend(samples))
-    return [json.loads(line) for line in (out / "run" / "samples.jsonl").read_text().splitlines()]
+    return score_samples(name, records, data_dir, out, limit)[1]
 
 
 def test_wrong_predictions_fail(data_dir, tmp_path):

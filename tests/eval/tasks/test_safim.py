@@ -4,8 +4,6 @@ on the unit tests in every language whose toolchain is here (correct ones pass, 
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from codelm.eval.generation import GenSettings
@@ -14,7 +12,7 @@ from codelm.eval.tasks.safim import PLACEHOLDER, java_class, syntax_match
 from codelm.eval.tasks.safim_check import validate
 from codelm.eval.tasks.safim_truncate import _parser, truncate_api_call, truncate_block, truncate_control
 
-from ..conftest import load_task
+from ..conftest import load_task, score_samples
 
 COUNTS = {  # SOURCES.md
     "block": {"cpp": 4968, "java": 2479, "python": 805, "csharp": 529},
@@ -91,24 +89,7 @@ def test_java_class_name():
 
 
 def _score(name, data_dir, out, records, limit):
-    from codelm.eval.backends.samples import SamplesBackend
-    from codelm.eval.runner import EvalOptions, run_eval
-
-    out.mkdir(parents=True, exist_ok=True)
-    samples = out / "samples.jsonl"
-    samples.write_text("".join(json.dumps(r) + "\n" for r in records))
-    options = EvalOptions(
-        tasks=(name,),
-        output=out / "run",
-        limit=limit,
-        data_dir=data_dir,
-        allow_code_execution=True,
-        progress=False,
-        workers=2,
-    )
-    summary = run_eval(options, SamplesBackend(samples))
-    records = [json.loads(line) for line in (out / "run" / "samples.jsonl").read_text().splitlines()]
-    return summary[name], records
+    return score_samples(name, records, data_dir, out, limit)
 
 
 @pytest.mark.parametrize("lang", ["python", "cpp", "java", "csharp"])
