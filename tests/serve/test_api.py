@@ -121,7 +121,8 @@ def test_chat_stream_framing(server):
     assert all(ch["object"] == "chat.completion.chunk" for ch in chunks)
     for i in range(2):
         mine = [ch["choices"][0] for ch in chunks if ch["choices"][0]["index"] == i]
-        assert mine[0]["delta"] == {"role": "assistant", "content": ""}
+        # reasoning_content is null for a reply without thinking, as vLLM sends it
+        assert mine[0]["delta"] == {"role": "assistant", "content": "", "reasoning_content": None}
         assert mine[-1]["finish_reason"] in ("stop", "length") and mine[-1]["delta"].get("content") is None
         text = "".join(ch["delta"].get("content") or "" for ch in mine)
         assert text == plain["choices"][i]["message"]["content"]  # seeded: same samples

@@ -19,6 +19,7 @@ from transformers import DynamicCache
 from codelm.engine.params import TokenLogprob
 from codelm.engine.sampling import RowSampler, choose_tokens
 from codelm.engine.text import IncrementalDecoder, StopMatcher
+from codelm.engine.thinking import Thinking
 
 
 @dataclass(eq=False)  # rows are compared and hashed by identity
@@ -40,10 +41,19 @@ class Row:
     index: int = 0  # which of its request's n samples
     owner: object = None  # whoever waits for this row's text (the scheduler's ticket)
     skip_ids: frozenset[int] = frozenset()  # special tokens kept out of the text (skip_special_tokens)
+    thinking: Thinking | None = None  # reasoning models: split and budget of the thinking block
 
     def emit(self, piece: str) -> str:
         self.text += piece
         return piece
+
+    def split(self, piece: str) -> tuple[str, str]:
+        """(reasoning, answer) parts of released text; all answer unless reasoning is separated."""
+        return self.thinking.split(piece) if self.thinking else ("", piece)
+
+    def split_tail(self) -> tuple[str, str]:
+        """What the split still holds when the row has ended."""
+        return self.thinking.flush() if self.thinking else ("", "")
 
     def take_logprobs(self) -> list[TokenLogprob] | None:
         """Log-probabilities not yet sent with an event (None when not asked for)."""
@@ -67,7 +77,11 @@ def step_row(row: Row, token: int) -> str:
         return row.emit(row.matcher.flush())
     row.token_ids.append(token)
     row.sampler.observe(token)
-    piece, hit = ("", False) if token in row.skip_ids else row.matcher.feed(row.decoder.push(token))
+    skipped = token in row.skip_ids
+    decoded = "" if skipped else row.decoder.push(token)
+    if row.thinking is not None:
+        row.thinking.observe(decoded)
+    piece, hit = ("", False) if skipped else row.matcher.feed(decoded)
     if hit:
         row.finish_reason = "stop"
         return row.emit(piece)
@@ -127,6 +141,7 @@ def prefill(model, rows: list[Row], pad_id: int) -> Batch:
 def choose_and_advance(batch: Batch) -> Iterator[tuple[Row, str]]:
     """Choose every row's next token, advance the rows, drop the finished ones, run the next step."""
     tokens, chosen = choose_tokens(batch.logits, [r.sampler for r in batch.rows])
+    chosen = _force(batch.rows, tokens, chosen)
     scored = _logprobs(batch, tokens)
     keep = []
     for j, row in enumerate(batch.rows):
@@ -146,6 +161,21 @@ def choose_and_advance(batch: Batch) -> Iterator[tuple[Row, str]]:
         select(batch, keep)
         chosen = chosen[torch.tensor(keep, dtype=torch.long, device=chosen.device)]
     forward(batch, chosen)
+
+
+def _force(rows: list[Row], tokens: list[int], chosen: torch.Tensor) -> torch.Tensor:
+    """Write the tokens a thinking budget forces (the end marker) over the sampled ones."""
+    forced = {}
+    for j, row in enumerate(rows):
+        token = row.thinking.next_forced() if row.thinking is not None else None
+        if token is not None:
+            forced[j] = tokens[j] = token
+    if not forced:
+        return chosen
+    chosen = chosen.clone()
+    index = torch.tensor(list(forced), dtype=torch.long, device=chosen.device)
+    chosen[index] = torch.tensor(list(forced.values()), dtype=chosen.dtype, device=chosen.device)
+    return chosen
 
 
 def _logprobs(batch: Batch, tokens: list[int]) -> dict[int, TokenLogprob]:

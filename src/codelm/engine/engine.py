@@ -5,7 +5,9 @@
 
 Prompts are rendered in the checkpoint family's own FIM and chat formats (codelm.models.formats),
 decoding stops at EOS, FIM sentinels, file separators and stop strings, and the text is cut at them
-again after decoding because models leak sentinels as plain text.
+again after decoding because models leak sentinels as plain text. A chat reply's thinking block
+(reasoning models) is separated from the answer (`Completion.reasoning`, `StreamChunk.reasoning`)
+and can be held to `max_thinking_tokens` (codelm.engine.thinking).
 """
 
 from __future__ import annotations
@@ -19,19 +21,31 @@ from codelm.engine.loader import Loaded, load_checkpoint
 from codelm.engine.params import Completion, Request, Result, SamplingParams, StreamChunk
 from codelm.engine.sampling import RowSampler
 from codelm.engine.text import CodegenTruncatingMatcher, IncrementalDecoder, StopMatcher
+from codelm.engine.thinking import Thinking, forced_end_text
 from codelm.errors import RequestError
 from codelm.models.codegen_truncate import codegen_truncate
-from codelm.models.formats import cut_at_first, render_chat, render_chat_template, render_fim
+from codelm.models.formats import CHAT_FORMATS, cut_at_first, render_chat, render_chat_template, render_fim
+from codelm.models.reasoning import opens_thinking, reasoning_spec, split_reasoning
 from codelm.models.vocab import TokenBytes, special_ids, token_ids
 
 
 class Engine:
-    """A loaded model plus its family's formats and stop rules."""
+    """A loaded model plus its family's formats and stop rules.
 
-    def __init__(self, loaded: Loaded, max_batch_size: int = 32) -> None:
+    `chat_format` "reasoning" renders chats in the family's reasoning template (Seed-Coder-8B-
+    Reasoning's) even over the checkpoint's own; `reasoning=False` leaves thinking in the answer.
+    """
+
+    def __init__(
+        self, loaded: Loaded, max_batch_size: int = 32, chat_format: str = "chat", reasoning: bool = True
+    ) -> None:
         self.model, self.tokenizer, self.family = loaded.model, loaded.tokenizer, loaded.family
         self.path = loaded.path
         self.max_batch_size = max_batch_size
+        if chat_format not in CHAT_FORMATS:
+            raise RequestError(f"unknown chat format {chat_format!r} (choices: {', '.join(CHAT_FORMATS)})")
+        self.chat_format = chat_format
+        self.reasoning = reasoning_spec(self.family) if reasoning else None
         cfg = self.model.config
         self.context_window = int(getattr(cfg, "max_position_embeddings", None) or cfg.n_positions)
         self.vocab_size = int(self.model.get_output_embeddings().weight.shape[0])
@@ -48,9 +62,18 @@ class Engine:
             self._stop_ids = {k: v | set(extra) for k, v in self._stop_ids.items()}
 
     @classmethod
-    def from_pretrained(cls, name: str, *, max_batch_size: int = 32, **load_kwargs: Any) -> Engine:
+    def from_pretrained(
+        cls,
+        name: str,
+        *,
+        max_batch_size: int = 32,
+        chat_format: str = "chat",
+        reasoning: bool = True,
+        **load_kwargs: Any,
+    ) -> Engine:
         """Load a local checkpoint directory or hub id (see `load_checkpoint` for the options)."""
-        return cls(load_checkpoint(name, **load_kwargs), max_batch_size=max_batch_size)
+        loaded = load_checkpoint(name, **load_kwargs)
+        return cls(loaded, max_batch_size=max_batch_size, chat_format=chat_format, reasoning=reasoning)
 
     # -- family rules ---------------------------------------------------------------------------
     def _token_ids(self, tokens: Sequence[str]) -> set[int]:
@@ -77,14 +100,18 @@ class Engine:
 
     def chat_request(self, messages: Sequence[dict[str, Any]], **sampling: Any) -> Request:
         template = getattr(self.tokenizer, "chat_template", None)
-        if template:  # a fine-tuned checkpoint's own template wins over the family default
+        if template and self.chat_format == "chat":  # a checkpoint's own template wins over the family's
             tok = self.tokenizer
             prompt = render_chat_template(
-                template, messages, bos_token=tok.bos_token or "", eos_token=tok.eos_token or ""
+                template,
+                messages,
+                bos_token=tok.bos_token or "",
+                eos_token=tok.eos_token or "",
+                reasoning=reasoning_spec(self.family),
             )
         else:
-            prompt = render_chat(self.family, messages)
-        return Request(prompt, self.params("chat", **sampling), "chat")
+            prompt = render_chat(self.family, messages, self.chat_format)
+        return Request(prompt, self.params("chat", **sampling), "chat", reasoning=self.reasoning)
 
     def complete(self, prompt: str, **sampling: Any) -> Result:
         return self.generate([self.completion_request(prompt, **sampling)])[0]
@@ -128,6 +155,9 @@ class Engine:
         stops = self.stop_ids(request.kind, p)
         strings = self.stop_strings(request.kind, p)
         device = next(self.model.parameters()).device
+        skip = self._special_ids - stops if p.skip_special_tokens else frozenset()
+        if request.reasoning is not None:  # marker tokens must reach the reasoning parser
+            skip -= self._token_ids([request.reasoning.start, request.reasoning.end])
         rows = [
             Row(
                 ids,
@@ -138,11 +168,21 @@ class Engine:
                 self._matcher(request, strings),
                 logprobs=[] if p.logprobs is not None else None,
                 index=j,
-                skip_ids=self._special_ids - stops if p.skip_special_tokens else frozenset(),
+                skip_ids=skip,
+                thinking=self._thinking(request),
             )
             for j in range(p.n)
         ]
         return ids, rows
+
+    def _thinking(self, request: Request) -> Thinking | None:
+        spec = request.reasoning
+        if spec is None:
+            return None
+        end_ids = self.tokenizer(forced_end_text(spec), add_special_tokens=False)["input_ids"]
+        return Thinking(
+            spec, opens_thinking(spec, request.prompt), request.params.max_thinking_tokens, end_ids
+        )
 
     def _truncates(self, request: Request) -> bool:
         """CodeGen1 completions get `truncate_before_pattern` (its README's recommended decode)."""
@@ -162,7 +202,11 @@ class Engine:
             short = codegen_truncate(text, self.family.truncate_before_pattern)
             if short != text:
                 text, reason = short, "stop"
-        return Completion(text, reason, row.generated, row.token_ids, row.logprobs)
+        reasoning = None
+        if request.reasoning is not None:
+            inside = opens_thinking(request.reasoning, request.prompt)
+            reasoning, text = split_reasoning(text, request.reasoning, inside)
+        return Completion(text, reason, row.generated, row.token_ids, row.logprobs, reasoning)
 
     def generate(self, requests: Sequence[Request]) -> list[Result]:
         """Generate every request, batching up to `max_batch_size` sample rows at a time."""
@@ -183,6 +227,10 @@ class Engine:
         if request.params.n != 1:
             raise RequestError("streaming supports n=1 only")
         _, rows = self.build_rows(request)
+        row = rows[0]
         for _, piece in generate_rows(self.model, rows, self.pad_id):
-            yield StreamChunk(piece)
-        yield StreamChunk("", rows[0].finish_reason or "length", rows[0].generated)
+            reasoning, answer = row.split(piece)
+            if reasoning or answer:
+                yield StreamChunk(answer, reasoning=reasoning)
+        reasoning, answer = row.split_tail()
+        yield StreamChunk(answer, row.finish_reason or "length", row.generated, reasoning)

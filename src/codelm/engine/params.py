@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from codelm.errors import RequestError
+from codelm.models.registry import ReasoningSpec
 
 # Stop strings per request and characters per stop string. OpenAI and TGI allow 4 strings; code
 # clients send a handful. The bound keeps a hostile request from costing memory or time.
@@ -34,6 +35,9 @@ class SamplingParams:
     # drop special tokens that are not stops (Gemma's <bos>, Stable Code's <filename>) from the
     # text, as vLLM's option of the same name and the model cards' decode(skip_special_tokens=True)
     skip_special_tokens: bool = True
+    # reasoning models: tokens a sample may think before the end marker is written for it
+    # (codelm.engine.thinking); None = no limit but max_new_tokens
+    max_thinking_tokens: int | None = None
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> RequestError:
@@ -57,6 +61,12 @@ class SamplingParams:
             raise bad(f"seed must be a 64-bit signed integer ({SEED_MIN} to {SEED_MAX}), got {self.seed}")
         if self.logprobs is not None and (not isinstance(self.logprobs, int) or not 0 <= self.logprobs <= 20):
             raise bad(f"logprobs must be an integer from 0 to 20, got {self.logprobs!r}")
+        if self.max_thinking_tokens is not None and (
+            not isinstance(self.max_thinking_tokens, int)
+            or isinstance(self.max_thinking_tokens, bool)
+            or self.max_thinking_tokens < 0
+        ):
+            raise bad(f"max_thinking_tokens must be an integer >= 0, got {self.max_thinking_tokens!r}")
         if not isinstance(self.skip_special_tokens, bool):
             raise bad(f"skip_special_tokens must be true or false, got {self.skip_special_tokens!r}")
         if isinstance(self.stop, str) or not all(isinstance(s, str) and s for s in self.stop):
@@ -97,17 +107,25 @@ def _finite(x: Any) -> bool:
 
 @dataclass(frozen=True)
 class Request:
-    """A rendered prompt and how to sample it. `kind` picks stop rules and post-processing."""
+    """A rendered prompt and how to sample it. `kind` picks stop rules and post-processing;
+    `reasoning` (chat) says which think markers separate the reasoning from the answer."""
 
     prompt: str
     params: SamplingParams = field(default_factory=SamplingParams)
     kind: str = "completion"  # completion | infill | chat
+    reasoning: ReasoningSpec | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("completion", "infill", "chat"):
             raise RequestError(f"unknown request kind {self.kind!r}")
         if not isinstance(self.prompt, str):
             raise RequestError("prompt must be a string")
+        if self.params.max_thinking_tokens is not None and self.reasoning is None:
+            off = " with reasoning turned off" if self.kind == "chat" else ""
+            raise RequestError(
+                "max_thinking_tokens applies to chat requests whose reasoning is separated "
+                f"(this is a {self.kind} request{off})"
+            )
 
 
 @dataclass
@@ -123,11 +141,12 @@ class TokenLogprob:
 
 @dataclass
 class Completion:
-    text: str
+    text: str  # a reasoning model's answer: its thinking is in `reasoning`
     finish_reason: str  # "stop" (EOS, stop token or stop string) or "length"
     completion_tokens: int
     token_ids: list[int] = field(default_factory=list)
     logprobs: list[TokenLogprob] | None = None  # one per token in token_ids, when asked for
+    reasoning: str | None = None  # the thinking block's text; None when the sample opened none
 
 
 @dataclass
@@ -148,3 +167,4 @@ class StreamChunk:
     text: str
     finish_reason: str | None = None
     completion_tokens: int = 0
+    reasoning: str = ""  # new thinking text (reasoning models); `text` is the answer's

@@ -41,10 +41,11 @@ class Event:
     """New text of one sample; the sample's last event has finish_reason set."""
 
     index: int  # which of the request's n samples
-    text: str
+    text: str  # a reasoning model's answer text; its thinking comes in `reasoning`
     finish_reason: str | None = None  # stop, length, cancelled, error
     completion_tokens: int = 0
     logprobs: list[TokenLogprob] | None = None  # of the tokens since the sample's previous event
+    reasoning: str = ""
 
 
 class Ticket:
@@ -67,7 +68,8 @@ class Ticket:
         self.cancelled = True
 
     def _finished(self, row: Row) -> None:
-        self._emit(Event(row.index, "", row.finish_reason, row.generated, row.take_logprobs()))
+        reasoning, answer = row.split_tail()
+        self._emit(Event(row.index, answer, row.finish_reason, row.generated, row.take_logprobs(), reasoning))
         self._open -= 1
         if self._open == 0:
             self.done.set()
@@ -159,9 +161,9 @@ class Scheduler:
     def _drop(self, rows: list[Row], reason: str) -> None:
         for row in rows:
             if row.finish_reason is None:
-                piece = row.finish(reason)
-                if piece:
-                    row.owner._emit(Event(row.index, piece))
+                reasoning, answer = row.split(row.finish(reason))
+                if reasoning or answer:
+                    row.owner._emit(Event(row.index, answer, reasoning=reasoning))
                 row.owner._finished(row)
         if reason == "cancelled":
             self.stats.cancelled += len(rows)
@@ -216,7 +218,10 @@ class Scheduler:
         self.stats.steps += 1
         self.stats.max_rows = max(self.stats.max_rows, len(before))
         for row, piece in choose_and_advance(batch):
-            row.owner._emit(Event(row.index, piece, logprobs=row.take_logprobs()))
+            reasoning, answer = row.split(piece)
+            logprobs = row.take_logprobs()
+            if reasoning or answer or logprobs:  # a marker's start may be held back
+                row.owner._emit(Event(row.index, answer, logprobs=logprobs, reasoning=reasoning))
         for row in before:
             if row.finish_reason is not None:
                 row.owner._finished(row)

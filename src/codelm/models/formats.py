@@ -13,7 +13,10 @@ from jinja2.exceptions import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from codelm.errors import RequestError, UnsupportedFeatureError
-from codelm.models.registry import Family
+from codelm.models.reasoning import reasoning_spec, strip_reasoning
+from codelm.models.registry import Family, ReasoningSpec
+
+CHAT_FORMATS = ("chat", "reasoning")  # the family's chat template, or its reasoning variant's
 
 
 def render_fim(family: Family, prefix: str, suffix: str) -> str:
@@ -44,9 +47,19 @@ def render_chat_template(
     bos_token: str,
     eos_token: str,
     add_generation_prompt: bool = True,
+    reasoning: ReasoningSpec | None = None,
 ) -> str:
-    """Render a HF-style Jinja chat template the way `apply_chat_template` does."""
+    """Render a HF-style Jinja chat template the way `apply_chat_template` does.
+
+    With `reasoning`, earlier assistant turns lose their thinking block: a prompt carries past
+    answers only, as DeepSeek-R1's and Qwen3's templates render them (training data, rendered
+    without it, keeps the thinking it is to learn)."""
     _check_messages(messages)
+    if reasoning is not None:
+        messages = [
+            {**m, "content": strip_reasoning(m["content"], reasoning)} if m["role"] == "assistant" else m
+            for m in messages
+        ]
     try:
         return _JINJA.from_string(template).render(
             messages=list(messages),
@@ -58,18 +71,37 @@ def render_chat_template(
         raise RequestError(f"chat template rejected the conversation: {exc}") from exc
 
 
-def render_chat(
-    family: Family, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True
-) -> str:
-    """The family's chat prompt for `messages` (list of {"role", "content"})."""
+def chat_template(family: Family, chat_format: str = "chat") -> str:
+    """The family's template for `chat_format`: "chat" (instruct) or "reasoning" (its reasoning
+    model's own template, e.g. Seed-Coder-8B-Reasoning's)."""
+    if chat_format not in CHAT_FORMATS:
+        raise RequestError(f"unknown chat format {chat_format!r} (choices: {', '.join(CHAT_FORMATS)})")
+    if chat_format == "reasoning":
+        if family.reasoning is None or family.reasoning.template is None:
+            raise RequestError(
+                f"model family {family.name} has no reasoning chat template; use the chat format "
+                "(reasoning in the output is still separated)"
+            )
+        return family.reasoning.template
     if family.chat is None:
         raise UnsupportedFeatureError(f"model family {family.name} has no chat format (it is a base model)")
+    return family.chat.template
+
+
+def render_chat(
+    family: Family,
+    messages: Sequence[dict[str, Any]],
+    chat_format: str = "chat",
+    add_generation_prompt: bool = True,
+) -> str:
+    """The family's chat prompt for `messages` (list of {"role", "content"}) in `chat_format`."""
     return render_chat_template(
-        family.chat.template,
+        chat_template(family, chat_format),
         messages,
         bos_token=family.tokenizer.bos,
         eos_token=family.tokenizer.eos,
         add_generation_prompt=add_generation_prompt,
+        reasoning=reasoning_spec(family),
     )
 
 

@@ -57,6 +57,23 @@ class ChatSpec:
 
 
 @dataclass(frozen=True)
+class ReasoningSpec:
+    """How a reasoning model marks its thinking, and the chat template its reasoning variant uses.
+
+    The markers default to `<think>`/`</think>`, the DeepSeek-R1 and Qwen convention most open
+    reasoning models follow; `template` is None when the family has no separate reasoning template.
+    """
+
+    start: str = "<think>"
+    end: str = "</think>"
+    template: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.start or not self.end or self.start == self.end:
+            raise ValueError("reasoning markers must be two different non-empty strings")
+
+
+@dataclass(frozen=True)
 class SizeSpec:
     name: str
     config_file: str
@@ -79,6 +96,7 @@ class Family:
     fim: FimSpec | None = None
     file_separator: str | None = None
     chat: ChatSpec | None = None
+    reasoning: ReasoningSpec | None = None  # None: the generic <think> markers, no own template
     truncate_before_pattern: tuple[str, ...] | None = None
     hub_example: str | None = None
     sampling: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -122,6 +140,7 @@ def _parse(raw: dict[str, Any]) -> Family:
         for name, s in (raw.get("sizes") or {}).items()
     }
     tbp = raw.get("truncate_before_pattern")
+    reasoning = raw.get("reasoning")
     return Family(
         name=raw["name"],
         display_name=raw["display_name"],
@@ -134,6 +153,7 @@ def _parse(raw: dict[str, Any]) -> Family:
         chat=ChatSpec(chat["template"], tuple(chat["stop_tokens"]), chat.get("system_role", True))
         if chat
         else None,
+        reasoning=ReasoningSpec(**reasoning) if reasoning else None,
         truncate_before_pattern=tuple(tbp) if tbp else None,
         hub_example=raw.get("hub_example"),
         sampling=raw.get("sampling") or {},

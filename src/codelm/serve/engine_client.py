@@ -20,6 +20,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from codelm.engine import Completion, Engine, Request
@@ -91,7 +92,7 @@ class Dispatcher:
         with self._lock:
             batch, self._pending, self._scheduled = self._pending, [], False
         for gen, offset, ev in batch:
-            gen.put(Event(ev.index + offset, ev.text, ev.finish_reason, ev.completion_tokens, ev.logprobs))
+            gen.put(replace(ev, index=ev.index + offset))
 
 
 class LocalGeneration:
@@ -118,6 +119,7 @@ class LocalGeneration:
         last = self._events[-1] if self._events else None
         if last is not None and last.index == ev.index and last.finish_reason is None:
             last.text += ev.text  # not yet seen by the consumer: merge
+            last.reasoning += ev.reasoning
             if ev.logprobs:
                 last.logprobs = [*(last.logprobs or []), *ev.logprobs]
             last.finish_reason, last.completion_tokens = ev.finish_reason, ev.completion_tokens

@@ -9,6 +9,9 @@ gets the same answers as from a local codelm server. Every upstream call streams
 relayed as they come and a client that leaves closes the upstream connection (vLLM then aborts the
 request). Stop strings are sent upstream *and* enforced here with the engine's own `StopMatcher`,
 because upstreams that skip special tokens in their output cannot match sentinel stop strings.
+A chat reply's thinking is separated here too (the upstream's /v1/completions returns raw text), so
+`reasoning_content` comes out as from a local server; a thinking budget (`max_thinking_tokens`)
+needs the engine's forced tokens and is refused in this mode.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from codelm.engine import Completion, Request
 from codelm.engine.rules import sampling_params, stop_strings
 from codelm.engine.scheduler import Event
 from codelm.engine.text import StopMatcher
-from codelm.models.formats import cut_at_first, render_chat, render_fim
+from codelm.errors import CodelmError
+from codelm.models.formats import CHAT_FORMATS, cut_at_first, render_chat, render_fim
+from codelm.models.reasoning import ReasoningParser, opens_thinking, reasoning_spec, split_reasoning
 from codelm.models.registry import Family
 from codelm.serve.errors import APIError
 
@@ -33,10 +38,22 @@ from codelm.serve.errors import APIError
 class GatewayGeneration:
     """One streamed upstream completion, cut at the family's stops as it arrives."""
 
-    def __init__(self, response: httpx.Response, rows: int, stops: list[str], deadline: float | None):
+    def __init__(
+        self,
+        response: httpx.Response,
+        rows: int,
+        stops: list[str],
+        deadline: float | None,
+        chat: Request | None = None,
+    ):
         self._response, self._deadline = response, deadline
         self._stops = stops
         self._matchers = [StopMatcher(stops) for _ in range(rows)]
+        # a chat request whose thinking is separated: its spec, and whether its prompt opened it
+        self._think = None
+        if chat is not None and chat.reasoning is not None:
+            self._think = (chat.reasoning, opens_thinking(chat.reasoning, chat.prompt))
+        self._parsers = [ReasoningParser(*self._think) for _ in range(rows)] if self._think else None
         self._text = [""] * rows
         self._tokens = [0] * rows  # text chunks seen; replaced by the upstream's usage when it has one
         self._finish: list[str | None] = [None] * rows  # set when the sample's last event is sent
@@ -100,19 +117,28 @@ class GatewayGeneration:
 
     def _emit(self, i: int, piece: str) -> Event:
         self._text[i] += piece
-        return Event(i, piece)
+        reasoning, answer = self._parsers[i].feed(piece) if self._parsers else ("", piece)
+        return Event(i, answer, reasoning=reasoning)
 
     def _end(self, i: int, reason: str, flush: bool) -> Event:
         tail = self._matchers[i].flush() if flush else ""
         self._text[i] += tail
         self._finish[i] = reason
-        return Event(i, tail, reason, self._tokens[i])
+        reasoning, answer = ("", tail)
+        if self._parsers:
+            r1, a1 = self._parsers[i].feed(tail)
+            r2, a2 = self._parsers[i].flush()
+            reasoning, answer = r1 + r2, a1 + a2
+        return Event(i, answer, reason, self._tokens[i], reasoning=reasoning)
 
     def completions(self) -> list[Completion]:
         out = []
         for text, reason, tokens in zip(self._text, self._finish, self._tokens, strict=True):
             text, cut = cut_at_first(text, self._stops)
-            out.append(Completion(text, "stop" if cut else reason or "length", tokens))
+            reasoning = None
+            if self._think:
+                reasoning, text = split_reasoning(text, *self._think)
+            out.append(Completion(text, "stop" if cut else reason or "length", tokens, reasoning=reasoning))
         return out
 
     def cancel(self) -> None:
@@ -122,7 +148,19 @@ class GatewayGeneration:
 class GatewayClient:
     """Forwards rendered prompts to an OpenAI-compatible /v1/completions."""
 
-    def __init__(self, upstream: str, model: str, family: Family, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        model: str,
+        family: Family,
+        api_key: str | None = None,
+        chat_format: str = "chat",
+        reasoning: bool = True,
+    ) -> None:
+        if chat_format not in CHAT_FORMATS:
+            raise CodelmError(f"unknown chat format {chat_format!r} (choices: {', '.join(CHAT_FORMATS)})")
+        self.chat_format = chat_format
+        self.reasoning = reasoning_spec(family) if reasoning else None
         base = upstream.rstrip("/")
         self.url = base if base.endswith("/v1") else base + "/v1"
         self.model, self.family = model, family
@@ -140,9 +178,17 @@ class GatewayClient:
         return Request(prompt, sampling_params(self.family, "infill", **sampling), "infill")
 
     def chat_request(self, messages: Sequence[dict[str, Any]], **sampling: Any) -> Request:
-        return Request(
-            render_chat(self.family, messages), sampling_params(self.family, "chat", **sampling), "chat"
-        )
+        if sampling.get("max_thinking_tokens") is not None:
+            raise APIError(
+                400,
+                "max_thinking_tokens is not supported in gateway mode (the budget writes the end marker "
+                "into the model's output, which only a local engine can do)",
+                "unsupported_feature",
+                "max_thinking_tokens",
+            )
+        prompt = render_chat(self.family, messages, self.chat_format)
+        params = sampling_params(self.family, "chat", **sampling)
+        return Request(prompt, params, "chat", reasoning=self.reasoning)
 
     def payload(self, requests: Sequence[Request]) -> dict[str, Any]:
         first = requests[0]
@@ -190,7 +236,9 @@ class GatewayClient:
                 f"upstream refused the request: {_upstream_message(body)}",
                 "upstream_error",
             )
-        return GatewayGeneration(response, len(requests) * requests[0].params.n, stops, deadline)
+        rows = len(requests) * requests[0].params.n
+        chat = requests[0] if requests[0].kind == "chat" else None
+        return GatewayGeneration(response, rows, stops, deadline, chat)
 
     def load(self) -> dict[str, float]:
         return {}

@@ -1,9 +1,11 @@
 """The wire format: OpenAI-compatible request and response schemas, plus codelm's code extras.
 
 Field names and shapes follow the OpenAI API (and vLLM's extensions `top_k`, `repetition_penalty`,
-`ignore_eos`), so the official `openai` client and tools written for vLLM work unchanged. The extras
-for code completion are codelm's own: `mode` (line or block), `timeout_ms` (a time budget),
-`context_files` (other files of the repository) and `path` (the file being edited).
+`ignore_eos`; and the `reasoning_content` field of vLLM's and DeepSeek's APIs, where a reasoning
+model's thinking goes, apart from `content`), so the official `openai` client and tools written
+for vLLM work unchanged. The extras for code completion are codelm's own: `mode` (line or block),
+`timeout_ms` (a time budget), `context_files` (other files of the repository) and `path` (the file
+being edited); `max_thinking_tokens` bounds a reasoning model's thinking.
 
 Unknown fields are ignored, as OpenAI-compatible servers do, so that clients sending newer fields
 keep working. Validation of sampling values is left to the engine (`SamplingParams`), so the HTTP
@@ -125,6 +127,9 @@ class CompletionRequest(SamplingFields):
 class ChatMessage(_Request):
     role: Literal["system", "user", "assistant"]
     content: str | list[TextPart] | None = None
+    # what an earlier reply thought; accepted so that replies can be sent back as they came, and
+    # not rendered: reasoning templates show past answers only (DeepSeek-R1, Qwen3)
+    reasoning_content: str | None = None
 
     def text(self) -> str:
         if self.content is None:
@@ -144,6 +149,12 @@ class ChatCompletionRequest(SamplingFields):
     max_completion_tokens: int | None = None  # the newer OpenAI name for max_tokens
     logprobs: bool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    max_thinking_tokens: int | None = Field(
+        default=None,
+        ge=0,
+        description="reasoning models: thinking tokens before the end marker is written for the model "
+        "and it goes on to the answer (part of max_tokens)",
+    )
 
 
 # -- responses -----------------------------------------------------------------------------------
@@ -206,6 +217,7 @@ class CompletionResponse(_Schema):
 class AssistantMessage(_Schema):
     role: Literal["assistant"] = "assistant"
     content: str
+    reasoning_content: str | None = None  # the thinking of a reasoning model; null when it had none
 
 
 class ChatChoice(_Schema):
@@ -227,6 +239,7 @@ class ChatCompletionResponse(_Schema):
 class Delta(_Schema):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    reasoning_content: str | None = None
 
 
 class ChatChunkChoice(_Schema):

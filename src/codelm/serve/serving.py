@@ -93,7 +93,7 @@ class Serving:
         choices = [
             ChatChoice(
                 index=i,
-                message=AssistantMessage(content=c.text),
+                message=AssistantMessage(content=c.text, reasoning_content=c.reasoning),
                 finish_reason=c.finish_reason,
                 logprobs=None if c.logprobs is None else chat_logprobs(c.logprobs, self._token_text()),
             )
@@ -131,6 +131,7 @@ class Serving:
         messages = [{"role": m.role, "content": m.text()} for m in req.messages]
         sampling = self._sampling(req, "chat", max_tokens)
         sampling["logprobs"] = (req.top_logprobs or 0) if req.logprobs else None
+        sampling["max_thinking_tokens"] = req.max_thinking_tokens
         return self.backend.chat_request(messages, **sampling)
 
     def _speller(self) -> Callable[[int], bytes] | None:

@@ -2,7 +2,8 @@
 
 Chunk shapes follow the OpenAI streaming API: completions send `text_completion` objects whose
 choices carry text deltas; chat sends `chat.completion.chunk` objects, a first delta with the
-assistant role, content deltas, then an empty delta carrying `finish_reason`. With
+assistant role, content deltas (a reasoning model's thinking first, as `reasoning_content` deltas,
+as vLLM and DeepSeek stream it), then an empty delta carrying `finish_reason`. With
 `stream_options.include_usage` a last chunk with no choices carries the token counts. A generation
 that fails after the stream has started cannot change the HTTP status any more, so it is reported
 as an error object in the stream, as OpenAI and vLLM do.
@@ -90,9 +91,12 @@ class ChatChunks:
         logprobs = None
         if ev.logprobs and self.token_text is not None:
             logprobs = chat_logprobs(ev.logprobs, self.token_text)
-        if ev.text or logprobs:
-            delta = Delta(content=ev.text)
-            out.append(self._chunk([ChatChunkChoice(index=ev.index, delta=delta, logprobs=logprobs)]))
+        deltas = [Delta(reasoning_content=ev.reasoning)] if ev.reasoning else []
+        if ev.text or (logprobs and not deltas):
+            deltas.append(Delta(content=ev.text))
+        for k, delta in enumerate(deltas):  # the event's logprobs go with its first delta
+            choice = ChatChunkChoice(index=ev.index, delta=delta, logprobs=None if k else logprobs)
+            out.append(self._chunk([choice]))
         if ev.finish_reason:
             out.append(
                 self._chunk([ChatChunkChoice(index=ev.index, delta=Delta(), finish_reason=ev.finish_reason)])
