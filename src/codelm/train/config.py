@@ -1,6 +1,6 @@
 """Stage configs: one YAML per training stage, parsed into small validated dataclasses.
 
-    stage: pretrain            # pretrain (incl. FIM and long context) | sft | dpo
+    stage: pretrain            # pretrain (incl. FIM and long context) | sft | dpo | rl
     model:  {family: llama, size: tiny, tokenizer: tok/}      # or init_from: a checkpoint
     pretrain: {shards: [data/shards], fim_rate: 0.5}          # the section named after the stage
     batch:  {seq_len: 256, micro_batch_size: 4, global_batch_size: 8}
@@ -25,7 +25,7 @@ from codelm.config import ConfigError, build, did_you_mean, expand, read_yaml, s
 from codelm.train.packing import PACKED_ATTENTION
 from codelm.train.schedule import DECAYS
 
-STAGES = ("pretrain", "sft", "dpo")
+STAGES = ("pretrain", "sft", "dpo", "rl")
 
 
 def _resolved(path: str) -> str:
@@ -107,6 +107,57 @@ class DPOConfig:
 
 
 @dataclass
+class RLConfig:
+    """GRPO-family RL with verifiable rewards (train/rl.py cites the paper behind each option).
+
+    The batch section counts completions: `batch.global_batch_size` = prompts per step x group_size.
+    """
+
+    data: str = ""  # JSONL of problems with tests (train/rl_data.py: asserts, stdio or doctest style)
+    group_size: int = 8  # G completions per prompt (GRPO: 64, DAPO: 16)
+    max_new_tokens: int = 256  # max completion length
+    temperature: float = 1.0
+    top_p: float = 1.0
+    prompt_format: str = "completion"  # completion (the prompt as is) | chat (one user turn)
+    reward: str = "pass"  # pass (all tests) | fraction (of tests passed) | module:function
+    format_reward: float = 0.0  # weight of the reasoning-template reward (<think>...</think> answer)
+    clip_low: float = 0.2  # ratio clipped to [1 - clip_low, 1 + clip_high] (PPO / GRPO: 0.2)
+    clip_high: float = 0.2  # DAPO's clip-higher: 0.28
+    kl_coef: float = 0.0  # KL penalty against the frozen start (GRPO: 0.04); 0 loads no reference
+    loss_norm: str = "token"  # token (DAPO) | sequence (GRPO) | constant (Dr. GRPO)
+    scale_rewards: bool = True  # divide advantages by the group's std (GRPO); false: Dr. GRPO
+    filter_equal_groups: bool = False  # drop groups whose rewards are all equal (DAPO dynamic sampling)
+    overlong_buffer: int = 0  # DAPO soft overlong punishment over the last N tokens (0: off)
+    overlong_penalty: float = 1.0  # the punishment at max_new_tokens
+    mask_truncated: bool = False  # no loss on completions cut at max_new_tokens (DAPO overlong filter)
+    epochs: int = 1  # optimizer steps on each batch of samples (GRPO's mu)
+    generation_batch: int = 64  # completions decoded together by the engine
+    workers: int = 2  # sandbox workers scoring completions
+    timeout: float = 5.0  # seconds per test program
+    allow_code_execution: bool = False  # the rewards run model-written code in the sandbox: opt in
+    shuffle: bool = True
+
+    def __post_init__(self) -> None:
+        _check(bool(self.data), "rl.data: a JSONL file of problems")
+        _check(self.group_size >= 2, "rl.group_size >= 2 (advantages are relative to the group)")
+        _check(self.max_new_tokens > 0 and self.temperature > 0, "rl.max_new_tokens and temperature > 0")
+        _check(0 < self.top_p <= 1, "rl.top_p in (0, 1]")
+        _check(self.prompt_format in ("completion", "chat"), "rl.prompt_format: completion or chat")
+        _check(
+            self.reward in ("pass", "fraction") or ":" in self.reward,
+            f"rl.reward: pass, fraction or module:function, got {self.reward!r}",
+        )
+        _check(0 <= self.clip_low < 1 and self.clip_high >= 0, "rl.clip_low in [0, 1), rl.clip_high >= 0")
+        _check(self.kl_coef >= 0 and self.format_reward >= 0, "rl.kl_coef and rl.format_reward >= 0")
+        _check(
+            self.loss_norm in ("token", "sequence", "constant"), "rl.loss_norm: token, sequence or constant"
+        )
+        _check(0 <= self.overlong_buffer < self.max_new_tokens, "rl.overlong_buffer in [0, max_new_tokens)")
+        _check(self.epochs >= 1 and self.workers >= 1 and self.timeout > 0, "rl.epochs, workers, timeout > 0")
+        _check(self.generation_batch >= 1, "rl.generation_batch >= 1")
+
+
+@dataclass
 class BatchConfig:
     seq_len: int = 2048  # tokens per row
     micro_batch_size: int = 1  # rows (DPO: pairs) per forward pass per process
@@ -184,14 +235,14 @@ class RunConfig:
 
 
 SECTIONS = {"model": ModelConfig, "batch": BatchConfig, "optim": OptimConfig, "run": RunConfig}
-STAGE_SECTIONS = {"pretrain": PretrainConfig, "sft": SFTConfig, "dpo": DPOConfig}
+STAGE_SECTIONS = {"pretrain": PretrainConfig, "sft": SFTConfig, "dpo": DPOConfig, "rl": RLConfig}
 
 
 @dataclass
 class TrainConfig:
     stage: str
     model: ModelConfig
-    data: PretrainConfig | SFTConfig | DPOConfig  # the section named after the stage
+    data: PretrainConfig | SFTConfig | DPOConfig | RLConfig  # the section named after the stage
     batch: BatchConfig = field(default_factory=BatchConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
@@ -201,6 +252,13 @@ class TrainConfig:
         _check(isinstance(self.data, STAGE_SECTIONS[self.stage]), f"the {self.stage} section")
         if self.stage == "dpo":
             _check(self.model.init_from is not None, "DPO starts from a trained checkpoint (model.init_from)")
+        if self.stage == "rl":
+            _check(self.model.init_from is not None, "RL starts from a trained checkpoint (model.init_from)")
+            group = self.data.group_size
+            _check(
+                self.batch.unit == "sequences" and self.batch.global_batch_size % group == 0,
+                f"rl: batch.global_batch_size counts completions, a multiple of rl.group_size ({group})",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config, as YAML would hold it (stage section under its own name)."""

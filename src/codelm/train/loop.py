@@ -1,4 +1,4 @@
-"""The one training loop, on accelerate, shared by every stage (pretrain/FIM/long context, SFT, DPO).
+"""The one training loop, on accelerate, shared by every stage (pretrain/FIM/long context, SFT, DPO, RL).
 
     from codelm.train.config import load_config
     from codelm.train.loop import train
@@ -35,7 +35,7 @@ from codelm.train.heldout import score
 from codelm.train.init import build_model, context_length, load_tokenizer, resolve_family
 from codelm.train.metrics import MetricsWriter, Peak, flops_per_token, plot_metrics, resolve_peak
 from codelm.train.packing import collate
-from codelm.train.prefetch import Prefetcher, StepData
+from codelm.train.prefetch import Inline, Prefetcher, StepData
 from codelm.train.schedule import make_scheduler
 from codelm.train.stages import build_stage
 
@@ -250,7 +250,10 @@ def train(
         run.model.train()
         if run.step == 0 and run.heldout_batches:  # where the held-out curve starts
             run.metrics.log({"step": 0, **run.evaluate(), "tokens": 0})
-        prefetch = Prefetcher(step_producer(run))
+        if run.stage.producer is not None:  # data made from the current weights: never read ahead
+            prefetch: Prefetcher | Inline = Inline(run.stage.producer(run), run.stage.close)
+        else:
+            prefetch = Prefetcher(step_producer(run))
         try:
             while run.step < cfg.run.max_steps:
                 t0 = time.perf_counter()
@@ -264,6 +267,9 @@ def train(
                 record: dict[str, Any] = {}
                 if run.step % cfg.run.log_every == 0 or last or heldout:
                     extra = {"grad_norm": float(grad_norm)} if grad_norm is not None else {}
+                    extra |= data.fields
+                    if "rollout_time_s" in data.fields:  # rl: the rest of the step is the update
+                        extra["update_time_s"] = dt - data.fields["rollout_time_s"]
                     mfu = fpt * data.tokens / dt / (run.peak.tflops * 1e12 * run.world)
                     record = log_step(
                         run,

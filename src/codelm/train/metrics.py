@@ -183,7 +183,7 @@ def plot_curves(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[tuple[in
     """The plot's panels: {metric: {"train": points, "held-out": points}}, the held-out curve
     (`heldout_<metric>`, e.g. DPO's reward accuracy too) drawn beside the training one."""
     panels = {}
-    for key in ("loss", "lr", "tokens_per_s", "reward_accuracy"):
+    for key in ("loss", "lr", "tokens_per_s", "reward_accuracy", "reward_mean", "pass_rate"):
         curves = {
             label: [(r["step"], r[k]) for r in rows if r.get(k) is not None]
             for label, k in (("train", key), ("held-out", f"heldout_{key}"))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from codelm.train.packing import Batch
@@ -28,6 +28,7 @@ class StepData:
     units: int  # loss units (target tokens or pairs) in the whole global batch
     tokens: int  # real tokens in the whole global batch
     state: dict[str, Any]  # the source position after this step
+    fields: dict[str, Any] = field(default_factory=dict)  # logged with the step as they are (rl stats)
 
 
 class Prefetcher:
@@ -67,3 +68,18 @@ class Prefetcher:
             except queue.Empty:
                 continue
         self._thread.join()
+
+
+class Inline:
+    """The prefetcher's interface without running ahead, for stages whose next step's data depends
+    on the weights the current step updates (rl rollouts sample from the policy being trained)."""
+
+    def __init__(self, produce: Callable[[], StepData], on_close: Callable[[], None] | None = None) -> None:
+        self._produce, self._on_close = produce, on_close
+
+    def next(self) -> StepData:
+        return self._produce()
+
+    def close(self) -> None:
+        if self._on_close is not None:
+            self._on_close()

@@ -4,6 +4,7 @@
               seq_len and a new rope_theta, continued from a checkpoint)
     sft       packed chat conversations; causal LM on assistant tokens only
     dpo       preference pairs; DPO against a frozen reference (a model, or log-probs computed once)
+    rl        completions sampled from the policy each step, scored by executing tests (train/rl.py)
 
 Each stage may also carry held-out rows of the same kind (train/heldout.py), scored with its objective.
 Everything else (optimizer, schedule, accumulation, checkpoints, metrics) is the loop's, shared.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +37,14 @@ from codelm.train.sources import PretrainSource, Source
 @dataclass
 class Stage:
     source: Source
-    objective: CausalLM | DPO
+    objective: Any  # CausalLM, DPO, or the rl stage's GRPOLoss
     heldout: HeldOut | None = None  # rows never trained on, for the held-out loss (train/heldout.py)
+    # run -> produce(): a stage whose data depends on the current weights (rl) makes each step's data
+    # itself, in the training thread; the others are read ahead by the loop's prefetcher
+    producer: Callable[[Any], Callable[[], Any]] | None = None
+    close: Callable[[], None] | None = None  # releases what the stage holds (the rl sandbox pool)
+    settings: Any = None  # the producer's settings (rl)
+    reference: torch.nn.Module | None = None  # a frozen reference the producer uses (rl with KL)
 
     def units(self, rows: list[Row]) -> int:
         """Loss units in `rows`: target tokens, or preference pairs."""
@@ -68,6 +76,10 @@ def build_stage(
             source = RowShuffle(source, cfg.data.row_shuffle, seed)
         objective = CausalLM(mode)
         return Stage(source, objective, make_heldout(cfg, tokenizer, family, objective))
+    if cfg.stage == "rl":
+        from codelm.train.rl import build_rl_stage
+
+        return build_rl_stage(cfg, tokenizer, family, model, device)
     encoder = ChatEncoder(tokenizer, family)
     if cfg.stage == "sft":
         source = SFTSource(
