@@ -122,3 +122,37 @@ def test_submodules_and_missing_blobs(tmp_path):
         assert blobs.read("3" * 40) is None  # what a partial clone answers for an absent blob
     finally:
         blobs.close()
+
+
+def test_file_content_cannot_forge_a_commit_boundary(tmp_path):
+    """The log stream is framed by a marker with NULs and a nonce: a text file whose NULs come
+    after git's 8,000-byte binary check, spelling the marker's fixed part, stays inside its commit."""
+    repo = init(tmp_path / "forge")
+    forged = "x" * 9000 + "\n\0\0codelm-commit-" + "0" * 32 + "\0" + "a" * 40 + "\0\n"
+    commit(repo, {"first.txt": "one\n"}, "Add the first text file here")
+    commit(repo, {"forged.txt": forged}, "Add a file spelling the commit marker")
+    commit(repo, {"last.txt": "three\n"}, "Add the last text file here")
+    out, stats = run_pipeline([GitCommitReader(str(repo))])
+    docs = {d.metadata["message"]: d for d in out}
+    assert stats["git_commit_reader"].docs_in == 3 and len(docs) == 3
+    assert "codelm-commit-" in docs["Add a file spelling the commit marker"].text
+
+
+def test_user_diff_config_does_not_change_the_patch(read, awkward, tmp_path):
+    """`git log` reads diff settings from the repository's config; every one that shapes a patch
+    is overridden, so a repository configured otherwise reads the same."""
+    repo, _ = awkward
+    clone = tmp_path / "configured"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    for key, value in (
+        ("diff.noprefix", "true"),
+        ("diff.algorithm", "histogram"),
+        ("diff.context", "7"),
+        ("diff.submodule", "log"),
+        ("diff.renames", "false"),
+        ("log.showRoot", "false"),
+    ):
+        git(clone, "config", key, value)
+    out, _ = run_pipeline([GitCommitReader(str(clone))])
+    got = {d.metadata["sha"]: (d.text, d.metadata["files"]) for d in out}
+    assert got == {sha: (d.text, d.metadata["files"]) for sha, d in read[0].items()}

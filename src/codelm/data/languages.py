@@ -69,17 +69,20 @@ def language_from_shebang(first_line: str) -> str | None:
 
 def detect_language(path: str | None, text: str | None = None) -> str | None:
     """Language of a file from its path, then from the shebang of `text`; None if unknown."""
-    table = language_table()
-    if path:
-        p = PurePosixPath(path.replace("\\", "/"))
-        if p.name in table.by_filename:
-            return table.by_filename[p.name]
-        suffix = p.suffix.lower()
-        if suffix in table.by_extension:
-            return table.by_extension[suffix]
-    if text and text.startswith("#!"):
+    lang = _language_of_path(path) if path else None
+    if lang is None and text and text.startswith("#!"):
         return language_from_shebang(text.split("\n", 1)[0])
-    return None
+    return lang
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _language_of_path(path: str) -> str | None:
+    """Cached: a commit history names the same paths again and again."""
+    table = language_table()
+    p = PurePosixPath(path.replace("\\", "/"))
+    if p.name in table.by_filename:
+        return table.by_filename[p.name]
+    return table.by_extension.get(p.suffix.lower())
 
 
 def grammar_for(language: str | None) -> str | None:

@@ -29,8 +29,8 @@ What real histories hold, and the rule for each (drop reasons, else counters):
   `path_bytes` holds them in hex (counter `non_utf8_name`), as the directory reader does;
 * an empty repository (no commit yet): nothing to read (counter `empty_repository`).
 
-Sharding takes every world-th commit of each repository's history, so each shard reads the log
-(cheap) but diffs only its own commits.
+Sharding takes every world-th commit of each repository's history, so each shard lists the
+history (cheap) but diffs only its own commits.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,15 +50,24 @@ from codelm.data.readers.git import (
     BlobReader,
     Change,
     LogEntry,
-    PatchReader,
-    git_dir,
-    has_commits,
-    history_span,
-    iter_log,
+    iter_commits,
+    list_history,
     split_patch,
 )
 
 _INDEX_LINE = re.compile(rb"^index [0-9a-f]+\.\.[0-9a-f]+.*\n", re.MULTILINE)
+
+
+#: commits whose files' content is fetched in one cat-file round trip (bounded by patch bytes too)
+_GROUP_COMMITS, _GROUP_BYTES = 64, 8_000_000
+
+
+@dataclass
+class _Pending:
+    """A commit that passed every rule, waiting for its files' content before the change."""
+
+    doc: Document
+    kept: list[tuple[Change, str]]
 
 
 def _name(raw: bytes) -> tuple[str, str | None]:
@@ -103,32 +113,56 @@ class GitCommitReader(Reader):
 
     def read(self) -> Iterator[Document | Unreadable]:
         for path in self.repos:
-            git_dir(path)  # a clear error for a directory that is no repository
-            if not has_commits(path, self.rev):
+            history = list_history(path, self.rev)  # a clear error for no repository or revision
+            if history is None:
                 if self.rank == 0:
                     self.stats.counters["empty_repository"] += 1
                 continue
-            yield from self._read_repo(path)
+            yield from self._read_repo(path, *history)
 
-    def _read_repo(self, path: Path) -> Iterator[Document | Unreadable]:
+    def _read_repo(self, path: Path, shas: list[str], days: int) -> Iterator[Document | Unreadable]:
         name = repo_name(path)
-        n_commits, days = history_span(path, self.rev)
         extra = {f"repo_{k}": v for k, v in self.repo_info.get(name, {}).items()}
-        patches, blobs = PatchReader(path), BlobReader(path)
+        mine = None if self.world_size == 1 else shas[self.rank :: self.world_size]
+        blobs = BlobReader(path)
         try:
-            for i, entry in enumerate(iter_log(path, self.rev)):
-                if i % self.world_size != self.rank:
-                    continue
+            group: list[Document | Unreadable | _Pending] = []
+            size = 0
+            for entry in iter_commits(path, self.rev, mine):
                 doc = Document(text="", id=f"{name}@{entry.sha}", repo=name)
-                doc.metadata.update(sha=entry.sha, repo_commits=n_commits, repo_days=days, **extra)
-                yield self._commit(doc, entry, patches, blobs)
+                doc.metadata.update(sha=entry.sha, repo_commits=len(shas), repo_days=days, **extra)
+                group.append(item := self._commit(doc, entry))
+                size += len(item.doc.text) if isinstance(item, _Pending) else 0
+                if len(group) >= _GROUP_COMMITS or size >= _GROUP_BYTES:
+                    yield from self._complete(group, blobs)
+                    group, size = [], 0
+            yield from self._complete(group, blobs)
         finally:
-            patches.close()
             blobs.close()
 
-    def _commit(
-        self, doc: Document, e: LogEntry, patches: PatchReader, blobs: BlobReader
-    ) -> Document | Unreadable:
+    def _complete(
+        self, group: list[Document | Unreadable | _Pending], blobs: BlobReader
+    ) -> Iterator[Document | Unreadable]:
+        """The group's documents with their files' content before the change, fetched in one go."""
+        wanted = [
+            c.old_sha
+            for p in group
+            if isinstance(p, _Pending)
+            for c, _ in p.kept
+            if c.old_sha not in ZERO_SHA and c.old_mode != "160000"
+        ]
+        contents = dict(zip(wanted, blobs.read_many(wanted), strict=True))
+        for p in group:
+            if not isinstance(p, _Pending):
+                yield p
+                continue
+            sizes: Counter[str] = Counter()
+            p.doc.metadata["files"] = [self._file_entry(c, contents, sizes, t) for c, t in p.kept]
+            p.doc.language = max(sizes, key=lambda k: (sizes[k], k)) if sizes else None
+            yield p.doc
+
+    def _commit(self, doc: Document, e: LogEntry) -> Document | Unreadable | _Pending:
+        """The commit's drop reason, or its document waiting for the files' content before."""
         doc.metadata["parents"] = e.parents
         doc.metadata["author_date"] = e.date
         if len(e.parents) > 1:
@@ -143,15 +177,14 @@ class GitCommitReader(Reader):
             author_email=e.email.decode("utf-8", "replace"),
             message=message.rstrip("\n"),
         )
-        changes, patch = patches.changes(e.sha)
-        if not changes:
+        if not e.changes:
             return Unreadable(doc, "empty_diff")
-        chunks = split_patch(patch)
-        if len(chunks) != len(changes):  # one diff run lists both: a mismatch is a parsing bug
-            doc.metadata["error"] = f"{len(changes)} changes listed, {len(chunks)} in the patch"
+        chunks = split_patch(e.patch)
+        if len(chunks) != len(e.changes):  # one diff run lists both: a mismatch is a parsing bug
+            doc.metadata["error"] = f"{len(e.changes)} changes listed, {len(chunks)} in the patch"
             return Unreadable(doc, "patch_mismatch")
         skipped: Counter[str] = Counter()
-        patches_of = ((c, self._file_patch(k, skipped)) for c, k in zip(changes, chunks, strict=True))
+        patches_of = ((c, self._file_patch(k, skipped)) for c, k in zip(e.changes, chunks, strict=True))
         kept = [(c, t) for c, t in patches_of if t is not None]
         self.stats.counters.update(skipped)
         if not kept:
@@ -161,12 +194,8 @@ class GitCommitReader(Reader):
         if size > self.max_bytes:  # before fetching any file content
             doc.metadata["size"] = size
             return Unreadable(doc, "too_large")
-        sizes: Counter[str] = Counter()
-        files = [self._file_entry(c, blobs, sizes, t) for c, t in kept]
         doc.text = text
-        doc.metadata["files"] = files
-        doc.language = max(sizes, key=lambda k: (sizes[k], k)) if sizes else None
-        return doc
+        return _Pending(doc, kept)
 
     def _file_patch(self, chunk: bytes, skipped: Counter[str]) -> str | None:
         """One file's patch as text without its `index` line; None (and counted) if left out."""
@@ -183,7 +212,7 @@ class GitCommitReader(Reader):
         return _INDEX_LINE.sub(b"", head).decode("utf-8", "backslashreplace") + text
 
     def _file_entry(
-        self, change: Change, blobs: BlobReader, sizes: Counter[str], patch: str
+        self, change: Change, contents: dict[str, bytes | None], sizes: Counter[str], patch: str
     ) -> dict[str, Any]:
         path, path_hex = _name(change.path)
         entry: dict[str, Any] = {"path": path, "status": change.status[0]}
@@ -202,7 +231,7 @@ class GitCommitReader(Reader):
         if change.old_mode == "160000":  # a submodule: the "content" is another repository's commit
             entry["before"], entry["before_omitted"] = None, "submodule"
             return entry
-        raw = blobs.read(change.old_sha)
+        raw = contents[change.old_sha]
         if raw is None:
             entry["before"], entry["before_omitted"] = None, "missing"
             self.stats.counters["before_omitted:missing"] += 1

@@ -1,40 +1,57 @@
 """Git plumbing for the commit reader: the history, each commit's patch, and blob contents.
 
-Git itself, through three long-lived subprocesses per repository, rather than pygit2 or dulwich:
+Git itself, through two long-lived subprocesses per repository, rather than pygit2 or dulwich:
 
-* `git log -z` streams every commit's metadata as NUL-separated fields (a message can hold
-  anything but NUL);
-* `git diff-tree --stdin --raw -z -p -M` answers one commit at a time with its changed paths as
-  exact bytes (no quoting) and its patch: we write the sha and an end marker line, which
-  diff-tree echoes back after the patch (lines that are not commit ids are echoed);
-* `git cat-file --batch` returns the content before the change of each modified file.
+* one `git log -p --raw -z` stream gives every commit's metadata, its changed paths as exact
+  bytes (`--raw -z`: no quoting) and its patch, in one pass; commits are framed by a marker
+  holding NULs and a random nonce, so neither a message (no NUL) nor a file's content (which
+  cannot guess the nonce) can forge a boundary. A shard of the history is given to the same
+  command as a list of commits on stdin (`--stdin --no-walk=unsorted`), so each shard diffs only
+  its own commits. Every diff option is explicit, so user configuration (prefixes, algorithm,
+  context, submodule format) cannot change the output;
+* `git cat-file --batch` returns the content before the change of the modified files, asked for
+  a commit at a time.
+
+(An earlier version asked `git diff-tree --stdin` for one commit at a time: the round trip per
+commit cost more CPU than the diffs; bench/commits.py.)
 
 Why git: it is on every machine that has repositories, reads every repository format (packs,
 worktrees, bare, partial clones, sha256) with the same diff and rename machinery users see in
-`git log -p`, and the three processes stream, so a history is never held in memory. pygit2 needs
+`git log -p`, and the processes stream, so a history is never held in memory. pygit2 needs
 libgit2 (a C build, often a version behind) and dulwich's pure-Python diffs are far slower; both
 would reimplement rename detection and binary detection with their own rules.
 """
 
 from __future__ import annotations
 
-import re
+import secrets
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from codelm.data.document import DataError
 
-#: echoed back by `diff-tree --stdin` after each commit's patch; no patch line starts with "::"
-END_MARKER = b"::codelm-end-of-patch::"
 ZERO_SHA = frozenset({"0" * 40, "0" * 64})
 #: log fields, NUL-separated: sha, parents, author date (ISO 8601), author name, email, message
-LOG_FORMAT = "%H%x00%P%x00%aI%x00%an%x00%ae%x00%B"
-#: rename detection, and no user diff drivers, colours or text conversion
-DIFF_OPTS = ("-M", "--no-color", "--no-ext-diff", "--no-textconv")
+LOG_FORMAT = "%H%x00%P%x00%aI%x00%an%x00%ae%x00%B%x00"
+#: every option that shapes a patch, explicit, so that user config (diff.noprefix, diff.algorithm,
+#: diff.context, diff.submodule, ...) cannot change what is read; rename detection on
+DIFF_OPTS = (
+    *("-M", "--no-color", "--no-ext-diff", "--no-textconv", "-U3", "--inter-hunk-context=0"),
+    *("--diff-algorithm=myers", "--indent-heuristic", "--src-prefix=a/", "--dst-prefix=b/"),
+    *("--no-relative", "--submodule=short", "--ignore-submodules=none"),
+)
+#: configuration a porcelain `git log` would otherwise take from the user
+_CONFIG = (
+    *("core.quotePath=false", "log.showRoot=true", "log.showSignature=false"),
+    "diff.suppressBlankEmpty=false",
+)
+#: cat-file requests written before reading the answers: small enough for a pipe buffer
+_BLOB_BATCH = 256
 
 
 def git_binary() -> str:
@@ -75,7 +92,7 @@ def has_commits(repo: Path, rev: str) -> bool:
 
 @dataclass
 class Change:
-    """One changed path of a commit, from `git diff-tree --raw`."""
+    """One changed path of a commit, from `--raw` output."""
 
     status: str  # A, M, D, T, R (renamed, with similarity), C
     old_mode: str  # 100644, 100755, 120000 (symlink), 160000 (submodule), 000000 (none)
@@ -87,7 +104,9 @@ class Change:
 
 @dataclass
 class LogEntry:
-    """One commit of `git log -z`, fields still as bytes where git gives bytes."""
+    """One commit of the log, fields still as bytes where git gives bytes, with its changes.
+
+    Merge commits come without changes or patch (git log shows no diff for them)."""
 
     sha: str
     parents: list[str]
@@ -95,29 +114,18 @@ class LogEntry:
     author: bytes
     email: bytes
     message: bytes
+    changes: list[Change] = field(default_factory=list)
+    patch: bytes = b""
 
 
-def _popen(repo: Path, *args: str, stdin: bool = False) -> subprocess.Popen[bytes]:
+def _popen(repo: Path, *args: str, stdin: IO[bytes] | int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    config = [a for c in _CONFIG for a in ("-c", c)]
     return subprocess.Popen(
-        [git_binary(), "-C", str(repo), "-c", "core.quotePath=false", *args],
-        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        [git_binary(), "-C", str(repo), *config, *args],
+        stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-
-
-def _tokens(stream: IO[bytes], chunk: int = 1 << 16) -> Iterator[bytes]:
-    """NUL-terminated fields of a stream, without reading it whole."""
-    buf = b""
-    while True:
-        data = stream.read(chunk)
-        if not data:
-            break
-        buf += data
-        *fields, buf = buf.split(b"\0")
-        yield from fields
-    if buf:
-        yield buf
 
 
 def _finish(proc: subprocess.Popen[bytes], what: str) -> None:
@@ -126,16 +134,71 @@ def _finish(proc: subprocess.Popen[bytes], what: str) -> None:
         raise DataError(f"{what} failed (exit {proc.returncode}): {err.splitlines()[-1] if err else ''}")
 
 
-def iter_log(repo: Path, rev: str = "HEAD") -> Iterator[LogEntry]:
-    """Every commit reachable from `rev`, newest first (git's default order), without its changes."""
-    proc = _popen(repo, "log", "-z", f"--format={LOG_FORMAT}", rev)
+def list_history(repo: Path, rev: str = "HEAD") -> tuple[list[str], int] | None:
+    """(every commit reachable from `rev` in log order, days between its first and last author
+    date); None for an empty repository. One process; only a failure is diagnosed further (no
+    repository: DataError; no such revision: DataError)."""
+    proc = subprocess.run(
+        [git_binary(), "-C", str(repo), "log", "--format=%H %at", rev, "--"], capture_output=True, check=False
+    )
+    if proc.returncode != 0:
+        git_dir(repo)
+        if not has_commits(repo, rev):
+            return None
+        raise DataError(f"git log in {repo} failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
+    fields = proc.stdout.split()
+    shas, times = [s.decode("ascii") for s in fields[0::2]], [int(t) for t in fields[1::2]]
+    return shas, (max(times) - min(times)) // 86400 if times else 0
+
+
+def _frames(stream: IO[bytes], mark: bytes, chunk: int = 1 << 16) -> Iterator[bytes]:
+    """The pieces of a stream between occurrences of `mark`, without reading it whole."""
+    buf, seen = bytearray(), 0
+    while data := stream.read1(chunk):  # type: ignore[attr-defined]
+        buf += data
+        while (i := buf.find(mark, seen)) >= 0:
+            if i:
+                yield bytes(buf[:i])
+            del buf[: i + len(mark)]  # a bytearray drops its head without copying the rest
+            seen = 0
+        seen = max(0, len(buf) - len(mark) + 1)
+    if buf:
+        yield bytes(buf)
+
+
+def _entry(frame: bytes) -> LogEntry:
+    """One framed commit: six log fields, then git's terminator, then `--raw -z` entries and the patch."""
+    parts = frame.split(b"\0", 6)
+    if len(parts) != 7 or len(parts[0]) not in (40, 64):
+        raise DataError(f"git log: unexpected output {frame[:80]!r}")
+    sha, parents, date, author, email, message, rest = parts
+    ids = sha.decode("ascii"), parents.decode("ascii").split(), date.decode("ascii")
+    entry = LogEntry(*ids, author, email, message)
+    rest = rest.removeprefix(b"\0").removeprefix(b"\n")
+    if rest:
+        cut = rest.find(b"\0\0")  # the last path's terminator, then the empty field, then the patch
+        entry.changes, entry.patch = parse_raw(rest[: cut + 1]), rest[cut + 2 :]
+    return entry
+
+
+def iter_commits(repo: Path, rev: str = "HEAD", shas: list[str] | None = None) -> Iterator[LogEntry]:
+    """Every commit reachable from `rev` (or exactly `shas`, in that order) with its changes and patch."""
+    nonce = secrets.token_hex(16)  # never in the output: the documents do not depend on it
+    mark = f"\0\0codelm-commit-{nonce}\0".encode("ascii")
+    fmt = f"%x00%x00codelm-commit-{nonce}%x00{LOG_FORMAT}"
+    args = ["log", "-z", f"--format={fmt}", "--raw", "--no-abbrev", "-p", "--no-notes", *DIFF_OPTS]
+    with tempfile.TemporaryFile() as listing:
+        if shas is not None:
+            listing.write("".join(s + "\n" for s in shas).encode("ascii"))
+            listing.seek(0)
+            args += ["--stdin", "--no-walk=unsorted"]
+        else:
+            args += [rev, "--"]
+        proc = _popen(repo, *args, stdin=listing)
     assert proc.stdout is not None
-    tokens = _tokens(proc.stdout)
     try:
-        for tok in tokens:  # six fields per commit; messages hold anything but NUL
-            sha = tok.lstrip(b"\n").decode("ascii")
-            parents, date, author, email, message = (next(tokens) for _ in range(5))
-            yield LogEntry(sha, parents.decode("ascii").split(), date.decode("ascii"), author, email, message)
+        for frame in _frames(proc.stdout, mark):
+            yield _entry(frame)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -143,7 +206,7 @@ def iter_log(repo: Path, rev: str = "HEAD") -> Iterator[LogEntry]:
 
 
 def parse_raw(raw: bytes) -> list[Change]:
-    """The `--raw -z` section of diff-tree: `:modes shas status` NUL path NUL [path NUL], ..."""
+    """The `--raw -z` section: `:modes shas status` NUL path NUL [path NUL], ..."""
     tokens, changes, i = raw.split(b"\0"), [], 0
     while i < len(tokens) and tokens[i].startswith(b":"):
         meta = tokens[i][1:].decode("ascii").split()
@@ -157,81 +220,35 @@ def parse_raw(raw: bytes) -> list[Change]:
     return changes
 
 
-def history_span(repo: Path, rev: str = "HEAD") -> tuple[int, int]:
-    """(number of commits, days between the first and the last author date) of `rev`'s history."""
-    proc = subprocess.run(
-        [git_binary(), "-C", str(repo), "log", "--format=%at", rev], capture_output=True, check=False
-    )
-    if proc.returncode != 0:
-        raise DataError(f"git log in {repo} failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
-    times = [int(t) for t in proc.stdout.split()]
-    return len(times), (max(times) - min(times)) // 86400 if times else 0
-
-
-class PatchReader:
-    """One `git diff-tree --stdin` process answering "the patch of commit X" on demand."""
-
-    def __init__(self, repo: Path) -> None:
-        self.repo = repo
-        self.proc = _popen(
-            repo,
-            *("diff-tree", "--stdin", "--root", "--no-commit-id", "--raw", "-z", "--no-abbrev", "-p"),
-            *DIFF_OPTS,
-            stdin=True,
-        )
-
-    def changes(self, sha: str) -> tuple[list[Change], bytes]:
-        """The changed paths and the patch of `sha` against its only parent.
-
-        diff-tree answers with the `--raw -z` entries, an empty field, then the patch; we read in
-        chunks up to the echoed end marker."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(sha.encode("ascii") + b"\n" + END_MARKER + b"\n")
-        self.proc.stdin.flush()
-        end, buf = END_MARKER + b"\n", bytearray()
-        while True:
-            chunk = self.proc.stdout.read1(1 << 16)
-            if not chunk:
-                _finish(self.proc, f"git diff-tree in {self.repo}")
-                raise DataError(f"git diff-tree in {self.repo} stopped before the end of {sha}")
-            buf += chunk
-            # the marker is a whole line; no patch line starts with "::" (they start with a
-            # space, +, -, @, \\ or a header word), so this cannot match inside a patch
-            if buf.endswith(end) and (len(buf) == len(end) or buf[-len(end) - 1] == 10):
-                out = bytes(buf[: -len(end)])
-                cut = out.find(b"\0\0")  # the last path's terminator, then the empty field
-                if cut < 0:
-                    return [], out
-                return parse_raw(out[: cut + 1]), out[cut + 2 :]
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        self.proc.kill()
-        self.proc.wait()
-
-
 class BlobReader:
-    """One `git cat-file --batch` process: blob contents by sha."""
+    """One `git cat-file --batch` process: blob contents by sha, many per round trip."""
 
     def __init__(self, repo: Path) -> None:
         self.repo = repo
-        self.proc = _popen(repo, "cat-file", "--batch", stdin=True)
+        self.proc = _popen(repo, "cat-file", "--batch", stdin=subprocess.PIPE)
 
     def read(self, sha: str) -> bytes | None:
         """The blob's bytes; None when the repository lacks it (a partial or shallow clone)."""
+        return self.read_many([sha])[0]
+
+    def read_many(self, shas: list[str]) -> list[bytes | None]:
+        """`read` of each sha, asking for up to _BLOB_BATCH at a time (one flush, not one per blob)."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(sha.encode("ascii") + b"\n")
-        self.proc.stdin.flush()
-        header = self.proc.stdout.readline().split()
-        if header[-1:] == [b"missing"]:
-            return None
-        if len(header) != 3:
-            raise DataError(f"git cat-file in {self.repo}: no object {sha} ({b' '.join(header)!r})")
-        size = int(header[2])
-        data = self.proc.stdout.read(size)
-        self.proc.stdout.read(1)  # the newline after the content
-        return data
+        out: list[bytes | None] = []
+        for start in range(0, len(shas), _BLOB_BATCH):
+            batch = shas[start : start + _BLOB_BATCH]
+            self.proc.stdin.write("".join(s + "\n" for s in batch).encode("ascii"))
+            self.proc.stdin.flush()
+            for sha in batch:
+                header = self.proc.stdout.readline().split()
+                if header[-1:] == [b"missing"]:
+                    out.append(None)
+                    continue
+                if len(header) != 3:
+                    raise DataError(f"git cat-file in {self.repo}: no object {sha} ({b' '.join(header)!r})")
+                out.append(self.proc.stdout.read(int(header[2])))
+                self.proc.stdout.read(1)  # the newline after the content
+        return out
 
     def close(self) -> None:
         if self.proc.stdin is not None:
@@ -240,9 +257,9 @@ class BlobReader:
         self.proc.wait()
 
 
-_FILE_START = re.compile(rb"^(?=diff --git )", re.MULTILINE)
-
-
 def split_patch(patch: bytes) -> list[bytes]:
-    """A commit's patch cut into one piece per file ("diff --git" starts each)."""
-    return [piece for piece in _FILE_START.split(patch) if piece]
+    """A commit's patch cut into one piece per file ("diff --git" starts each; no content line can,
+    since every content line starts with a space, + or -)."""
+    parts = patch.split(b"\ndiff --git ")
+    pieces = [parts[0]] + [b"diff --git " + p for p in parts[1:]]
+    return [p + b"\n" for p in pieces[:-1] if p] + ([pieces[-1]] if pieces[-1] else [])
