@@ -2,7 +2,9 @@
 
 The last step from raw code to training data. Documents come from a curation's output
 (`OUT/data/*.jsonl.gz` or `*.parquet`) or any JSONL / Parquet files; each is tokenized with an HF
-tokenizer, without BOS/EOS (the trainer adds them by the family's rule), and written in the
+tokenizer, without BOS/EOS (the trainer adds them by the family's rule), special-token text as
+plain text except where a formatter recorded a control token (`metadata["special_spans"]`, the
+file separators of `pack_repos` and `commit_format`: `codelm.data.specials`), and written in the
 packed-shard format of `codelm.train.shards`. Its offsets record every document boundary, so
 training packs documents into fixed-length rows without letting them attend to each other.
 
@@ -41,6 +43,7 @@ import numpy as np
 from codelm.config import add_config_args
 from codelm.data.document import DataError, Document
 from codelm.data.readers.records import JsonlReader, ParquetReader
+from codelm.data.specials import encode
 from codelm.data.stats import StepStats
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
@@ -91,7 +94,23 @@ def read_documents(files: Sequence[Path], stats: list[StepStats]) -> Iterator[Do
     )
     for reader in readers:
         stats.append(reader.stats)
-        yield from reader(iter(()))
+        for doc in reader(iter(())):
+            _unnest(doc)
+            yield doc
+
+
+def _unnest(doc: Document) -> None:
+    """A curation output nests a document's metadata (Parquet: as a JSON string): bring it up,
+    so the formatter's `special_spans` are found. Another file's own `metadata` field is left."""
+    inner = doc.metadata.get("metadata")
+    if isinstance(inner, str):
+        try:
+            inner = json.loads(inner or "{}")
+        except ValueError:
+            return  # a plain string field of someone else's records, not a curation's metadata
+    if isinstance(inner, dict):
+        del doc.metadata["metadata"]
+        doc.metadata = {**inner, **doc.metadata}
 
 
 def _family(name: str | None, tokenizer_dir: Path):
@@ -158,9 +177,9 @@ def pack(
         with writer:
             for position, doc in enumerate(read_documents(files, reader_stats)):
                 counts["documents"] += 1
-                # split_special_tokens: a document that spells "<fim_middle>" gets text, not the sentinel
-                encoded = tok(doc.text, add_special_tokens=False, split_special_tokens=True, verbose=False)
-                ids = np.asarray(encoded["input_ids"])
+                # a document that spells "<fim_middle>" gets text, not the sentinel; only the
+                # control tokens a formatter recorded in special_spans become ids
+                ids = np.asarray(encode(tok, doc), dtype=np.int64)
                 if len(ids) == 0:
                     counts["empty"] += 1
                     continue

@@ -80,10 +80,11 @@ def test_format_is_message_then_context_then_change(family, sep):
 def test_format_without_separator_and_context_budget():
     from codelm.models import get_family
 
-    text, cut = render_commit(
+    text, spans, cut = render_commit(
         get_family("seedcoder"), "msg", [("a.py", "a" * 10), ("b.py", "b" * 10)], PATCH, 15
     )
     assert text.startswith("# COMMIT_EDITMSG\nmsg\n# a.py\naaaaaaaaaa\n# CHANGES.diff\n") and cut == 1
+    assert spans == []  # no file separator in this family: nothing for pack to turn into an id
     step = CommitFormat()
     assert list(step([Document("plain file", "x")])) == [] and step.stats.dropped["not_a_commit"] == 1
 
@@ -141,6 +142,9 @@ def test_codelm_data_pack_packs_commit_samples(tmp_path, tiny_checkpoint):
     tok = AutoTokenizer.from_pretrained(tok_dir)
     reader = ShardReader(out)
     assert [tok.decode(reader.document(i).tolist()) for i in range(2)] == [d.text for d in docs]
+    sep = tok.convert_tokens_to_ids("<file_sep>")
+    # message, a.py before, the patch: three separators, each the control token's id
+    assert [int((reader.document(i) == sep).sum()) for i in range(2)] == [3, 3]
 
 
 def test_pii_leaves_decorators_on_patch_lines_alone():

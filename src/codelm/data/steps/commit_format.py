@@ -13,10 +13,11 @@ headers), as pseudo-files in prediction order:
 
 Context is the changed files only (Seed-Coder also retrieves related unchanged files with BM25;
 we do not), cut file by file to `max_context_chars` (files left out are counted as
-`context_files_cut`; the patch is never cut). The text is then ordinary text for
-`codelm data pack`. The message, authors and file contents leave the metadata (they are in the
-text now, where `pii_redactor` and `decontaminate` see them); `paths`, `sha`, `author_date` and
-the repository fields stay.
+`context_files_cut`; the patch is never cut). The separators' positions go to
+`metadata["special_spans"]` (`codelm.data.specials`), so `codelm data pack` gives them the
+control token's id while a look-alike inside a file stays text. The message, authors and file
+contents leave the metadata (they are in the text now, where `pii_redactor` and `decontaminate`
+see them); `paths`, `sha`, `author_date` and the repository fields stay.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 
 from codelm.data.document import DataError, Document
 from codelm.data.pipeline import PipelineStep
+from codelm.data.specials import SPANS_KEY, render_repo
 from codelm.data.writers import JsonlWriter
 
 MESSAGE_FILE = "COMMIT_EDITMSG"
@@ -36,10 +38,8 @@ MOVED_INTO_TEXT = ("message", "files", "author", "author_email")
 
 def render_commit(
     family: Any, message: str, files: list[tuple[str, str]], patch: str, max_context_chars: int | None = None
-) -> tuple[str, int]:
-    """The sample text, and how many context files `max_context_chars` left out."""
-    from codelm.models.formats import render_repo_context
-
+) -> tuple[str, list[list[int]], int]:
+    """The sample text, its file separators' spans, and how many context files were left out."""
     context, used, cut = [], 0, 0
     for path, before in files:
         if max_context_chars is not None and used + len(before) > max_context_chars:
@@ -48,7 +48,8 @@ def render_commit(
         context.append((path, before))
         used += len(before)
     parts = [(MESSAGE_FILE, message.strip() + "\n"), *context, (CHANGES_FILE, patch)]
-    return render_repo_context(family, parts), cut
+    text, spans = render_repo(family, parts)
+    return text, spans, cut
 
 
 class CommitFormat(PipelineStep):
@@ -77,7 +78,7 @@ class CommitFormat(PipelineStep):
                 self.drop(doc, "not_a_commit")  # a document of another reader
                 continue
             files = [(f["path"], f["before"]) for f in meta["files"] if f.get("before") is not None]
-            doc.text, cut = render_commit(
+            doc.text, spans, cut = render_commit(
                 self.family, str(meta.get("message") or ""), files, doc.text, self.max_context_chars
             )
             self.stats.counters["context_files_cut"] += cut
@@ -85,4 +86,5 @@ class CommitFormat(PipelineStep):
             for key in MOVED_INTO_TEXT:
                 meta.pop(key, None)
             meta["format"] = f"commit:{self.family.name}"
+            meta[SPANS_KEY] = spans
             yield self.keep(doc)

@@ -10,7 +10,8 @@ repository into several documents at file boundaries (Seed-Coder splits large re
 
 Counting: every file is a document in; each packed document out is `kept`; the other files of a
 repository are dropped as `merged_into_repo`, so in = kept + dropped still holds. Metadata of a
-packed document: `files` (the order), `languages`, `packing` (graph size, edges, edges dropped to
+packed document: `special_spans` (where the separators are, for `codelm data pack`:
+`codelm.data.specials`), `files` (the order), `languages`, `packing` (graph size, edges, edges dropped to
 break cycles, tests moved) and `quality` (the mean of its files' scores, when they have one).
 
 The step is global: a repository must not be split across shards. DirectoryReader shards by
@@ -30,6 +31,7 @@ import numpy as np
 from codelm.data.document import DataError, Document
 from codelm.data.global_step import Arrays, GlobalStep, ShardDocs, check_position, ids_array
 from codelm.data.packing import DEFAULT_TOP_LINES, RepoFile, import_edges, order_files
+from codelm.data.specials import SPANS_KEY, render_repo
 from codelm.data.writers import JsonlWriter
 
 
@@ -61,8 +63,6 @@ class PackRepos(GlobalStep):
 
     def pack(self, repo: str, docs: Sequence[Document]) -> list[Document]:
         """The packed document(s) of one repository's files."""
-        from codelm.models.formats import render_repo_context
-
         by_path: dict[str, Document] = {}
         for d in docs:
             path = d.path or d.id
@@ -103,7 +103,7 @@ class PackRepos(GlobalStep):
             }
             if scores:
                 meta["quality"] = float(np.mean(scores))
-            text = render_repo_context(self.family, [(p, by_path[p].text) for p in paths])
+            text, meta[SPANS_KEY] = render_repo(self.family, [(p, by_path[p].text) for p in paths])
             doc_id = repo if len(chunks) == 1 else f"{repo}#{k + 1}"
             by_bytes = Counter({lang: 0 for lang in langs})
             for d in members:

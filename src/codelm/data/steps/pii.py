@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from codelm.data.config import StageConfig
 from codelm.data.document import DataError, Document
 from codelm.data.pipeline import PipelineStep
+from codelm.data.specials import map_plain
 
 PUBLIC_DNS = frozenset(
     {
@@ -219,9 +220,15 @@ class PiiRedactor(PipelineStep):
             sub(IPV6, "ip_address", "<IP_ADDRESS>", keep=lambda m: _keep_ip(m.string, m.start(), m.group(0)))
         return text, counts
 
+    def _redact_counting(self, text: str, counts: Counter[str]) -> str:
+        redacted, found = self.redact(text)
+        counts.update(found)
+        return redacted
+
     def run(self, docs: Iterator[Document]) -> Iterator[Document]:
         for doc in docs:
-            doc.text, counts = self.redact(doc.text)
+            counts: Counter[str] = Counter()
+            map_plain(doc, lambda text, counts=counts: self._redact_counting(text, counts))
             if counts:
                 self.stats.modified.update(counts)
                 self.stats.counters["docs_modified"] += 1
