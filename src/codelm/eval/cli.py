@@ -59,6 +59,11 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     )
     t.add_argument("--limit", type=int, help="evaluate only the first N problems of each task")
     t.add_argument(
+        "--release-window",
+        metavar="START:END",
+        help="only problems released in these days (YYYY-MM-DD, inclusive, either open; livecodebench)",
+    )
+    t.add_argument(
         "--limit-spread", action="store_true", help="--limit picks N problems spread evenly over the file"
     )
     t.add_argument(
@@ -153,6 +158,7 @@ def config_from_args(args: argparse.Namespace):
         "limit": args.limit,
         "limit_spread": True if args.limit_spread else None,
         "data_dir": args.data_dir,
+        "release_window": args.release_window,
         "unigram_corpus": args.unigram_corpus,
         "reference_model": args.reference_model,
         "dpo_beta": args.dpo_beta,

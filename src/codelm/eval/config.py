@@ -38,6 +38,9 @@ class EvalConfig:
     limit_spread: bool = False  # limited problems spread evenly over the file instead of the first N
     data_dir: str | None = None  # benchmark files (default: the copies codelm ships, else the hub)
     data: dict[str, str] = field(default_factory=dict)  # task -> file or hub id
+    # START:END, days as YYYY-MM-DD, both included, either open: only problems released then
+    # (tasks with release dates: livecodebench)
+    release_window: str | None = None
     unigram_corpus: str | None = None  # perplexity's unigram baseline: shard dir or JSONL of texts
     reference_model: str | None = None  # preference: DPO's reference checkpoint (adds reward_margin)
     dpo_beta: float = 0.1  # preference: beta of DPO's implicit reward
@@ -58,6 +61,13 @@ class EvalConfig:
             raise ConfigError(f"eval.k values must be >= 1, got {self.k}")
         if self.temperature is not None and self.temperature < 0:
             raise ConfigError("eval.temperature must be >= 0")
+        if self.release_window is not None:
+            from .window import ReleaseWindow
+
+            try:
+                ReleaseWindow.parse(self.release_window)
+            except ValueError as exc:
+                raise ConfigError(f"eval.release_window: {exc}") from None
         if self.tasks:
             from codelm.eval.tasks import task_names
 
@@ -69,6 +79,7 @@ class EvalConfig:
 
         from .generation import GenSettings, Sampling
         from .runner import EvalOptions
+        from .window import ReleaseWindow
 
         if not self.tasks:
             raise CodelmError("give --tasks (e.g. --tasks humaneval,mbpp; --list-tasks shows them)")
@@ -86,6 +97,7 @@ class EvalConfig:
                 limit=self.limit,
                 data_dir=Path(self.data_dir) if self.data_dir else None,
                 data=dict(self.data),
+                release_window=ReleaseWindow.parse(self.release_window) if self.release_window else None,
                 workers=self.workers,
                 execute=not self.generate_only,
                 allow_code_execution=allow_code_execution,

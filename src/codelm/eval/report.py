@@ -103,6 +103,8 @@ def write_outputs(options: Any, backend: Any, plans: list, skipped: dict[str, st
         entry["generation"] = generation(entry, options.settings, backend.pregenerated)
         if plan.coverage is not None:
             entry["coverage"] = plan.coverage.as_dict()
+        if plan.task.dated and options.release_window is not None:
+            entry["release_window"] = str(options.release_window)
         if plan.notes:
             entry["warnings"] = list(plan.notes)
         calibrated = [r for (task, _), r in store.calibration.items() if task == plan.task.name]

@@ -38,6 +38,7 @@ from .store import RunStore, reference_journal
 from .tasks import executes_code, get_task, task_names
 from .tasks.base import Task
 from .tasks.data import Source, resolve_source
+from .window import ReleaseWindow
 from .worker import require_opt_in
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class EvalOptions:
     spread: bool = False  # limited problems spread evenly over the file instead of the first N
     data_dir: Path | None = None
     data: Mapping[str, str] = field(default_factory=dict)  # task -> path or hub id
+    release_window: ReleaseWindow | None = None  # tasks with release dates keep the problems in it
     workers: int = 2
     execute: bool = True  # False: generate samples only
     allow_code_execution: bool = False
@@ -150,6 +152,11 @@ def plan_tasks(options: EvalOptions, backend: Backend) -> tuple[list[Plan], dict
     unknown = sorted(set(options.task_limits) - set(names))
     if unknown:
         raise CodelmError(f"task limits name tasks that are not selected: {', '.join(unknown)}")
+    if options.release_window is not None and not any(get_task(name).dated for name in names):
+        raise CodelmError(
+            f"--release-window {options.release_window}: no selected task has release dates "
+            "(livecodebench has)"
+        )
     plans, skipped, known = [], {}, {}
     mode = options.settings.mode
     for name in names:
@@ -173,6 +180,8 @@ def plan_tasks(options: EvalOptions, backend: Backend) -> tuple[list[Plan], dict
         limit = options.task_limits[name] if name in options.task_limits else options.limit
         loaded = task.load(source)
         known[name] = [p.task_id for p in loaded] + list(task.excluded)
+        if options.release_window is not None and task.dated:
+            loaded = in_window(task, loaded, options.release_window)
         plans.append(Plan(task, source, select(loaded, limit, options.spread)))
     if backend.pregenerated:
         plans = claim_samples(plans, backend, known, skipped, require_all=options.require_all)
@@ -204,6 +213,16 @@ def _with_notes(plan: Plan) -> Plan:
     for note in notes:
         log.warning("%s: %s", plan.task.name, note)
     return dataclasses.replace(plan, notes=notes)
+
+
+def in_window(task: Task, problems: list[Any], window: ReleaseWindow) -> list[Any]:
+    """The problems released in ``window`` (before ``--limit``, so the limit counts only those);
+    samples of the others are left out like those beyond ``--limit``."""
+    kept = [p for p in problems if task.released(p) in window]
+    log.info("%s: %d of %d problems released in %s", task.name, len(kept), len(problems), window)
+    if not kept:
+        raise CodelmError(f"{task.name}: none of its {len(problems)} problems was released in {window}")
+    return kept
 
 
 def select(problems: list[Any], limit: int | None, spread: bool) -> list[Any]:
@@ -279,7 +298,10 @@ def run_config(options: EvalOptions, backend: Backend, plans: list[Plan], skippe
     sampling.pop("max_new_tokens")  # set per task (or by max_new_tokens above)
     generation |= {"sampling": sampling}
     sources = {plan.task.name: str(plan.source) for plan in plans}
-    return {"generation": generation, "tasks": list(options.tasks), "sources": sources, "skipped": skipped}
+    config = {"generation": generation, "tasks": list(options.tasks), "sources": sources, "skipped": skipped}
+    if options.release_window is not None:  # a resumed run must select the same problems
+        config["release_window"] = str(options.release_window)
+    return config
 
 
 def generate(plan: Plan, backend: Backend, settings: GenSettings, store: RunStore, progress: Display) -> None:
@@ -385,8 +407,8 @@ def execute(
         for check in checks:
             calibrated = store.calibration.get((name, f"{group}:{check}"))  # None: the task times itself
             floor = options.timeout_floor or task.timeout_floor
-            timeout = task.check_timeout(problem, check, calibrated["timeout"] if calibrated else floor)
-            programs.append(dataclasses.replace(built[check], timeout=timeout))
+            limit = calibrated["timeout"] if calibrated else floor
+            programs.append(task.timed(built[check], problem, check, limit))
             keys.append((name, problem.task_id, index, check))
     bar = progress.add_task(f"{name}: executing", total=len(programs))
     for i, result in pool.imap_unordered(programs):

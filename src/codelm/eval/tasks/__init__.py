@@ -39,6 +39,7 @@ TASKS: dict[str, str] = {
     "humaneval-x-js": f"{_X}:JS",
     "humaneval-x-go": f"{_X}:GO",
     "humaneval-x-rust": f"{_X}:RUST",
+    "livecodebench": "codelm.eval.tasks.livecodebench:TASK",
     "cruxeval-o": "codelm.eval.tasks.cruxeval:OUTPUT",
     "cruxeval-i": "codelm.eval.tasks.cruxeval:INPUT",
     "cruxeval-o-cot": "codelm.eval.tasks.cruxeval:OUTPUT_COT",

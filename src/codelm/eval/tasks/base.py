@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterator, Mapping
+from datetime import date
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -50,6 +51,7 @@ class Task:
     excluded: Mapping[str, str] = MappingProxyType({})  # task_id -> why it cannot be scored
     local = False  # True: verdicts from local_verdict in the parent; nothing runs in the sandbox
     uses_reference = False  # loglikelihood: also scored by EvalOptions.reference_model (preference)
+    dated = False  # problems carry release dates (``released``), so --release-window applies
 
     # -- data --------------------------------------------------------------------------------
     def unavailable(self) -> str | None:
@@ -70,6 +72,10 @@ class Task:
         that is not evaluated; the runner logs them and the report lists them."""
         return []
 
+    def released(self, problem: Any) -> date:  # implement if dated
+        """The day ``problem`` was published (LiveCodeBench: its contest's date)."""
+        raise NotImplementedError
+
     def parse(self, records: list[dict], origin: str) -> list[Any]:  # implement
         raise NotImplementedError
 
@@ -80,6 +86,10 @@ class Task:
         else:
             assert source.hub is not None
             records, origin = read_hub(source.hub), str(source)
+        return self.from_records(records, origin)
+
+    def from_records(self, records: list[dict], origin: str) -> list[Any]:
+        """Problems of ``records`` (read from ``origin``), without the ``excluded`` ones."""
         try:
             problems = self.parse(records, origin)
         except (KeyError, TypeError, ValueError) as exc:
@@ -154,6 +164,11 @@ class Task:
         """The wall-clock limit of one check program, given the calibrated one (HumanEval+ follows
         EvalPlus's limits, derived from the ground truth's runtime per input)."""
         return calibrated
+
+    def timed(self, program: Program, problem: Any, check: str, calibrated: float) -> Program:
+        """``program`` under its wall-clock limit (``check_timeout``); LiveCodeBench also tells
+        its check program the per-test limit here."""
+        return dataclasses.replace(program, timeout=self.check_timeout(problem, check, calibrated))
 
     def judge(self, result: ExecResult) -> ExecResult:
         """The verdict as reported; harness-style checks map the candidate's SyntaxError here."""
