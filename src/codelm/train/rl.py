@@ -297,21 +297,17 @@ def stop_token(engine: Any, kind: str) -> int | None:
 
 
 def make_rollout(
-    run: Any, src: RLSource, s: RLSettings, reference: torch.nn.Module | None
+    run: Any, engine: Any, src: RLSource, s: RLSettings, reference: torch.nn.Module | None
 ) -> tuple[list[Sample], dict[str, float]]:
-    """Sample, score and (for epochs > 1 or KL) log-prob this process's share; gather the rollout."""
-    from codelm.engine.engine import Engine
-    from codelm.engine.loader import Loaded
+    """Sample, score and (for epochs > 1 or KL) log-prob this process's share; gather the rollout.
 
+    `engine` wraps the policy being trained (the same module, so it samples the current weights)."""
     t0 = time.perf_counter()
     acc, world, rank = run.acc, run.world, run.acc.process_index
     chosen = src.order.take(s.prompts_per_step)  # the global list, the same on every process
     per = s.prompts_per_step // world
     mine = chosen[rank * per : (rank + 1) * per]
-    model = acc.unwrap_model(run.model)
-    engine = Engine(
-        Loaded(model, run.tokenizer, run.family, run.cfg.run.out_dir), max_batch_size=s.generation_batch
-    )
+    model = engine.model
     kind = "chat" if s.prompt_format == "chat" else "completion"
     eos = stop_token(engine, kind)
     chunk = max(1, s.generation_batch // s.group)
@@ -422,11 +418,16 @@ def rl_producer(run: Any) -> Callable[[], StepData]:
     micro = run.cfg.batch.micro_batch_size
     per = s.prompts_per_step * s.group // run.world
     lo = run.acc.process_index * per
+    from codelm.engine.engine import Engine
+    from codelm.engine.loader import Loaded
+
+    policy = run.acc.unwrap_model(run.model)  # the module being trained, outside its DDP wrapper
+    engine = Engine(Loaded(policy, run.tokenizer, run.family, run.cfg.run.out_dir), s.generation_batch)
 
     def produce() -> StepData:
         timing = {"generation_time_s": 0.0, "execution_time_s": 0.0, "rollout_time_s": 0.0}
         if src.rollout is None or src.passes >= s.epochs:
-            src.rollout, timing = make_rollout(run, src, s, reference)
+            src.rollout, timing = make_rollout(run, engine, src, s, reference)
             src.rollouts, src.passes = src.rollouts + 1, 0
         src.passes += 1
         rollout = src.rollout
@@ -499,7 +500,9 @@ def build_rl_stage(
         ]
         verdicts = _broadcast(scorer.check_references(problems) if _rank() == 0 else None)
         room = cfg.batch.seq_len - rl.max_new_tokens
-        keep, skipped = check_problems(problems, [len(x) for x in prompts], room, verdicts)
+        keep, skipped = check_problems(
+            problems, [len(x) for x in prompts], room, verdicts, needs_tests=scorer.pool is not None
+        )
         if skipped and _rank() == 0:
             print(
                 f"codelm: rl.data: skipped {sum(skipped.values())} of {len(problems)} problems: {skipped}",

@@ -82,15 +82,20 @@ def read_problems(path: str | Path) -> list[Problem]:
 
 
 def check_problems(
-    problems: list[Problem], prompt_tokens: list[int], room: int, verdicts: list[bool | None]
+    problems: list[Problem],
+    prompt_tokens: list[int],
+    room: int,
+    verdicts: list[bool | None],
+    needs_tests: bool = True,
 ) -> tuple[list[int], dict[str, int]]:
     """Indexes of the usable problems and the count of each reason the others were skipped.
 
     `prompt_tokens` are the rendered prompts' lengths, `room` the longest prompt that leaves
-    `max_new_tokens` within seq_len, `verdicts` whether each reference passed (None: no reference)."""
+    `max_new_tokens` within seq_len, `verdicts` whether each reference passed (None: no reference);
+    a pluggable reward that runs no tests (`needs_tests=False`) takes problems without them."""
     keep, skipped = [], Counter()
     for i, problem in enumerate(problems):
-        if not problem.tests:
+        if needs_tests and not problem.tests:
             skipped["no_tests"] += 1
         elif prompt_tokens[i] > room:
             skipped["prompt_too_long"] += 1
