@@ -50,6 +50,28 @@ def test_seed_coder_plan_numbers():
     assert pre.gpu_hours == pytest.approx(pre.flops / (989.4e12 * 0.45) / 3600)
 
 
+def test_seed_coder_plan_lists_its_three_data_sources(capsys):
+    """Seed-Coder report 2.2.1-2.2.3: ~1T code, ~100B commit and ~1.2T web tokens."""
+    from codelm.recipes.plan import data_sources
+
+    recipe = load_recipe(RECIPES[2])
+    sizes = {s.name: s.tokens for s in recipe.data.sources}
+    assert sizes == {"github-code": 1.0e12, "github-commits": 1.0e11, "code-related-web": 1.2e12}
+    rows = {line.split()[0]: line.split()[1:4] for line in data_sources(recipe)[2:]}
+    assert rows["github-commits"] == ["100.00B", "4.3%", "listed"]
+    assert rows["code-related-web"][1] == "52.2%" and rows["github-code"][1] == "43.5%"
+    assert main(["run", str(RECIPES[2]), "--dry-run"]) == 0
+    assert "github-commits" in capsys.readouterr().out
+    with pytest.raises(CodelmError, match="names must be unique"):
+        parse_recipe(
+            {
+                "model": {"family": "llama"},
+                "stages": [{"name": "a", "kind": "pretrain"}],
+                "data": {"sources": [{"name": "web"}, {"name": "web"}]},
+            }
+        )
+
+
 def test_zero_stages_shard_model_states():
     raw = {
         "name": "x",

@@ -127,6 +127,20 @@ def fit_warning(p: Plan) -> str | None:
     )
 
 
+def data_sources(r: Recipe) -> list[str]:
+    """The corpus's parts (`data.sources`) with their published sizes and shares of the listed total."""
+    if not r.data.sources:
+        return []
+    total = sum(s.tokens or 0.0 for s in r.data.sources)
+    lines = ["", f"{'data source':<20}{'tokens':>10}{'share':>8}  {'run':<10}note"]
+    for s in r.data.sources:
+        share = f"{s.tokens / total:.1%}" if s.tokens and total else "n/a"
+        run = "curated" if s.curated else ("off" if s.curate else "listed")
+        size = format_count(s.tokens) if s.tokens else "n/a"
+        lines.append(f"{s.name:<20}{size:>10}{share:>8}  {run:<10}{s.note}")
+    return lines
+
+
 def render(p: Plan) -> str:
     r, hw = p.recipe, p.recipe.hardware
     fam = get_family(r.model.family)
@@ -152,6 +166,7 @@ def render(p: Plan) -> str:
         f"{'total':<14}{'':<10}{'':>7}{format_count(sum(s.tokens for s in p.stages)):>10}"
         f"{p.total_flops:>11.2e}{p.total_gpu_hours:>12,.0f}{p.total_gpu_hours / hw.gpus / 24:>8.1f}"
     )
+    lines += data_sources(r)
     mem = ", ".join(f"{k} {v:.2f} GiB" for k, v in p.memory_gib.items())
     lines += [
         "",

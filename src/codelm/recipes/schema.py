@@ -3,7 +3,8 @@
     name: seed-coder-8b
     model: {family: seedcoder, size: 8b, seed: 0}         # or init_from: a checkpoint / hub id
     tokenizer: {from: ByteDance-Seed/Seed-Coder-8B-Base}  # or train: {vocab_size: 32000}
-    data: {curate: {...CurateConfig...}, pack: {...PackConfig...}, heldout_fraction: 0.02}
+    data: {curate: {...CurateConfig...}, pack: {...PackConfig...}, heldout_fraction: 0.02,
+           sources: [{name: docs, tokens: 1.2e12, curate: {...CurateConfig...}, enabled: false}]}
     stages:
       - {name: pretrain, kind: pretrain, tokens: 6.0e12, seq_len: 8192, fim_rate: 0.5,
          train: {optim: {lr: 3.0e-4}, batch: {...}, run: {...}}}   # sections of `codelm train`'s YAML
@@ -69,13 +70,45 @@ class TokenizerSpec:
 
 
 @dataclass
+class SourceSpec:
+    """One part of the pretraining corpus (`data.sources`): listed with its published size in the
+    dry-run plan, and, when it has a `curate` section and is enabled, curated by the run beside
+    `data.curate` and mixed into the same split, tokenizer and shards."""
+
+    name: str
+    tokens: float | None = None  # its size as published (unique tokens), for the plan's shares
+    note: str = ""  # where the size comes from, or which config curates it
+    curate: dict[str, Any] | None = None  # a CurateConfig; none: listed in the plan only
+    enabled: bool = True  # a switch: `--set data.sources.NAME.enabled=true`
+
+    def __post_init__(self) -> None:
+        _check(self.tokens is None or self.tokens > 0, f"data.sources {self.name}: tokens must be > 0")
+
+    @property
+    def curated(self) -> bool:
+        return bool(self.curate) and self.enabled
+
+
+@dataclass
 class DataSpec:
     curate: dict[str, Any] = field(default_factory=dict)  # a CurateConfig (output_dir set by the runner)
     pack: PackConfig = field(default_factory=PackConfig)
     heldout_fraction: float = 0.02  # documents held out (by a hash of their id) for perplexity
+    sources: list[SourceSpec] = field(default_factory=list)  # the corpus's parts (see SourceSpec)
 
     def __post_init__(self) -> None:
         _check(0 < self.heldout_fraction < 1, "data.heldout_fraction must be in (0, 1)")
+        names = [s.name for s in self.sources]
+        _check(len(set(names)) == len(names), f"data.sources names must be unique: {names}")
+        _check(all(n and "/" not in n for n in names), f"data.sources names must be plain words: {names}")
+
+    def source_config(self, source: SourceSpec, output_dir: str | Path, variables=None, *, lenient=False):
+        """The `CurateConfig` of an extra source, writing into `output_dir`."""
+        from codelm.data.curate_config import CurateConfig
+
+        raw = {**copy.deepcopy(source.curate or {}), "output_dir": str(output_dir)}
+        where = f"recipe data.sources {source.name}"
+        return CurateConfig.from_dict(raw, variables, where, lenient=lenient)
 
     def curate_config(
         self, output_dir: str | Path, variables: dict[str, str] | None = None, *, lenient: bool = False
@@ -180,6 +213,9 @@ class Recipe:
         fails at load time, not an hour into the run."""
         if self.data.curate:
             self.data.curate_config("<run>/data", lenient=True)
+        for source in self.data.sources:
+            if source.curated:
+                self.data.source_config(source, f"<run>/data-{source.name}", lenient=True)
         for i, stage in enumerate(self.stages):
             data = stage.data
             if data and data.startswith("derive:"):
