@@ -17,6 +17,7 @@ from codelm.train.rl import (
     RLSettings,
     Sample,
     advantages,
+    loss_weights,
     overlong_penalty,
     rollout_fields,
 )
@@ -211,3 +212,19 @@ def test_clipped_objective_counts_clipped_tokens():
     old[targets != -100] = (current - 1.0)[targets != -100]
     _, metrics = loss(model, RLBatch(rows, base.advantages, base.token_weight, old, None))
     assert float(metrics["clip_fraction"]) == 2.0
+
+
+def test_loss_normalisations():
+    """Per-token losses of 1 on completions of 1 and 3 tokens (the second filtered out in the
+    last case): token level averages tokens, sequence level completions, constant divides by L."""
+    lengths = np.array([1.0, 3.0])
+
+    def loss(keep, norm):
+        w, units = loss_weights(np.array(keep, dtype=float), lengths, norm, max_len=4)
+        return float((w * lengths).sum()) / units
+
+    assert loss([1, 1], "token") == 1.0  # 4 tokens / 4
+    assert loss([1, 1], "sequence") == 1.0  # (1/1 + 3/3) / 2
+    assert loss([1, 1], "constant") == pytest.approx((1 + 3) / 4 / 2)  # Dr. GRPO: / (L x completions)
+    w, units = loss_weights(np.array([1.0, 0.0]), lengths, "token", 4)
+    assert w.tolist() == [1.0, 0.0] and units == 1.0

@@ -229,3 +229,47 @@ def test_config_errors(rl_config, tmp_path):
     bad.write_text('{"prompt": "x"}\n[1, 2]\n')
     with pytest.raises(CodelmError, match=r"bad.jsonl:2: a problem is a JSON object"):
         train(rl_config(f"rl.data={bad}", out=tmp_path / "b"))
+
+
+def test_chat_prompts_with_every_option(tiny_checkpoint, make_config, tmp_path):
+    """A chat-template family, stdin/stdout and assert problems, fraction + format rewards, and the
+    DAPO / Dr. GRPO switches together: a short run logs every statistic and the options' effects."""
+    from codelm.train.loop import train
+
+    problems = [
+        {"prompt": "Print the sum of two ints.", "stdio": [{"input": "1 2\n", "output": "3"}]},
+        {"prompt": "Write add(a, b).", "tests": ["assert add(1, 2) == 3", "assert add(0, 0) == 0"]},
+    ]
+    data = tmp_path / "p.jsonl"
+    data.write_text("".join(json.dumps(p) + "\n" for p in problems))
+    out = tmp_path / "run"
+    cfg = make_config(
+        "rl",
+        f"model.init_from={tiny_checkpoint('seedcoder')}",
+        f"rl.data={data}",
+        "rl.prompt_format=chat",
+        "rl.reward=fraction",
+        "rl.format_reward=0.5",
+        "rl.group_size=4",
+        "rl.max_new_tokens=8",
+        "rl.loss_norm=sequence",
+        "rl.scale_rewards=false",
+        "rl.filter_equal_groups=true",
+        "rl.overlong_buffer=4",
+        "rl.mask_truncated=true",
+        "rl.allow_code_execution=true",
+        "batch.seq_len=512",
+        "batch.micro_batch_size=4",
+        "batch.global_batch_size=8",
+        "run.max_steps=2",
+        out=out,
+    )
+    train(cfg)
+    rows = records(out)
+    assert len(rows) == 2
+    for r in rows:
+        # a random model's 8-token replies: they all run to the limit, so the overlong penalty
+        # makes every reward -1 (all equal), and masking and filtering leave nothing to train on
+        assert r["truncated"] == 1.0 and r["reward_mean"] == -1.0 and r["pass_rate"] == 0.0
+        assert r["trained_share"] == 0.0 and r["equal_groups"] == 1.0 and r["loss"] == 0.0
+        assert r["completion_len"] == 8.0

@@ -409,6 +409,16 @@ def rollout_fields(rollout: list[Sample], s: RLSettings) -> tuple[np.ndarray, np
     return adv, keep, {k: v for k, v in stats.items() if v is not None}
 
 
+def loss_weights(keep: np.ndarray, lengths: np.ndarray, norm: str, max_len: int) -> tuple[np.ndarray, float]:
+    """Each completion's per-token weight and the loss's normaliser (the loop divides the weighted
+    token sum by it): token = DAPO, sequence = GRPO, constant = Dr. GRPO (see the module docstring)."""
+    if norm == "token":
+        return keep, float((keep * lengths).sum())
+    if norm == "sequence":
+        return keep / np.maximum(lengths, 1), float(keep.sum())
+    return keep / max_len, float(keep.sum())
+
+
 def rl_producer(run: Any) -> Callable[[], StepData]:
     """The rl stage's step data, made in the training thread: a rollout needs the current weights."""
     src: RLSource = run.stage.source
@@ -433,12 +443,7 @@ def rl_producer(run: Any) -> Callable[[], StepData]:
         rollout = src.rollout
         adv, keep, stats = rollout_fields(rollout, s)
         lengths = np.array([len(x.completion_ids) for x in rollout], dtype=np.float64)
-        if s.loss_norm == "token":
-            token_weight, units = keep, float((keep * lengths).sum())
-        elif s.loss_norm == "sequence":
-            token_weight, units = keep / np.maximum(lengths, 1), float(keep.sum())
-        else:
-            token_weight, units = keep / s.max_new_tokens, float(keep.sum())
+        token_weight, units = loss_weights(keep, lengths, s.loss_norm, s.max_new_tokens)
         batches = []
         for i in range(lo, lo + per, micro):
             part = rollout[i : i + micro]
