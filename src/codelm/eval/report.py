@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .generation import LOGLIKELIHOOD, GenSettings
-from .scoring import GENERATION_ERROR, NOT_EXECUTED, syntax_valid, task_metrics
+from .scoring import GENERATION_ERROR, NOT_EXECUTED, check_metrics, syntax_valid, task_metrics
 from .store import RunStore
 
 _COLUMNS = ("passed", "failed", "timeout", "syntax_error", "error", "generation_error")
@@ -105,6 +105,13 @@ def write_outputs(options: Any, backend: Any, plans: list, skipped: dict[str, st
             entry["coverage"] = plan.coverage.as_dict()
         if plan.task.dated and options.release_window is not None:
             entry["release_window"] = str(options.release_window)
+        for facet, labels in plan.task.breakdown(plan.problems).items():  # LiveCodeBench: by difficulty
+            entry[f"by_{facet}"] = {
+                label: check_metrics(
+                    [v for v in verdicts[plan.task.checks[0]] if labels[v[0]] == label], options.ks
+                )
+                for label in sorted(set(labels.values()))
+            }
         if plan.notes:
             entry["warnings"] = list(plan.notes)
         calibrated = [r for (task, _), r in store.calibration.items() if task == plan.task.name]

@@ -35,7 +35,7 @@ def case(inp: str, out: str, kind: str = "stdin") -> dict:
     return {"input": inp, "output": out, "testtype": kind}
 
 
-def record(qid, date_, public, private, *, starter="", func=None, platform="atcoder", **extra) -> dict:
+def record(qid, date_, public, private, *, starter="", func=None, platform="atcoder", level="easy") -> dict:
     return {
         "question_title": qid,
         "question_content": f"Problem {qid}.",
@@ -44,11 +44,10 @@ def record(qid, date_, public, private, *, starter="", func=None, platform="atco
         "contest_id": qid.split("_")[0],
         "contest_date": f"{date_}T00:00:00",
         "starter_code": starter,
-        "difficulty": "easy",
+        "difficulty": level,
         "public_test_cases": json.dumps(public),
         "private_test_cases": encode(private),
         "metadata": json.dumps({"func_name": func} if func else {}),
-        **extra,
     }
 
 
@@ -63,7 +62,11 @@ FIXTURE = [
     ),
     # stdin/stdout with decimals and several lines: the mean, then the count
     record(
-        "abc002_b", "2024-02-03", [case("2\n2 3\n", "2.5000000000\n2\n")], [case("3\n1 1 2\n", "1.333\n3\n")]
+        "abc002_b",
+        "2024-02-03",
+        [case("2\n2 3\n", "2.5000000000\n2\n")],
+        [case("3\n1 1 2\n", "1.333\n3\n")],
+        level="medium",
     ),
     # call-based (LeetCode)
     record(
@@ -74,6 +77,7 @@ FIXTURE = [
         starter=TWO_SUM,
         func="twoSum",
         platform="leetcode",
+        level="medium",
     ),
     record(
         "3001",
@@ -83,6 +87,7 @@ FIXTURE = [
         starter="class Solution:\n    def isPalindrome(self, s: str) -> bool:\n        ",
         func="isPalindrome",
         platform="leetcode",
+        level="hard",
     ),
 ]
 
@@ -286,6 +291,14 @@ def test_every_verdict_through_samples(fixture_file, tmp_path, info):
         per_problem.setdefault(qid, []).append(status == "passed")
     expected = sum(sum(v) / len(v) for v in per_problem.values()) / len(per_problem)
     assert entry["pass@1"] == pytest.approx(expected)
+    # and by difficulty and platform, as LiveCodeBench's leaderboard reports them
+    facets = {r["question_id"]: (r["difficulty"], r["platform"]) for r in FIXTURE}
+    for index, facet in enumerate(("difficulty", "platform")):
+        labels = {qid: f[index] for qid, f in facets.items()}
+        for label in set(labels.values()):
+            rates = [sum(v) / len(v) for qid, v in per_problem.items() if labels[qid] == label]
+            assert entry[f"by_{facet}"][label]["pass@1"] == pytest.approx(sum(rates) / len(rates)), facet
+    assert set(entry["by_difficulty"]) == {"easy", "medium", "hard"}
     assert_no_strays()
 
 
@@ -480,3 +493,40 @@ def test_tiny_model_plumbing(mode, tiny_checkpoint, fixture_file, tmp_path):
         assert r["completion"] == task.clean(problem, r["raw"], mode)
         assert r["status"] in ("passed", "failed", "timeout", "syntax_error")
     assert executed >= 2
+
+
+def test_safim_python_programs_as_stdin_problems(data_dir, tmp_path):
+    """Real Codeforces programs (SAFIM's Python ground truths, every 20th) on their unit tests, as
+    LiveCodeBench stdin problems: they pass, except where LiveCodeBench's comparison is stricter than
+    ExecEval's (SAFIM's judge): case-sensitive YES/no, blank lines counted."""
+    from codelm.eval.tasks.data import read_records
+
+    path = data_dir / "safim_block_completion.jsonl.gz"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    rows = [r for r in read_records(path) if r["lang"] == "python"][::20]
+    records, samples, expected = [], [], {}
+    for r in rows:
+        tests = r["unit_tests"] if isinstance(r["unit_tests"], list) else json.loads(r["unit_tests"])
+        cases = [case(t["input"], t["output"][0]) for t in tests]
+        qid = r["task_id"].replace("/", "_")
+        records.append(record(qid, "2023-01-01", cases[:1], cases[1:], platform="codeforces"))
+        samples.append(
+            {"task_id": qid, "completion": r["eval_prompt"].replace("{{completion}}", r["ground_truth"])}
+        )
+        expected[qid] = [c["output"] for c in cases]
+    data = tmp_path / "safim-as-lcb.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    entry = score(samples, data, tmp_path / "run", "--timeout-floor", "6")["livecodebench"]
+    scored = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    assert entry["problems"] == len(rows) >= 40 and entry["pass@1"] >= 0.85
+    for r in scored:
+        if r["passed"]:
+            continue
+        assert "wrong answer" in r["error"], r
+        outputs = expected[r["task_id"]]
+        stricter = any(
+            "\n\n" in out.strip() or {"yes", "no"} & {w.lower() for w in out.split() if not w.islower()}
+            for out in outputs
+        )
+        assert stricter, (r["task_id"], r["error"])

@@ -178,6 +178,11 @@ class Task:
         """The verdict of a ``local`` task's check (``checks[0]``), computed without executing."""
         raise NotImplementedError
 
+    def breakdown(self, problems: list[Any]) -> dict[str, dict[str, str]]:
+        """Facets the summary also reports the headline metrics by (``by_<facet>``): per facet, each
+        problem's label (LiveCodeBench: difficulty and platform). None by default."""
+        return {}
+
     def candidate_source(self, problem: Any, completion: str) -> str | None:
         """The Python source ``completion`` forms, for ``syntax_valid``; None: not measured."""
         return None

@@ -278,6 +278,13 @@ class LiveCodeBenchTask(Task):
         known = [f"{p.task_id} ({ERRATA[p.task_id]})" for p in problems if p.task_id in ERRATA]
         return [f"unsolvable as published (LiveCodeBench ERRATA.md): {', '.join(known)}"] if known else []
 
+    def breakdown(self, problems: list[Problem]) -> dict[str, dict[str, str]]:
+        """pass@k per difficulty and per platform, as LiveCodeBench's leaderboard reports them."""
+        return {
+            "difficulty": {p.task_id: p.difficulty for p in problems},
+            "platform": {p.task_id: p.platform for p in problems},
+        }
+
     def question(self, problem: Problem) -> str:
         """LiveCodeBench's generic question template (chat models)."""
         text = f"### Question:\n{problem.content}\n\n"

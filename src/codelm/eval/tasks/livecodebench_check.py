@@ -23,7 +23,6 @@ called with the JSON values of the input's lines as arguments.
 """
 
 import builtins
-import io
 import json
 import os
 import signal
@@ -50,11 +49,10 @@ def _open(name):
     return os.open(name, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
 
 
-def _stream(fd, mode):
-    raw = io.FileIO(fd, mode, closefd=False)
-    if mode == "r":
-        return io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8", errors="replace")
-    return io.TextIOWrapper(io.BufferedWriter(raw), encoding="utf-8", errors="backslashreplace")
+def _stream(fd, mode, errors="strict"):
+    """A standard stream as ``python main.py`` has it (``mode``, ``buffer``, ``fileno``: fast-IO
+    templates use them)."""
+    return open(fd, mode, encoding="utf-8", errors=errors, closefd=False)
 
 
 def _child(code, spec, fds, inp):
@@ -64,7 +62,8 @@ def _child(code, spec, fds, inp):
     try:
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
-        sys.stdin, sys.stdout, sys.stderr = _stream(0, "r"), _stream(1, "w"), _stream(2, "w")
+        sys.stdin, sys.stdout = _stream(0, "r"), _stream(1, "w")
+        sys.stderr = _stream(2, "w", "backslashreplace")
         namespace = dict(BASE)
         namespace["__builtins__"] = builtins
         if spec["mode"] == "stdin":
