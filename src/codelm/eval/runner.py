@@ -299,7 +299,7 @@ def run_config(options: EvalOptions, backend: Backend, plans: list[Plan], skippe
     generation |= {"sampling": sampling}
     sources = {plan.task.name: str(plan.source) for plan in plans}
     config = {"generation": generation, "tasks": list(options.tasks), "sources": sources, "skipped": skipped}
-    if options.release_window is not None:  # a resumed run must select the same problems
+    if options.release_window is not None:  # which problems the run selected
         config["release_window"] = str(options.release_window)
     return config
 

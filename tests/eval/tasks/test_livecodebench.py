@@ -397,9 +397,13 @@ def test_comparisons_are_livecodebenchs():
     assert values("1" * 5000, "1" * 5000)[0]  # past int()'s digit limit
 
 
-def test_private_tests_decode_without_running_pickled_code(tmp_path):
+def test_private_tests_decode_without_running_pickled_code(tmp_path, monkeypatch):
     tests = [case("1\n", "1\n")]
     assert livecodebench.decode_tests(encode(tests)) == tests
+    monkeypatch.setattr(livecodebench, "MAX_DECOMPRESSED", 1000)  # a decompression bomb, scaled down
+    with pytest.raises(ValueError, match="over 1000 bytes once decompressed"):
+        livecodebench.decode_tests(encode([case("1" * 2000, "1")]))
+    monkeypatch.undo()
     assert livecodebench.decode_tests(json.dumps(tests)) == tests
     marker = tmp_path / "ran"
 
@@ -411,6 +415,19 @@ def test_private_tests_decode_without_running_pickled_code(tmp_path):
     with pytest.raises(ValueError, match="refusing to load"):
         livecodebench.decode_tests(hostile)
     assert not marker.exists()
+    # an extension code (copyreg) and a persistent id reach callables without naming a global
+    import copyreg
+
+    copyreg.add_extension("os", "system", 240)
+    try:
+        extension = b"\x80\x02\x82\xf0X\x04\x00\x00\x00trueq\x00\x85q\x01Rq\x02."  # EXT1 240, REDUCE
+        with pytest.raises(ValueError, match="refusing to load os.system"):
+            livecodebench.decode_tests(base64.b64encode(zlib.compress(extension)).decode())
+    finally:
+        copyreg.remove_extension("os", "system", 240)
+    persistent = base64.b64encode(zlib.compress(b"\x80\x02X\x01\x00\x00\x00aQ.")).decode()
+    with pytest.raises(ValueError, match="persistent"):
+        livecodebench.decode_tests(persistent)
     for bad in (base64.b64encode(zlib.compress(pickle.dumps([1]))).decode(), "not base64 !", 7):
         with pytest.raises(ValueError):
             livecodebench.decode_tests(bad)
