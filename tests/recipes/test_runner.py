@@ -116,3 +116,58 @@ def test_seed_recipe_runs_at_tiny_scale(path, tmp_path, monkeypatch):
     assert after["humaneval_problems"] == 4
     assert (after["fim_exact_match"] is not None) == (recipe.model.family != "codegen1")
     assert (run / "report.md").is_file()
+
+
+def test_a_mixed_in_source_is_curated_split_and_reported(tmp_path):
+    """`data.sources` with a `curate` section: its own curation, mixed into the split (a
+    formatter's special_spans kept), its funnel in the report; off, it is not curated."""
+    from codelm.recipes.report import _funnel
+    from codelm.recipes.runner import RunContext, run_recipe
+    from codelm.recipes.schema import parse_recipe
+
+    code = tmp_path / "code" / "proj"
+    code.mkdir(parents=True)
+    for i in range(6):
+        (code / f"m{i}.py").write_text(f"def f{i}(x):\n    return x + {i}\n")
+    docs = tmp_path / "docs.jsonl"
+    spans = {"special_spans": [[0, 10]]}
+    rows = [
+        {"id": f"doc{i}", "text": f"<file_sep>guide {i}\nUse f{i}(x) to add {i}.\n", **spans}
+        for i in range(4)
+    ]
+    docs.write_text("".join(json.dumps(r) + "\n" for r in rows + rows[:1]))  # one exact duplicate
+    source = {
+        "name": "guides",
+        "curate": {"readers": [{"jsonl": {"paths": [str(docs)]}}], "steps": ["exact_dedup"]},
+    }
+    raw = {
+        "model": {"family": "llama"},
+        "stages": [{"name": "pretrain", "kind": "pretrain", "tokens": 1e3}],
+        "data": {
+            "curate": {"readers": [{"directory": {"root": str(tmp_path / "code"), "layout": "multi"}}]},
+            "heldout_fraction": 0.1,
+            "sources": [source],
+        },
+    }
+    recipe = parse_recipe(raw)
+    for step in ("curate", "split"):
+        run_recipe(recipe, tmp_path / "run", only=step)
+    split = [
+        json.loads(line)
+        for f in ("train", "heldout")
+        for line in (tmp_path / "run" / "split" / f"{f}.jsonl").open()
+    ]
+    assert sorted(r["id"] for r in split) == sorted(
+        [f"proj/m{i}.py" for i in range(6)] + [f"doc{i}" for i in range(4)]
+    )
+    assert all(r["special_spans"] == [[0, 10]] for r in split if r["id"].startswith("doc"))
+    funnel = _funnel(RunContext(recipe, tmp_path / "run", False, None), {})
+    assert {
+        "name": "guides: exact_dedup",
+        "docs_in": 5,
+        "kept": 4,
+        "dropped": {"exact_duplicate": 1},
+    } in funnel
+    off = parse_recipe(raw, overrides=["data.sources.guides.enabled=false"])
+    run_recipe(off, tmp_path / "off", only="curate")
+    assert not (tmp_path / "off" / "data-guides").exists() and (tmp_path / "off" / "data").is_dir()

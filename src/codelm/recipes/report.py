@@ -32,6 +32,8 @@ METRICS = [
     ("perplexity", "held-out perplexity", "{:.1f}"),
     ("unigram_perplexity", "unigram baseline perplexity", "{:.1f}"),
     ("perplexity_ratio", "perplexity / unigram baseline", "{:.1%}"),
+    ("bits_per_byte", "held-out bits per byte (unigram: next row)", "{:.3f}"),
+    ("unigram_bits_per_byte", "unigram baseline bits per byte", "{:.3f}"),
     ("docstring_pass@1", "docstring -> function: passes its doctest", "{:.1%}"),
     ("docstring_syntax_valid", "docstring -> function: compiles", "{:.1%}"),
     ("preference_accuracy", "held-out preference accuracy", "{:.1%}"),
@@ -142,6 +144,18 @@ def samples(ctx, label: str, task: str, count: int = 5) -> list[dict[str, Any]]:
     ]
 
 
+def _funnel(ctx, stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every curation's steps: the main corpus, then each mixed-in source's as `source: step`."""
+    from codelm.recipes.runner import mixed_sources, source_dir
+
+    rows = [{k: s.get(k) for k in ("name", "docs_in", "kept", "dropped")} for s in stats.get("steps") or []]
+    for source in mixed_sources(ctx):
+        for s in _json(source_dir(ctx, source.name) / "stats.json").get("steps") or []:
+            row = {k: s.get(k) for k in ("docs_in", "kept", "dropped")}
+            rows.append({"name": f"{source.name}: {s.get('name')}", **row})
+    return rows
+
+
 def build_report(ctx) -> dict[str, Any]:
     from codelm.recipes.runner import checkpoints, marker_path, serve_line, step_names
 
@@ -159,9 +173,7 @@ def build_report(ctx) -> dict[str, Any]:
             for label in labels
         },
         "stages": {s.name: stage_figures(ctx, s) for s in ctx.recipe.stages},
-        "data": [
-            {k: s.get(k) for k in ("name", "docs_in", "kept", "dropped")} for s in stats.get("steps") or []
-        ],
+        "data": _funnel(ctx, stats),
         "samples": {label: samples(ctx, label, "humaneval") for label in (labels[0], labels[-1])},
         "infills": {label: samples(ctx, label, "fim-exact-match") for label in (labels[0], labels[-1])},
         "serve": serve_line(ctx),

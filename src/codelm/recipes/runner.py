@@ -1,6 +1,7 @@
 """`codelm run RECIPE`: execute a recipe step by step, each step's output the next one's input.
 
-Steps, in order: curate (codelm data curate) -> split (a held-out slice of the curated documents)
+Steps, in order: curate (codelm data curate, and one curation per enabled `data.sources` entry
+with a `curate` section, mixed into the same corpus) -> split (a held-out slice of the curated documents)
 -> tokenizer (train one, or take the recipe's) -> pack (codelm data pack) -> derive (SFT/DPO data
 from the corpus, when a stage asks for `derive:sft` / `derive:dpo`) -> init (the starting weights,
 saved so they can be evaluated) -> eval-before -> one step per training stage (codelm train,
@@ -145,13 +146,29 @@ def step_curate(ctx: RunContext, name: str) -> dict[str, Any]:
     config = ctx.recipe.data.curate_config(ctx.path("data"), ctx.variables)
     stats, _ = curate(config, overwrite=True, progress=sys.stderr.isatty())
     last = list(stats.steps.values())[-1] if stats.steps else None
-    return {"documents": last.kept if last else 0}
+    info: dict[str, Any] = {"documents": last.kept if last else 0}
+    for source in mixed_sources(ctx):  # other parts of the corpus, each its own curation
+        config = ctx.recipe.data.source_config(source, source_dir(ctx, source.name), ctx.variables)
+        stats, _ = curate(config, overwrite=True, progress=sys.stderr.isatty())
+        last = list(stats.steps.values())[-1] if stats.steps else None
+        info[f"documents:{source.name}"] = last.kept if last else 0
+    return info
+
+
+def mixed_sources(ctx: RunContext) -> list[Any]:
+    """The recipe's `data.sources` that this run curates and mixes into the corpus."""
+    return [s for s in ctx.recipe.data.sources if s.curated]
+
+
+def source_dir(ctx: RunContext, name: str) -> Path:
+    """Where a mixed-in source's curation lands (its data, stats.json and report)."""
+    return ctx.path(f"data-{name}")
 
 
 def _curated_files(ctx: RunContext) -> list[Path]:
     from codelm.data.pack import input_files
 
-    return input_files([ctx.path("data")])
+    return input_files([ctx.path("data"), *(source_dir(ctx, s.name) for s in mixed_sources(ctx))])
 
 
 def step_split(ctx: RunContext, name: str) -> dict[str, Any]:
@@ -162,18 +179,29 @@ def step_split(ctx: RunContext, name: str) -> dict[str, Any]:
     share = ctx.recipe.data.heldout_fraction
     docs = sorted(
         (
-            (int(hashlib.sha256(d.id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF, d.id, d.text)
+            (int(hashlib.sha256(d.id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF, d.id, d.text, _spans(d))
             for d in read_documents(_curated_files(ctx), [])
         ),
     )
-    cut = max(1, sum(1 for bucket, _, _ in docs if bucket < share))
+    cut = max(1, sum(1 for bucket, *_ in docs if bucket < share))
     heldout, train = docs[:cut], docs[cut:]
     if not train:
         raise CodelmError(f"the curated corpus has only {len(docs)} document(s): nothing left to train on")
     order = sorted(train, key=lambda d: d[1])  # training text in a stable, readable order
-    n_train = write_jsonl(({"id": i, "text": t} for _, i, t in order), ctx.path("split", "train.jsonl"))
-    n_held = write_jsonl(({"id": i, "text": t} for _, i, t in heldout), ctx.path("split", "heldout.jsonl"))
+    n_train = write_jsonl((_record(*d[1:]) for d in order), ctx.path("split", "train.jsonl"))
+    n_held = write_jsonl((_record(*d[1:]) for d in heldout), ctx.path("split", "heldout.jsonl"))
     return {"train": n_train, "heldout": n_held}
+
+
+def _spans(doc: Any) -> list[list[int]] | None:
+    from codelm.data.specials import SPANS_KEY
+
+    return doc.metadata.get(SPANS_KEY)
+
+
+def _record(doc_id: str, text: str, spans: list[list[int]] | None) -> dict[str, Any]:
+    """A split record; a formatter's file separators keep their spans, so pack gives them ids."""
+    return {"id": doc_id, "text": text, **({"special_spans": spans} if spans else {})}
 
 
 def _texts(path: Path) -> list[str]:
@@ -459,6 +487,8 @@ def headline(summary: dict[str, Any]) -> dict[str, Any]:
         "fim_problems": fim.get("problems"),
         "perplexity": ppl.get("perplexity"),
         "unigram_perplexity": ppl.get("unigram_perplexity"),
+        "bits_per_byte": ppl.get("bits_per_byte"),
+        "unigram_bits_per_byte": ppl.get("unigram_bits_per_byte"),
         "heldout_tokens": ppl.get("tokens"),
     }
 
