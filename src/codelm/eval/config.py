@@ -7,6 +7,7 @@
     limit: 200             # per task; `task_limits` overrides it for named tasks
     task_limits: {humaneval: null}
     limit_spread: true     # the limited problems spread evenly over the file, not the first N
+    release_window: "2024-08-01:"  # tasks with release dates (livecodebench): problems since then
 
 Light to import (no torch): the CLI builds it before anything heavy is loaded.
 """
