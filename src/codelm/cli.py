@@ -58,8 +58,9 @@ def _sampling(args: argparse.Namespace, engine: Any = None, kind: str = "complet
         "seed",
         "stop",
         "skip_special_tokens",
+        "max_thinking_tokens",
     )
-    out = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    out = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     if engine is not None and (args.n or 1) > 1 and args.temperature is None:
         from codelm.engine.rules import sample_temperature
 
@@ -85,14 +86,21 @@ def _engine(args: argparse.Namespace):
         dtype=args.dtype,
         threads=args.threads,
         allow_pickle=args.allow_pickle,
+        chat_format=getattr(args, "chat_format", None) or "chat",
+        reasoning=getattr(args, "reasoning", None) is not False,
     )
 
 
 def _emit(engine, request, args: argparse.Namespace) -> None:
+    from codelm.cli_chat import ReasoningEcho
+
     if args.stream:
+        echo = ReasoningEcho(args)
         for chunk in engine.stream(request):
+            echo(chunk.reasoning, chunk.text)
             sys.stdout.write(chunk.text)
             sys.stdout.flush()
+        echo.close()
         sys.stdout.write("\n")
         return
     result = engine.generate([request])[0]
@@ -104,6 +112,7 @@ def _emit(engine, request, args: argparse.Namespace) -> None:
                     "completions": [
                         {
                             "text": c.text,
+                            **({"reasoning": c.reasoning} if c.reasoning is not None else {}),
                             "finish_reason": c.finish_reason,
                             "completion_tokens": c.completion_tokens,
                         }
@@ -117,6 +126,7 @@ def _emit(engine, request, args: argparse.Namespace) -> None:
     for i, c in enumerate(result.completions):
         if len(result.completions) > 1:
             print(f"----- sample {i + 1} ({c.finish_reason}) -----")
+        ReasoningEcho(args).whole(c.reasoning)
         print(c.text)
 
 
@@ -155,7 +165,7 @@ def cmd_chat(args: argparse.Namespace) -> None:
     if args.messages:
         chat_from_file(engine, args.messages, _sampling(args, engine, "chat"), args)
     else:
-        chat_interactive(engine, _sampling(args, engine, "chat"), system=args.system)
+        chat_interactive(engine, _sampling(args, engine, "chat"), system=args.system, args=args)
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -309,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--messages", help='JSON file: [{"role": "user", "content": "..."}, ...]')
     ch.add_argument("--system", help="system message for an interactive chat")
     _model_args(ch)
+    from codelm.cli_chat import add_reasoning_args
+
+    add_reasoning_args(ch)
     ch.set_defaults(func=cmd_chat)
     _data_parsers(sub)
     _train_parsers(sub)
@@ -334,6 +347,15 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--upstream", help="gateway mode: forward rendered prompts to this OpenAI-compatible URL")
     sv.add_argument(
         "--served-model-name", help="name reported by /v1/models (default: the model path's name)"
+    )
+    sv.add_argument(
+        "--chat-format", choices=["chat", "reasoning"], help="reasoning: the family's reasoning template"
+    )
+    sv.add_argument(
+        "--reasoning",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="separate a reply's thinking into reasoning_content (default: yes)",
     )
     sv.add_argument("--max-batch-size", type=int, help="rows decoded together per step (default 32)")
     sv.add_argument("--max-queue", type=int, help="waiting requests before 503 (default 256)")

@@ -1,4 +1,10 @@
-"""`codelm chat`: one reply to a JSON conversation, or an interactive multi-turn session."""
+"""`codelm chat`: one reply to a JSON conversation, or an interactive multi-turn session.
+
+A reasoning model's thinking goes to stderr (framed by `[thinking]` lines), its answer to stdout,
+so a pipe gets the answer only; `--hide-reasoning` drops the thinking, `--max-thinking-tokens N`
+bounds it, `--chat-format reasoning` renders the family's reasoning template (Seed-Coder-8B-
+Reasoning's). Only answers go back into the conversation, as reasoning templates expect.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +32,52 @@ def load_messages(path: str) -> list[dict[str, Any]]:
     return data
 
 
+def add_reasoning_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("reasoning models")
+    g.add_argument(
+        "--chat-format", choices=["chat", "reasoning"], help="reasoning: the family's reasoning template"
+    )
+    g.add_argument("--max-thinking-tokens", type=int, help="thinking tokens before the answer is forced")
+    g.add_argument(
+        "--reasoning",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="separate the thinking from the answer (default: yes; --no-reasoning prints it as text)",
+    )
+    g.add_argument("--hide-reasoning", action="store_true", help="do not print the thinking")
+
+
+class ReasoningEcho:
+    """Writes a reply's thinking to stderr, framed, as it arrives (nothing for other replies)."""
+
+    def __init__(self, args: argparse.Namespace | None = None) -> None:
+        self.hidden = bool(getattr(args, "hide_reasoning", False))
+        self.open = False
+
+    def __call__(self, reasoning: str, answer: str = "") -> None:
+        if self.hidden:
+            return
+        if reasoning:
+            if not self.open:
+                sys.stderr.write("[thinking]\n")
+                self.open = True
+            sys.stderr.write(reasoning)
+            sys.stderr.flush()
+        if answer:
+            self.close()
+
+    def close(self) -> None:
+        if self.open and not self.hidden:
+            sys.stderr.write("\n[/thinking]\n")
+            sys.stderr.flush()
+        self.open = False
+
+    def whole(self, reasoning: str | None) -> None:
+        if reasoning is not None:
+            self(reasoning)
+            self.close()
+
+
 def chat_from_file(engine, path: str, sampling: dict[str, Any], args: argparse.Namespace) -> None:
     from codelm.cli import _emit
 
@@ -46,7 +98,9 @@ def banner() -> str:
     return "\n".join(lines)
 
 
-def chat_interactive(engine, sampling: dict[str, Any], system: str | None = None) -> None:
+def chat_interactive(
+    engine, sampling: dict[str, Any], system: str | None = None, args: argparse.Namespace | None = None
+) -> None:
     """Read user turns from stdin and stream each reply to stdout.
 
     Commands are handled here and never reach the model; their messages, the banner and the prompt
@@ -74,11 +128,13 @@ def chat_interactive(engine, sampling: dict[str, Any], system: str | None = None
             continue
         history.append({"role": "user", "content": line.rstrip("\n")})
         request = engine.chat_request(history, **{**sampling, "n": 1})
-        reply = []
+        reply, echo = [], ReasoningEcho(args)
         for chunk in engine.stream(request):
+            echo(chunk.reasoning, chunk.text)
             reply.append(chunk.text)
             sys.stdout.write(chunk.text)
             sys.stdout.flush()
+        echo.close()
         sys.stdout.write("\n")
         sys.stdout.flush()
         history.append({"role": "assistant", "content": "".join(reply)})

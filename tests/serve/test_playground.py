@@ -117,3 +117,27 @@ def _screenshot(page, tmp_path: Path, name: str) -> Path:
     if os.environ.get("CODELM_SCREENSHOT_DIR"):
         shutil.copy(path, Path(os.environ["CODELM_SCREENSHOT_DIR"]) / name)
     return path
+
+
+def test_playground_shows_a_reasoning_models_thinking_apart(browser, own_engine, start_server):
+    """A scripted reasoning reply: thinking in its own muted block, the answer alone in the content."""
+    from codelm.models.tiny import script_tokens
+    from codelm.serve.engine_client import LocalEngineClient
+
+    engine = own_engine("llama")
+    tok = engine.tokenizer
+    script_tokens(engine.model, [*tok("<think>\nplan\n</think>\n\nx = 1")["input_ids"], tok.eos_token_id])
+    url = start_server(LocalEngineClient(engine), "llama").url
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    page = context.new_page()
+    page.goto(url + "/")
+    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    page.fill("#temperature", "0")
+    page.fill("#max-tokens", "60")
+    page.click("[data-tab=chat]")
+    page.fill("#chat-input", "Set x.")
+    page.click("#run-chat")
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('done')", timeout=60_000)
+    assert page.text_content("#chat-log .assistant .thinking") == "plan"
+    assert page.text_content("#chat-log .assistant .content") == "x = 1"
+    context.close()

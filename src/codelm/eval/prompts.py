@@ -8,12 +8,18 @@ since an OpenAI-compatible server may apply fewer stops than asked (OpenAI allow
 Instruct/chat models get one user message asking for a fenced code block, and the completion is
 the code inside the reply's fence (``extract_code``), chosen the way EvalPlus's sanitizer does in
 spirit: the block that defines the entry point, else the first Python block, else the reply.
+Code is taken from a reasoning model's answer, never from its thinking: backends return the answer
+apart (codelm's engine and server, vLLM with a reasoning parser), and a reply that still opens with
+a `<think>` block (servers that do not separate it, stored samples) loses the block first, so an
+unfinished thinking block leaves no code at all (codelm.models.reasoning).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+
+from codelm.models.reasoning import strip_reasoning
 
 _FENCE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
 
@@ -36,6 +42,7 @@ def fenced_blocks(reply: str) -> list[tuple[str, str]]:
 
 def extract_code(reply: str, entry_point: str | None = None, language: str = "python") -> str:
     """The code a chat reply answers with (see the module docstring for the choice)."""
+    reply = strip_reasoning(reply)
     blocks = fenced_blocks(reply)
     if not blocks:
         return reply.strip("\n") + "\n" if reply.strip() else ""

@@ -17,6 +17,8 @@ class ServeConfig:
     api_key: str | None = None  # require `Authorization: Bearer KEY` (default: $CODELM_API_KEY)
     upstream: str | None = None  # gateway mode: forward rendered prompts to this OpenAI-compatible URL
     served_model_name: str | None = None  # name reported by /v1/models (default: the model path's name)
+    chat_format: str = "chat"  # "reasoning": the family's reasoning template (Seed-Coder-8B-Reasoning)
+    reasoning: bool = True  # separate a reply's thinking into `reasoning_content`
     max_batch_size: int = 32  # rows decoded together per step
     max_queue: int = 256  # waiting requests before 503
     max_body_bytes: int = 4 << 20  # larger request bodies get 413 (serve/limits.py)
@@ -31,6 +33,8 @@ class ServeConfig:
             raise ConfigError(f"serve.port must be in 0..65535 (0: any free port), got {self.port}")
         if self.max_batch_size < 1 or self.max_queue < 1:
             raise ConfigError("serve.max_batch_size and serve.max_queue must be >= 1")
+        if self.chat_format not in ("chat", "reasoning"):
+            raise ConfigError(f"serve.chat_format must be 'chat' or 'reasoning', got {self.chat_format!r}")
         if self.max_body_bytes < 1 or not self.client_timeout > 0:
             raise ConfigError("serve.max_body_bytes and serve.client_timeout must be positive")
 
@@ -43,4 +47,6 @@ class ServeConfig:
             parts.append(f"--host {self.host}")
         if self.port != 8000:
             parts.append(f"--port {self.port}")
+        if self.chat_format != "chat":
+            parts.append(f"--chat-format {self.chat_format}")
         return " ".join(parts)

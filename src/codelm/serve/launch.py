@@ -49,7 +49,7 @@ def build_backend(args: argparse.Namespace) -> Backend:
             family = detect_family(Path(args.model))
         else:
             raise CodelmError("--upstream needs --family when --model is not a local checkpoint directory")
-        return GatewayClient(args.upstream, args.model, family)
+        return GatewayClient(args.upstream, args.model, family, **_chat_options(args))
 
     from codelm.engine import Engine
     from codelm.serve.engine_client import LocalEngineClient
@@ -62,8 +62,15 @@ def build_backend(args: argparse.Namespace) -> Backend:
         threads=args.threads,
         allow_pickle=args.allow_pickle,
         max_batch_size=args.max_batch_size,
+        **_chat_options(args),
     )
     return LocalEngineClient(engine, max_batch_size=args.max_batch_size, max_queue=args.max_queue)
+
+
+def _chat_options(args: argparse.Namespace) -> dict:
+    """Chat template and reasoning split (ServeConfig's defaults when a caller's namespace lacks them)."""
+    reasoning = getattr(args, "reasoning", None)
+    return {"chat_format": getattr(args, "chat_format", None) or "chat", "reasoning": reasoning is not False}
 
 
 def served_name(model: str) -> str:
