@@ -232,6 +232,8 @@ def test_plan_says_when_it_does_not_fit(capsys):
                 "--set",
                 "stages.pretrain.seq_len=4096",
                 "--set",
+                "stages.reasoning.seq_len=4096",
+                "--set",
                 "hardware.zero=3",
             ]
         )

@@ -11,7 +11,8 @@ import torch
 
 from codelm.errors import CodelmError
 from codelm.train.rewards import Scorer, format_reward, split_reasoning
-from codelm.train.rl import (
+from codelm.train.rl_data import Problem
+from codelm.train.rl_objective import (
     GRPOLoss,
     RLBatch,
     RLSettings,
@@ -21,7 +22,6 @@ from codelm.train.rl import (
     overlong_penalty,
     rollout_fields,
 )
-from codelm.train.rl_data import Problem
 
 ADD = Problem(
     "add",
@@ -183,7 +183,7 @@ def test_clipped_objective_counts_clipped_tokens():
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from codelm.train.packing import collate
-    from codelm.train.rl import _per_token, _rows
+    from codelm.train.rl_objective import per_token, rows_of
 
     torch.manual_seed(0)
     model = LlamaForCausalLM(
@@ -197,7 +197,7 @@ def test_clipped_objective_counts_clipped_tokens():
         )
     )
     samples = [Sample([1, 2], [3, 4], 1.0, 1.0, False), Sample([1, 2], [5, 6], 0.0, 0.0, False)]
-    rows = collate(_rows(samples), 0)
+    rows = collate(rows_of(samples), 0)
     loss = GRPOLoss(0.2, 0.28, 0.0, "positions")
     base = RLBatch(rows, torch.tensor([1.0, -1.0]), torch.tensor([1.0, 1.0]), None, None)
     value, metrics = loss(model, base)
@@ -208,7 +208,7 @@ def test_clipped_objective_counts_clipped_tokens():
     # old = current - 1: ratio e > 1.28 on every token; clipped only where A > 0 (the first row)
     targets = torch.nn.functional.pad(rows.labels[:, 1:], (0, 1), value=-100)
     current = logp.gather(-1, targets.clamp(min=0)[..., None])[..., 0]
-    old = _per_token(rows, [[0.0, 0.0]] * 2)
+    old = per_token(rows, [[0.0, 0.0]] * 2)
     old[targets != -100] = (current - 1.0)[targets != -100]
     _, metrics = loss(model, RLBatch(rows, base.advantages, base.token_weight, old, None))
     assert float(metrics["clip_fraction"]) == 2.0

@@ -273,3 +273,40 @@ def test_chat_prompts_with_every_option(tiny_checkpoint, make_config, tmp_path):
         assert r["truncated"] == 1.0 and r["reward_mean"] == -1.0 and r["pass_rate"] == 0.0
         assert r["trained_share"] == 0.0 and r["equal_groups"] == 1.0 and r["loss"] == 0.0
         assert r["completion_len"] == 8.0
+
+
+CORPUS_MODULE = '''
+def double(x):
+    """Twice x.
+
+    >>> double(2)
+    4
+    """
+    return x * 2
+
+
+def wrong(x):
+    """A doctest that fails: never a problem.
+
+    >>> wrong(1)
+    3
+    """
+    return x
+'''
+
+
+def test_problems_derived_from_a_corpus(rl_config, tmp_path):
+    """rl.corpus: functions whose doctests pass become problems (derive.doctest_problems), written
+    once to OUT/rl_problems.jsonl, which a resume reads again instead of deriving."""
+    from codelm.train.loop import train
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(json.dumps({"id": "m", "text": CORPUS_MODULE}) + "\n")
+    out = tmp_path / "run"
+    cfg = rl_config("rl.data=''", f"rl.corpus={corpus}", "batch.seq_len=128", "run.max_steps=1", out=out)
+    train(cfg)
+    derived = [json.loads(line) for line in (out / "rl_problems.jsonl").read_text().splitlines()]
+    assert [p["name"] for p in derived] == ["double"]
+    assert json.loads((out / "final" / "meta.json").read_text())["data"]["problems"] == 1
+    with pytest.raises(ConfigError, match="exactly one"):
+        rl_config(f"rl.corpus={corpus}")

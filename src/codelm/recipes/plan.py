@@ -4,6 +4,10 @@ The model is built on the meta device (no memory), so the parameter count is the
 (`8.25B parameters` for Seed-Coder-8B). Per stage: tokens, training FLOPs as 6N per token plus
 attention (12 x layers x attention width x sequence length, PaLM appendix B; the same formula the
 trainer's MFU uses), and GPU-hours and wall-clock days at the recipe's assumed MFU on its GPUs.
+An RL stage's `tokens` are the tokens it samples (prompts and completions): generating them costs
+one forward pass each (a third of training's per-token FLOPs, the KV cache doing the rest), training
+on them a forward and backward pass per epoch, plus one forward pass each for the sampling policy's
+log-probs (epochs > 1) and the frozen reference's (kl_coef > 0).
 Memory per GPU follows mixed-precision Adam (bf16 weights and gradients, fp32 master copy and two
 moments: 2 + 2 + 12 bytes per parameter, ZeRO, Rajbhandari et al. 2020), sharded by the ZeRO stage
 over data-parallel ranks and by tensor parallelism, plus the activations of one sequence with flash
@@ -54,6 +58,15 @@ class StagePlan:
     flops: float
     gpu_hours: float
     days: float
+    generation_flops: float = 0.0  # RL: the part of `flops` spent sampling
+
+
+def rl_flops(per_token: float, tokens: float, rl: dict) -> tuple[float, float]:
+    """(generation, total) FLOPs of an RL stage sampling `tokens` (see the module docstring)."""
+    generation = per_token / 3 * tokens
+    epochs = int(rl.get("epochs", 1))
+    passes = epochs + (1 / 3 if epochs > 1 else 0) + (1 / 3 if float(rl.get("kl_coef", 0)) > 0 else 0)
+    return generation, generation + passes * per_token * tokens
 
 
 @dataclass
@@ -89,9 +102,11 @@ def plan(recipe: Recipe) -> Plan:
     stages = []
     for s in recipe.stages:
         tokens = s.tokens or 0.0
-        flops = flops_per_token(model, s.seq_len) * tokens
+        flops, generation = flops_per_token(model, s.seq_len) * tokens, 0.0
+        if s.kind == "rl":
+            generation, flops = rl_flops(flops_per_token(model, s.seq_len), tokens, s.train.get("rl") or {})
         gpu_hours = flops / (peak * hw.mfu) / 3600
-        stages.append(StagePlan(s, tokens, flops, gpu_hours, gpu_hours / hw.gpus / 24))
+        stages.append(StagePlan(s, tokens, flops, gpu_hours, gpu_hours / hw.gpus / 24, generation))
     dp = hw.gpus // hw.tensor_parallel
     shard = {"weights": hw.zero >= 3, "grads": hw.zero >= 2, "optimizer": hw.zero >= 1}
     per_param = {"weights": 2, "grads": 2, "optimizer": 12}
@@ -162,6 +177,10 @@ def render(p: Plan) -> str:
             f"{s.stage.name:<14}{s.stage.kind:<10}{s.stage.seq_len:>7}{format_count(s.tokens):>10}"
             f"{s.flops:>11.2e}{s.gpu_hours:>12,.0f}{s.days:>8.1f}"
         )
+        if s.generation_flops:
+            lines.append(
+                f"{'':<14}(generation {s.generation_flops:.2e}, training {s.flops - s.generation_flops:.2e})"
+            )
     lines.append(
         f"{'total':<14}{'':<10}{'':>7}{format_count(sum(s.tokens for s in p.stages)):>10}"
         f"{p.total_flops:>11.2e}{p.total_gpu_hours:>12,.0f}{p.total_gpu_hours / hw.gpus / 24:>8.1f}"

@@ -41,7 +41,7 @@ from codelm.serve.config import ServeConfig
 from codelm.train.config import TrainConfig, config_from_dict
 from codelm.train.tokenizer import TokenizerTrainConfig
 
-KINDS = ("pretrain", "sft", "dpo")
+KINDS = ("pretrain", "sft", "dpo", "rl")
 
 
 def _check(ok: bool, msg: str) -> None:
@@ -123,11 +123,11 @@ class DataSpec:
 @dataclass
 class StageSpec:
     name: str
-    kind: str  # pretrain (also FIM and long context) | sft | dpo
-    tokens: float | None = None  # training tokens, for planning and the step count
+    kind: str  # pretrain (also FIM and long context) | sft | dpo | rl
+    tokens: float | None = None  # training tokens, for planning and the step count (rl: sampled ones)
     seq_len: int = 2048
-    data: str | None = None  # SFT/DPO JSONL, or a derivation name (see recipes/derive.py)
-    epochs: float | None = None  # SFT/DPO passes over their data
+    data: str | None = None  # SFT/DPO/RL JSONL, or a derivation name (see recipes/derive.py)
+    epochs: float | None = None  # SFT/DPO/RL passes over their data (RL: over the problems)
     fim_rate: float = 0.0
     fim_spm_rate: float | None = None
     rope_theta: float | None = None  # long context: a new RoPE base
@@ -254,6 +254,10 @@ def stage_raw(stage: StageSpec, paths: StagePaths) -> dict[str, Any]:
         if paths.heldout_shards:
             section["heldout_shards"] = [paths.heldout_shards]
         steps = math.ceil(stage.tokens / (seqs * stage.seq_len)) if stage.tokens else None
+    elif stage.kind == "rl":  # a step takes global_batch / group_size problems
+        section = {"data": paths.data} if stage.data else {}  # else train.rl names a corpus
+        group = int((train.get("rl") or {}).get("group_size", 8))
+        steps = math.ceil((stage.epochs or 1) * paths.records / max(1, seqs // group))
     else:
         section = {"data": paths.data or ""}
         rows = paths.records * (2 if stage.kind == "dpo" else 1)

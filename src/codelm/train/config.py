@@ -108,12 +108,14 @@ class DPOConfig:
 
 @dataclass
 class RLConfig:
-    """GRPO-family RL with verifiable rewards (train/rl.py cites the paper behind each option).
+    """GRPO-family RL with verifiable rewards (train/rl_objective.py cites the paper behind each option).
 
     The batch section counts completions: `batch.global_batch_size` = prompts per step x group_size.
     """
 
     data: str = ""  # JSONL of problems with tests (train/rl_data.py: asserts, stdio or doctest style)
+    corpus: str = ""  # or code (JSONL of {"text"}, a .py file, a directory): doctest problems from it
+    corpus_problems: int = 500  # at most this many derived problems
     group_size: int = 8  # G completions per prompt (GRPO: 64, DAPO: 16)
     max_new_tokens: int = 256  # max completion length
     temperature: float = 1.0
@@ -138,7 +140,8 @@ class RLConfig:
     shuffle: bool = True
 
     def __post_init__(self) -> None:
-        _check(bool(self.data), "rl.data: a JSONL file of problems")
+        _check(bool(self.data) != bool(self.corpus), "rl: data (problems) or corpus (code), exactly one")
+        _check(self.corpus_problems > 0, "rl.corpus_problems > 0")
         _check(self.group_size >= 2, "rl.group_size >= 2 (advantages are relative to the group)")
         _check(self.max_new_tokens > 0 and self.temperature > 0, "rl.max_new_tokens and temperature > 0")
         _check(0 < self.top_p <= 1, "rl.top_p in (0, 1]")

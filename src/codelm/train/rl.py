@@ -5,31 +5,8 @@ each process sampling its share), G completions of each from codelm's engine wit
 weights (batched, seeded per problem and rollout, so the samples do not depend on the process
 count), scored in the sandbox (train/rewards.py) while the next chunk is generated; then the
 rollout is gathered on every process and turned into advantages, and each process trains on the
-completions it sampled. Choices, with where they come from:
-
-* group-relative advantages A = (r - mean(group)) / std(group): GRPO, DeepSeekMath (arXiv
-  2402.03300) eq. 3 and section 4.1.2 (std unbiased, +1e-4, as TRL's GRPOTrainer); with
-  `scale_rewards: false` A = r - mean (Dr. GRPO, arXiv 2503.20783 section 3.1: the std term biases
-  towards too easy and too hard questions);
-* clipped surrogate min(ratio A, clip(ratio, 1 - clip_low, 1 + clip_high) A), ratio against the
-  policy that sampled: PPO via GRPO eq. 3; `clip_high` > `clip_low` is DAPO's clip-higher (arXiv
-  2503.14476 section 3.1, 0.2 / 0.28) against entropy collapse;
-* KL to the frozen starting model with the unbiased k3 estimator exp(ref - logp) - (ref - logp) - 1
-  (GRPO eq. 4), weight `kl_coef` (GRPO 0.04); DAPO section 2.3 and Dr. GRPO drop it: at 0 no
-  reference model is loaded;
-* loss normalisation `loss_norm`: `sequence` averages tokens within each completion, then
-  completions (GRPO eq. 3); `token` averages over all tokens of the batch (DAPO section 3.3: long
-  completions weigh by their length); `constant` divides token sums by max_new_tokens per completion
-  (Dr. GRPO section 3.1: no length bias at all);
-* `filter_equal_groups`: groups whose rewards are all equal carry no advantage and are left out of
-  the loss and its normaliser (DAPO's dynamic sampling, section 3.2; DAPO also over-samples to refill
-  the batch, which this does not: the step trains on fewer groups and says how many it dropped);
-* overlong: `overlong_buffer` N adds DAPO's soft overlong punishment (section 3.4, eq. 13), a
-  penalty growing linearly to `overlong_penalty` over the last N tokens before max_new_tokens;
-  `mask_truncated` takes completions cut at max_new_tokens out of the loss (DAPO's overlong
-  filtering);
-* `epochs` (GRPO's mu, algorithm 1): optimizer steps on the same rollout; the log-probs of the
-  sampling policy are kept for the ratio (with one epoch the ratio is 1 and they are not needed).
+completions it sampled. The advantages and the objective, and the paper behind each option
+(GRPO, DAPO, Dr. GRPO), are in train/rl_objective.py.
 
 Every step is one optimizer step of the shared loop (train/loop.py); a rollout that is part-way
 through its epochs is saved with the checkpoint, so resume is exact. Logged per step, besides the
@@ -42,107 +19,29 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from codelm.train.objectives import forward_logits, shifted_targets
-from codelm.train.packing import IGNORE, Batch, Row, collate
+from codelm.errors import CodelmError
+from codelm.train.packing import Row, collate
 from codelm.train.prefetch import StepData
 from codelm.train.rewards import Scorer, prompt_text
-from codelm.train.rl_data import Problem, PromptOrder, check_problems, read_problems
-
-
-@dataclass
-class RLBatch:
-    """A micro-batch of completions: the rows plus what the clipped objective needs per row."""
-
-    rows: Batch
-    advantages: torch.Tensor  # [B]
-    token_weight: torch.Tensor  # [B]: each completion token's weight in the loss sum (0: filtered)
-    old_logp: torch.Tensor | None  # [B, L] log-probs under the sampling policy (epochs > 1)
-    ref_logp: torch.Tensor | None  # [B, L] log-probs under the frozen reference (kl_coef > 0)
-
-    @property
-    def tokens(self) -> int:
-        return self.rows.tokens
-
-    def to(self, device: torch.device | str) -> RLBatch:
-        moved = {f.name: getattr(self, f.name) for f in fields(self)}
-        return RLBatch(**{k: (v.to(device) if v is not None else None) for k, v in moved.items()})
-
-
-class GRPOLoss:
-    """The clipped, KL-regularised policy-gradient loss as a weighted token sum (see the docstring)."""
-
-    name = "grpo"
-
-    def __init__(self, clip_low: float, clip_high: float, kl_coef: float, packed_attention: str) -> None:
-        self.clip_low, self.clip_high, self.kl_coef, self.mode = (
-            clip_low,
-            clip_high,
-            kl_coef,
-            packed_attention,
-        )
-
-    def __call__(
-        self, model: torch.nn.Module, batch: RLBatch
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        logits = forward_logits(model, batch.rows, self.mode).float()
-        targets = shifted_targets(batch.rows.labels)
-        mask = targets != IGNORE
-        logp_all = torch.log_softmax(logits, dim=-1)
-        logp = logp_all.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        old = batch.old_logp if batch.old_logp is not None else logp.detach()
-        ratio = torch.exp(logp - old)
-        adv = batch.advantages[:, None].to(logp.dtype)
-        clipped = torch.clamp(ratio, 1 - self.clip_low, 1 + self.clip_high)
-        per_token = -torch.minimum(ratio * adv, clipped * adv)
-        weight = batch.token_weight[:, None].to(logp.dtype) * mask
-        metrics = {}
-        if self.kl_coef:
-            delta = batch.ref_logp - logp
-            kl = torch.exp(delta) - delta - 1
-            per_token = per_token + self.kl_coef * kl
-            metrics["kl"] = (kl.detach() * weight).sum()
-        was_clipped = ((ratio < 1 - self.clip_low) & (adv < 0)) | ((ratio > 1 + self.clip_high) & (adv > 0))
-        entropy = -(logp_all.detach().exp() * logp_all.detach()).sum(-1)
-        metrics["clip_fraction"] = (was_clipped.float() * weight).sum()
-        metrics["entropy"] = (entropy * weight).sum()
-        return (per_token * weight).sum(), metrics
-
-
-@dataclass
-class Sample:
-    """One completion of a rollout (plain lists: it is saved with a checkpoint mid-rollout)."""
-
-    prompt_ids: list[int]
-    completion_ids: list[int]
-    reward: float
-    passed: float
-    truncated: bool
-    old_logp: list[float] | None = None
-    ref_logp: list[float] | None = None
-
-
-def advantages(rewards: np.ndarray, group: int, scale: bool) -> np.ndarray:
-    """Group-relative advantages of rewards laid out group after group (GRPO eq. 3 / Dr. GRPO)."""
-    r = rewards.reshape(-1, group)
-    centred = r - r.mean(axis=1, keepdims=True)
-    if scale:
-        centred = centred / (r.std(axis=1, ddof=1, keepdims=True) + 1e-4)
-    return centred.reshape(-1)
-
-
-def overlong_penalty(lengths: np.ndarray, max_len: int, buffer: int, penalty: float) -> np.ndarray:
-    """DAPO eq. 13: 0 up to max_len - buffer, then falling linearly to -penalty at max_len."""
-    if buffer <= 0:
-        return np.zeros(len(lengths))
-    start = max_len - buffer
-    return -penalty * np.clip((lengths - start) / buffer, 0.0, 1.0)
+from codelm.train.rl_data import Problem, PromptOrder, check_problems, derive_problems, read_problems
+from codelm.train.rl_objective import (
+    GRPOLoss,
+    RLBatch,
+    RLSettings,
+    Sample,
+    completion_logprobs,
+    loss_weights,
+    per_token,
+    rollout_fields,
+    rows_of,
+)
 
 
 class RLSource:
@@ -217,63 +116,6 @@ def sample_seed(seed: int, rollout: int, problem: int) -> int:
     return int(np.random.SeedSequence([seed, rollout, problem]).generate_state(1)[0])
 
 
-def _rows(samples: list[Sample]) -> list[Row]:
-    rows = []
-    for s in samples:
-        ids = np.asarray(s.prompt_ids + s.completion_ids, dtype=np.int64)
-        labels = ids.copy()
-        labels[: len(s.prompt_ids)] = IGNORE
-        rows.append(Row(ids, labels, np.zeros(len(ids), dtype=np.int64)))
-    return rows
-
-
-def _per_token(rows: Batch, values: list[list[float]]) -> torch.Tensor:
-    """Per-completion-token values placed where the objective's targets are."""
-    mask = shifted_targets(rows.labels) != IGNORE
-    out = torch.zeros(mask.shape, dtype=torch.float32)
-    out[mask] = torch.tensor([v for vs in values for v in vs], dtype=torch.float32)
-    return out
-
-
-def completion_logprobs(
-    model: torch.nn.Module, samples: list[Sample], pad_id: int, micro: int, mode: str, device
-) -> list[list[float]]:
-    """Log-prob of every completion token under `model`, in micro-batches, without gradients."""
-    out: list[list[float]] = []
-    for i in range(0, len(samples), micro):
-        chunk = samples[i : i + micro]
-        batch = collate(_rows(chunk), pad_id).to(device)
-        with torch.no_grad():
-            logits = forward_logits(model, batch, mode).float()
-            targets = shifted_targets(batch.labels)
-            logp = torch.log_softmax(logits, -1).gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        mask = targets != IGNORE
-        out.extend(logp[r][mask[r]].cpu().tolist() for r in range(len(chunk)))
-    return out
-
-
-@dataclass
-class RLSettings:
-    """What the producer needs from the config, as plain values."""
-
-    group: int
-    prompts_per_step: int
-    max_new_tokens: int
-    temperature: float
-    top_p: float
-    prompt_format: str
-    epochs: int
-    kl: bool
-    loss_norm: str
-    scale_rewards: bool
-    filter_equal_groups: bool
-    overlong_buffer: int
-    overlong_penalty: float
-    mask_truncated: bool
-    generation_batch: int
-    seed: int
-
-
 def raw_text(completion: Any, spec: Any) -> str:
     """The sampled text whole: an engine that split off the thinking has it put back in the template,
     since the format reward judges the template and the code is taken from the answer part only."""
@@ -296,127 +138,89 @@ def stop_token(engine: Any, kind: str) -> int | None:
     return None
 
 
+def sample_chunk(
+    engine: Any, src: RLSource, s: RLSettings, idx: list[int], stop: int | None
+) -> tuple[list[Problem], list[str], list[tuple[list[int], list[int], bool]]]:
+    """G completions of each problem in `idx`: the problems and texts to score, and per completion
+    (prompt ids, completion ids, truncated). A completion that ended on a stop token gets it back
+    (the engine leaves it out of the text and the ids), so the policy learns to stop."""
+    requests = []
+    for i in idx:
+        params = dict(
+            max_new_tokens=s.max_new_tokens,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            n=s.group,
+            seed=sample_seed(s.seed, src.rollouts, i),
+            top_k=0,
+            repetition_penalty=1.0,
+        )
+        text = prompt_text(src.problems[i], s.prompt_format)
+        if s.prompt_format == "chat":
+            requests.append(engine.chat_request([{"role": "user", "content": text}], **params))
+        else:
+            requests.append(engine.completion_request(text, **params))
+    results = engine.generate(requests)
+    problems = [src.problems[i] for i in idx for _ in range(s.group)]
+    texts = [raw_text(c, src.scorer.spec) for r in results for c in r.completions]
+    meta = []
+    for i, r in zip(idx, results, strict=True):
+        for c in r.completions:
+            ids = list(c.token_ids)
+            if c.completion_tokens > len(ids) and stop is not None:
+                ids.append(stop)
+            meta.append((src.prompts[i], ids, c.finish_reason == "length"))
+    return problems, texts, meta
+
+
 def make_rollout(
     run: Any, engine: Any, src: RLSource, s: RLSettings, reference: torch.nn.Module | None
 ) -> tuple[list[Sample], dict[str, float]]:
     """Sample, score and (for epochs > 1 or KL) log-prob this process's share; gather the rollout.
 
-    `engine` wraps the policy being trained (the same module, so it samples the current weights)."""
+    `engine` wraps the policy being trained (the same module, so it samples the current weights);
+    chunk k is scored in a helper thread while chunk k + 1 is sampled."""
     t0 = time.perf_counter()
-    acc, world, rank = run.acc, run.world, run.acc.process_index
+    per = s.prompts_per_step // run.world
     chosen = src.order.take(s.prompts_per_step)  # the global list, the same on every process
-    per = s.prompts_per_step // world
-    mine = chosen[rank * per : (rank + 1) * per]
-    model = engine.model
-    kind = "chat" if s.prompt_format == "chat" else "completion"
-    eos = stop_token(engine, kind)
+    mine = chosen[run.acc.process_index * per : (run.acc.process_index + 1) * per]
+    stop = stop_token(engine, "chat" if s.prompt_format == "chat" else "completion")
     chunk = max(1, s.generation_batch // s.group)
-    gen_time, exec_time = 0.0, 0.0
-    samples: list[Sample] = []
-    pending: list[tuple[Future, list, list]] = []
-    model.eval()
-    with ThreadPoolExecutor(max_workers=1) as executor:  # scores chunk k while chunk k+1 samples
+    gen_time, exec_time, samples, pending = 0.0, 0.0, [], []
 
-        def timed_score(problems: list[Problem], texts: list[str]) -> tuple[list, float]:
-            t = time.perf_counter()
-            return src.scorer.score(problems, texts), time.perf_counter() - t
+    def timed_score(problems: list[Problem], texts: list[str]) -> tuple[list, float]:
+        t = time.perf_counter()
+        return src.scorer.score(problems, texts), time.perf_counter() - t
 
+    engine.model.eval()
+    with ThreadPoolExecutor(max_workers=1) as executor:
         for start in range(0, len(mine), chunk):
-            idx = mine[start : start + chunk]
             t = time.perf_counter()
-            requests = []
-            for i in idx:
-                params = dict(
-                    max_new_tokens=s.max_new_tokens,
-                    temperature=s.temperature,
-                    top_p=s.top_p,
-                    n=s.group,
-                    seed=sample_seed(s.seed, src.rollouts, i),
-                    top_k=0,
-                    repetition_penalty=1.0,
-                )
-                p = prompt_text(src.problems[i], s.prompt_format)
-                if kind == "chat":
-                    requests.append(engine.chat_request([{"role": "user", "content": p}], **params))
-                else:
-                    requests.append(engine.completion_request(p, **params))
-            results = engine.generate(requests)
+            problems, texts, meta = sample_chunk(engine, src, s, mine[start : start + chunk], stop)
             gen_time += time.perf_counter() - t
-            problems = [src.problems[i] for i in idx for _ in range(s.group)]
-            texts = [raw_text(c, src.scorer.spec) for r in results for c in r.completions]
-            meta = []
-            for i, r in zip(idx, results, strict=True):
-                for c in r.completions:
-                    ids = list(c.token_ids)
-                    if (
-                        c.completion_tokens > len(ids) and eos is not None
-                    ):  # ended on a stop token: learn to stop it
-                        ids.append(eos)
-                    meta.append((src.prompts[i], ids, c.finish_reason == "length"))
-            pending.append((executor.submit(timed_score, problems, texts), meta, idx))
-        for future, meta, _ in pending:
+            pending.append((executor.submit(timed_score, problems, texts), meta))
+        for future, meta in pending:
             scored, took = future.result()
             exec_time += took
             for (prompt_ids, ids, truncated), sc in zip(meta, scored, strict=True):
                 samples.append(Sample(prompt_ids, ids, sc.reward, sc.passed, truncated))
     pad = run.tokenizer.convert_tokens_to_ids(run.family.tokenizer.pad)
-    micro, mode = run.cfg.batch.micro_batch_size, run.cfg.model.packed_attention
-    if s.epochs > 1:
-        for smp, lp in zip(
-            samples, completion_logprobs(model, samples, pad, micro, mode, acc.device), strict=True
-        ):
+    args = (pad, run.cfg.batch.micro_batch_size, run.cfg.model.packed_attention, run.acc.device)
+    if s.epochs > 1:  # the sampling policy's log-probs, for the ratio of the later epochs
+        for smp, lp in zip(samples, completion_logprobs(engine.model, samples, *args), strict=True):
             smp.old_logp = lp
     if s.kl:
-        for smp, lp in zip(
-            samples, completion_logprobs(reference, samples, pad, micro, mode, acc.device), strict=True
-        ):
+        for smp, lp in zip(samples, completion_logprobs(reference, samples, *args), strict=True):
             smp.ref_logp = lp
-    model.train()
+    engine.model.train()
     timing = _gather([(gen_time, exec_time)])
-    rollout = _gather(samples)
     stats = {
         "generation_time_s": max(t[0] for t in timing),
         "execution_time_s": max(t[1] for t in timing),
-        "rollout_time_s": time.perf_counter() - t0,
     }
+    rollout = _gather(samples)
+    stats["rollout_time_s"] = time.perf_counter() - t0
     return rollout, stats
-
-
-def rollout_fields(rollout: list[Sample], s: RLSettings) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-    """Advantages, per-completion loss weights (0: left out) and the rollout's logged statistics."""
-    rewards = np.array([x.reward for x in rollout], dtype=np.float64)
-    lengths = np.array([len(x.completion_ids) for x in rollout], dtype=np.float64)
-    rewards = rewards + overlong_penalty(lengths, s.max_new_tokens, s.overlong_buffer, s.overlong_penalty)
-    adv = advantages(rewards, s.group, s.scale_rewards)
-    keep = np.ones(len(rollout))
-    groups = rewards.reshape(-1, s.group)
-    equal = (groups.max(axis=1) - groups.min(axis=1)) == 0
-    if s.filter_equal_groups:
-        keep *= np.repeat(~equal, s.group)
-    truncated = np.array([x.truncated for x in rollout])
-    if s.mask_truncated:
-        keep *= ~truncated
-    passed = np.array([x.passed for x in rollout])
-    stats = {
-        "reward_mean": float(rewards.mean()),
-        "reward_std": float(rewards.std()),
-        "pass_rate": float(passed.mean()) if not np.isnan(passed).any() else None,
-        "completion_len": float(lengths.mean()),
-        "truncated": float(truncated.mean()),
-        "equal_groups": float(equal.mean()),
-        "trained_share": float(keep.mean()),
-    }
-    return adv, keep, {k: v for k, v in stats.items() if v is not None}
-
-
-def loss_weights(keep: np.ndarray, lengths: np.ndarray, norm: str, max_len: int) -> tuple[np.ndarray, float]:
-    """Each completion's per-token weight and the loss's normaliser (the loop divides the weighted
-    token sum by it): token = DAPO, sequence = GRPO, constant = Dr. GRPO (see the module docstring)."""
-    if norm == "token":
-        return keep, float((keep * lengths).sum())
-    if norm == "sequence":
-        return keep / np.maximum(lengths, 1), float(keep.sum())
-    return keep / max_len, float(keep.sum())
 
 
 def rl_producer(run: Any) -> Callable[[], StepData]:
@@ -447,9 +251,9 @@ def rl_producer(run: Any) -> Callable[[], StepData]:
         batches = []
         for i in range(lo, lo + per, micro):
             part = rollout[i : i + micro]
-            rows = collate(_rows(part), pad)
-            old = _per_token(rows, [x.old_logp for x in part]) if s.epochs > 1 else None
-            ref = _per_token(rows, [x.ref_logp for x in part]) if s.kl else None
+            rows = collate(rows_of(part), pad)
+            old = per_token(rows, [x.old_logp for x in part]) if s.epochs > 1 else None
+            ref = per_token(rows, [x.ref_logp for x in part]) if s.kl else None
             batches.append(
                 RLBatch(
                     rows,
@@ -481,8 +285,6 @@ def build_rl_stage(
     world = _world()
     prompts_per_step = cfg.batch.global_batch_size // rl.group_size
     if prompts_per_step % world:
-        from codelm.errors import CodelmError
-
         raise CodelmError(
             f"rl: {prompts_per_step} prompts per step do not split over {world} processes "
             "(batch.global_batch_size / rl.group_size must be a multiple of the process count)"
@@ -497,7 +299,17 @@ def build_rl_stage(
         spec=reasoning_spec(family),
     )
     try:
-        problems = read_problems(rl.data)
+        data = rl.data
+        if rl.corpus:  # derived on the main process, read by every one
+            data = Path(cfg.run.out_dir) / "rl_problems.jsonl"
+            if scorer.pool is None:
+                raise CodelmError(
+                    "rl.corpus: deriving problems runs doctests: use the pass or fraction reward"
+                )
+            if _rank() == 0:
+                derive_problems(rl.corpus, data, scorer.pool, rl.corpus_problems)
+            _broadcast(None)
+        problems = read_problems(data)
         engine = Engine(Loaded(model, tokenizer, family, cfg.run.out_dir))
         prompts = [
             engine.encode(_render(engine, prompt_text(p, rl.prompt_format), rl.prompt_format))

@@ -9,7 +9,8 @@ One JSON object per line, in one of three styles (the keys say which):
 
 `reference` is what a perfect completion would be (for a completion-format prompt, the text after
 the prompt). The doctest style is exactly what `codelm.recipes.derive.doctest_problems` writes from a
-code corpus (functions whose doctests pass), so problems are derived the way the DPO pairs are.
+code corpus (functions whose doctests pass, checked in the sandbox), so problems are derived the way
+the DPO pairs are; `rl.corpus` does that at the start of the stage (`derive_problems`).
 
 Bad problems are skipped and counted, never trained on: no tests, a prompt too long for
 `batch.seq_len` with `rl.max_new_tokens` of room, or a reference that fails its own tests in the
@@ -104,6 +105,47 @@ def check_problems(
         else:
             keep.append(i)
     return keep, dict(skipped)
+
+
+def corpus_texts(corpus: str | Path) -> list[str]:
+    """The documents of `rl.corpus`: a JSONL of {"text"} records, a Python file, or a directory of them."""
+    src = Path(corpus)
+    if src.is_dir():
+        return [f.read_text(encoding="utf-8", errors="replace") for f in sorted(src.rglob("*.py"))]
+    if not src.is_file():
+        raise CodelmError(f"rl.corpus: {src} does not exist")
+    if src.suffix != ".jsonl":
+        return [src.read_text(encoding="utf-8", errors="replace")]
+    texts = []
+    with src.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if line.strip():
+                record = json.loads(line)
+                if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                    raise CodelmError(
+                        f"{src}:{number}: a corpus document is a JSON object with a string 'text'"
+                    )
+                texts.append(record["text"])
+    return texts
+
+
+def derive_problems(corpus: str | Path, out: Path, pool: Any, max_problems: int) -> Path:
+    """Doctest problems derived from a code corpus, written to `out` once: a resume (or another
+    process) reads the same file instead of deriving again (keyed by the texts' sha256 and the cap)."""
+    import hashlib
+
+    from codelm.recipes.derive import doctest_problems, write_jsonl
+
+    texts = corpus_texts(corpus)
+    digest = hashlib.sha256("\0".join(texts).encode("utf-8", errors="replace")).hexdigest()
+    key = {"corpus_sha256": digest, "max_problems": max_problems}
+    stamp = out.with_suffix(".key.json")
+    if out.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == key:
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_jsonl(doctest_problems(texts, pool=pool, max_problems=max_problems), out)
+    stamp.write_text(json.dumps(key))
+    return out
 
 
 class PromptOrder:
