@@ -192,3 +192,20 @@ def test_seedcoder_reasoning_template_through_the_engine(tiny_engine):
     assert (c.reasoning, c.text) == ("f must return one.", ANSWER)
     with pytest.raises(RequestError, match="unknown chat format"):
         _variant(base, chat_format="thinking")
+
+
+def test_budget_per_row_in_one_batch(tiny_engine):
+    """Rows of one batch think to their own budgets: forced tokens replace some rows' choices only."""
+    engine = tiny_engine("llama")
+    thought = _ids(engine, "<think>") + _chars(engine, "abcdefghijklmnopqrstuvwxyz")
+    requests = [
+        engine.chat_request(USER, max_new_tokens=50, temperature=0.7, seed=1, n=3, max_thinking_tokens=2),
+        engine.chat_request(USER, max_new_tokens=50, temperature=0, max_thinking_tokens=5),
+        engine.chat_request(USER, max_new_tokens=len(thought), temperature=0),
+    ]
+    with scripted(engine, thought):  # every row is steered to the same ids; budgets differ
+        results = engine.generate(requests)
+    assert [c.reasoning for c in results[0].completions] == ["ab"] * 3
+    assert results[1].completions[0].reasoning == "abcde"
+    assert results[2].completions[0].reasoning == "abcdefghijklmnopqrstuvwxyz"  # unclosed, no budget
+    assert all(c.text for r in results[:2] for c in r.completions)

@@ -105,6 +105,8 @@ def _held(text: str, marker: str) -> int:
     """Where the tail to hold back starts: a proper prefix of `marker` ending `text`, and the
     whitespace before it (dropped if the marker does come next)."""
     keep = len(text)
+    if not text[-1].isspace() and text[-1] not in marker:  # the common case: nothing to hold
+        return keep
     for k in range(min(len(marker) - 1, len(text)), 0, -1):
         if text.endswith(marker[:k]):
             keep = len(text) - k
