@@ -169,7 +169,9 @@ def test_kill_9_then_resume_is_byte_identical(name, inputs, tmp_path):
 def test_repo_and_docs_paths_default_and_follow_the_environment(monkeypatch):
     monkeypatch.delenv("REPO", raising=False)
     monkeypatch.delenv("PY_DOCS", raising=False)
-    assert load_config(CONFIGS / "commits.yaml").readers == [("git_commits", {"repo": ".", "rev": "HEAD"})]
+    assert load_config(CONFIGS / "commits.yaml").readers == [
+        ("git_commits", {"repo": ".", "rev": "HEAD", "related_files": 5})
+    ]
     assert load_config(CONFIGS / "docs.yaml").readers[0][1]["paths"] == [str(PY_DOCS)]
     monkeypatch.setenv("REPO", "/srv/git/x.git")
     assert load_config(CONFIGS / "commits.yaml").readers[0][1]["repo"] == "/srv/git/x.git"
