@@ -18,7 +18,15 @@ from codelm.eval.tasks.data import resolve_source
 
 from .conftest import assert_no_strays
 
-PERPLEXITY_KEYS = {"perplexity", "unigram_perplexity", "tokens", "documents", "unigram_fitted_on"}
+PERPLEXITY_KEYS = {
+    "perplexity",
+    "unigram_perplexity",
+    "bits_per_byte",
+    "unigram_bits_per_byte",
+    "tokens",
+    "documents",
+    "unigram_fitted_on",
+}
 
 
 def eval_argv(checkpoint, docs, out, tasks: str) -> list[str]:

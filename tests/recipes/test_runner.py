@@ -171,3 +171,60 @@ def test_a_mixed_in_source_is_curated_split_and_reported(tmp_path):
     off = parse_recipe(raw, overrides=["data.sources.guides.enabled=false"])
     run_recipe(off, tmp_path / "off", only="curate")
     assert not (tmp_path / "off" / "data-guides").exists() and (tmp_path / "off" / "data").is_dir()
+
+
+@pytest.mark.slow
+def test_kill_9_mid_pretraining_then_resume(tmp_path):
+    """The main job killed mid-stage (kill -9: no cleanup runs) continues from the stage's newest
+    checkpoint: finished steps are not redone, and the stage's step count and log are those of one
+    uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    argv = ["run", "--scale", "ci", "--run-dir", str(run), "--allow-code-execution"]
+    codelm = [sys.executable, "-c", "import sys; from codelm.cli import main; sys.exit(main(sys.argv[1:]))"]
+    proc = subprocess.Popen(
+        [*codelm, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    latest = run / "stages" / "pretrain" / "checkpoints" / "latest"
+    deadline = time.monotonic() + 600
+    while not latest.is_file():
+        assert proc.poll() is None, proc.stdout.read().decode()
+        assert time.monotonic() < deadline, "no pretraining checkpoint within 10 minutes"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the run and its workers, as a crash or an OOM kill would
+    proc.wait()
+    assert not (run / "done" / "stage-pretrain.json").exists(), "the kill should land mid-stage"
+    kept = {
+        p.name: p.stat().st_mtime_ns
+        for p in latest.parent.glob("step-*")
+        if (p / "trainer_state.json").is_file()
+    }
+    assert kept
+
+    resumed = subprocess.run([*codelm, *argv], capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "stage:pretrain: resuming from" in resumed.stdout + resumed.stderr
+    assert "step curate\n" not in resumed.stdout  # finished steps are skipped
+    for name, mtime in kept.items():  # checkpoints written before the kill were not rewritten
+        path = latest.parent / name
+        assert not path.exists() or path.stat().st_mtime_ns == mtime
+    steps = [
+        json.loads(line)["step"]
+        for line in (run / "stages" / "pretrain" / "metrics.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    assert steps == sorted(set(steps)), "each step is logged once, in order"
+    recipe = load_recipe(TINY, scale="ci")
+    done = json.loads((run / "done" / "stage-pretrain.json").read_text())
+    assert done["steps"] == steps[-1] and (run / "report.json").is_file()
+    assert {p.stem for p in (run / "done").glob("*.json")} == {
+        n.replace(":", "-") for n in step_names(recipe)
+    }

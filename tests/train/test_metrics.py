@@ -120,3 +120,17 @@ def test_bf16_run_measures_both_peaks(tiny_checkpoint, shards_of, make_config):
     assert device["peak_tflops"] == device["peak_tflops_measured"]["bf16"] > 0
     records = read_metrics(final.parent / "metrics.jsonl")
     assert all(math.isfinite(r["loss"]) and 0 < r["mfu"] < 1.5 for r in records)
+
+
+def test_precision_auto_follows_the_hardware(monkeypatch):
+    """`run.precision: auto` is bf16 only where the CPU computes bf16 natively (AVX512-BF16 or AMX)."""
+    import torch
+
+    from codelm.train.loop import resolve_precision
+
+    assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for avx512_bf16, amx, want in [(True, False, "bf16"), (False, True, "bf16"), (False, False, "fp32")]:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v, raising=False)
+        assert resolve_precision("auto") == want

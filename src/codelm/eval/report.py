@@ -37,6 +37,7 @@ _OTHERS = {
     "syntax_valid": "syntax ok",
     "perplexity": "ppl",
     "unigram_perplexity": "unigram ppl",
+    "bits_per_byte": "bits/byte",
     "accuracy": "pref acc",
     "margin": "logp margin",
     "reward_margin": "reward margin",

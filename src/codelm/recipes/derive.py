@@ -18,7 +18,7 @@ from __future__ import annotations
 import ast
 import json
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -158,14 +158,20 @@ def dpo_pairs(
 
 
 def doctest_problems(
-    texts: Iterable[str], *, pool, max_problems: int = 500, timeout: float = 5.0
+    texts: Iterable[str],
+    *,
+    pool,
+    max_problems: int = 500,
+    timeout: float = 5.0,
+    keep: Callable[[str], bool] | None = None,
 ) -> list[dict[str, Any]]:
     """Problems of `codelm eval`'s `docstring-to-function` task: functions whose doctest passes.
 
     Each record is {task_id, prompt, module, name, reference}: the SFT pairs' user turn for the
     function, its module (which the check runs it in), and its source (which passes its doctest,
     checked here in the sandbox, as `dpo_pairs` checks its chosen replies). `pool` is a started
-    `codelm.eval.execution.ExecutionPool`."""
+    `codelm.eval.execution.ExecutionPool`. `keep(prompt)` picks problems before any doctest runs
+    (the recipe keeps a hashed share of the training split's functions)."""
     from codelm.eval.program import Limits, Program
 
     found = []  # (module, name, source, prompt)
@@ -174,7 +180,7 @@ def doctest_problems(
         assert isinstance(fn, ast.FunctionDef)  # doctest_candidates yields top-level functions
         doc = (ast.get_docstring(fn) or "").strip().splitlines()[0]
         prompt = f"Write a Python function `{name}({ast.unparse(fn.args)})` that: {doc}"  # sft_pairs'
-        if not doc.startswith(">>>"):  # else the instruction would be one of the tests
+        if not doc.startswith(">>>") and (keep is None or keep(prompt)):  # else a test is the instruction
             found.append((module, name, source, prompt))
     programs = [Program(source=doctest_program(m, name), run_name="codelm_derive") for m, name, *_ in found]
     results = pool.map(programs, Limits(timeout=timeout)) if programs else []

@@ -8,7 +8,8 @@ be regenerated and never disagrees with the artifacts; its evaluation figures ar
 
     {"recipe", "date", "machine", "total_seconds", "steps": {step: seconds},
      "checkpoints": {"before": {metrics}, "<stage>": {...}, "after": {...}},   # after = final model
-     "stages": {name: {kind, steps, first_loss, last_loss, heldout_loss, tokens_per_s, mfu, seconds}},
+     "stages": {name: {kind, steps, first_loss, last_loss, first_heldout_loss, heldout_loss, tokens_per_s,
+                     mfu, seconds}},
      "data": [funnel rows], "samples": {checkpoint: [...]}, "infills": {checkpoint: [...]}, "serve"}
 
 Each checkpoint's metrics hold at least `perplexity`, `unigram_perplexity`, `fim_exact_match`,
@@ -101,6 +102,7 @@ def stage_figures(ctx, stage) -> dict[str, Any]:
         "steps": done.get("steps"),
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,
+        "first_heldout_loss": heldout[0] if heldout else None,
         "heldout_loss": heldout[-1] if heldout else None,
         "tokens_per_s": statistics.median(speeds) if speeds else None,
         "mfu": statistics.median(mfus) if mfus else None,
@@ -236,7 +238,7 @@ def render_markdown(report: dict[str, Any], description: str, plot: bool) -> str
         "",
         "## Training",
         "",
-        "| stage | kind | steps | loss first -> last | held-out loss | tokens/s | MFU | time |",
+        "| stage | kind | steps | loss first -> last | held-out loss first -> last | tokens/s | MFU | time |",
     ]
     md.append("|---|---|---|---|---|---|---|---|")
     for name, s in report["stages"].items():
@@ -246,7 +248,7 @@ def render_markdown(report: dict[str, Any], description: str, plot: bool) -> str
             s["kind"],
             _fmt(s["steps"], "{}"),
             loss,
-            _fmt(s["heldout_loss"], "{:.3f}"),
+            f"{_fmt(s.get('first_heldout_loss'), '{:.3f}')} -> {_fmt(s['heldout_loss'], '{:.3f}')}",
             _fmt(s["tokens_per_s"], "{:,.0f}"),
             _fmt(s["mfu"], "{:.1%}"),
             _fmt(s["seconds"], "{:.0f} s"),

@@ -112,6 +112,8 @@ def run_recipe(
     done_dir.mkdir(exist_ok=True)
     for name in todo if (from_step or only) else []:
         marker_path(ctx, name).unlink(missing_ok=True)
+        if name.startswith("stage:"):  # redone from its start, not resumed from its checkpoints
+            shutil.rmtree(ctx.path("stages", name.split(":", 1)[1]), ignore_errors=True)
     for name in names:
         marker = marker_path(ctx, name)
         if name not in todo or marker.exists():
@@ -251,10 +253,11 @@ def step_pack(ctx: RunContext, name: str) -> dict[str, Any]:
 
 
 HELDOUT_SHARE = 0.2  # derived problems and pairs held out from SFT/DPO training for evaluation
+SFT_HELDOUT_SHARE = 0.05  # SFT pairs held out for the SFT stage's held-out loss (~65 of the tiny run's)
 
 
-def _held_out(key: str) -> bool:
-    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < HELDOUT_SHARE
+def _held_out(key: str, share: float = HELDOUT_SHARE) -> bool:
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < share
 
 
 def _function_name(prompt: str) -> str:
@@ -295,9 +298,9 @@ def step_derive(ctx: RunContext, name: str) -> dict[str, Any]:
         held_names: set[str] = set()
         if "docstring-to-function" in evals:
             heldout_texts = _texts(ctx.path("split", "heldout.jsonl"))
-            problems = doctest_problems(heldout_texts, pool=pool) + [
-                p for p in doctest_problems(texts, pool=pool) if _held_out(p["prompt"])
-            ]
+            problems = doctest_problems(heldout_texts, pool=pool) + doctest_problems(
+                texts, pool=pool, keep=_held_out
+            )
             held_names = {p["name"] for p in problems}
             for i, p in enumerate(problems):
                 p["task_id"] = f"doctest/{i}/{p['name']}"
@@ -305,10 +308,18 @@ def step_derive(ctx: RunContext, name: str) -> dict[str, Any]:
                 problems, ctx.path("derived", "heldout-doctests.jsonl")
             )
         if "derive:sft" in wanted:
-            pairs = (
+            pairs = [
                 p for p in sft_pairs(texts) if _function_name(p["messages"][0]["content"]) not in held_names
+            ]
+            # a hashed share never trained on: the SFT stage's held-out loss (what SFT should lower)
+            flags = [_held_out(p["messages"][0]["content"], SFT_HELDOUT_SHARE) for p in pairs]
+            info["sft_pairs"] = write_jsonl(
+                (p for p, out in zip(pairs, flags, strict=True) if not out), ctx.path("derived", "sft.jsonl")
             )
-            info["sft_pairs"] = write_jsonl(pairs, ctx.path("derived", "sft.jsonl"))
+            info["heldout_sft_pairs"] = write_jsonl(
+                (p for p, out in zip(pairs, flags, strict=True) if out),
+                ctx.path("derived", "heldout-sft.jsonl"),
+            )
         if "derive:dpo" in wanted or "preference" in evals:
             derived = [
                 p for p in dpo_pairs(texts, pool=pool) if _function_name(p["prompt"]) not in held_names
@@ -386,6 +397,10 @@ def stage_paths(ctx: RunContext, stage: StageSpec) -> StagePaths:
     if data:
         data = expand(data, ctx.variables)
     records = _records(data) if stage.kind != "pretrain" and data else 1
+    heldout = None  # derived data's held-out share: the stage's held-out loss (DPO: rewards too)
+    if stage.data in ("derive:sft", "derive:dpo"):
+        path = ctx.path("derived", f"heldout-{stage.data.split(':', 1)[1]}.jsonl")
+        heldout = str(path) if path.is_file() and _records(str(path)) else None
     return StagePaths(
         init_from=init_from,
         tokenizer=tokenizer_path(ctx),
@@ -395,21 +410,29 @@ def stage_paths(ctx: RunContext, stage: StageSpec) -> StagePaths:
         data=data,
         records=records,
         context=_context_of(init_from),
+        heldout=heldout,
     )
 
 
 def step_stage(ctx: RunContext, name: str) -> dict[str, Any]:
     from codelm.config import dump
+    from codelm.train.checkpoint import latest_checkpoint
     from codelm.train.loop import train
 
     stage = ctx.recipe.stage(name.split(":", 1)[1])
     out = ctx.path("stages", stage.name)
-    if out.exists():  # a crashed attempt: codelm train refuses to start over its checkpoints
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
     config = ctx.recipe.train_config(stage, stage_paths(ctx, stage))
+    # an attempt killed mid-stage (Ctrl-C, kill -9, power) continues from its newest checkpoint, as
+    # `codelm train --resume` would (the loop refuses a checkpoint of another config); one killed
+    # before its first checkpoint starts over
+    resume = latest_checkpoint(out) is not None
+    if resume:
+        ctx.log(f"{name}: resuming from {latest_checkpoint(out)}")
+    elif out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
     (out.parent / f"{stage.name}.yaml").write_text(dump(config))  # `codelm train` runs it the same way
-    final = train(config)
+    final = train(config, resume=resume)
     metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x.strip()]
     losses = [m["loss"] for m in metrics if "loss" in m]
     return {

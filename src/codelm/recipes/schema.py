@@ -171,6 +171,7 @@ class StagePaths:
     records: int = 1  # records in `data` (SFT/DPO step count)
     context: int = 0  # the starting checkpoint's context length (long-context stages grow it)
     heldout_shards: str | None = None  # the held-out split's shards: pretraining's held-out loss
+    heldout: str | None = None  # SFT/DPO: a held-out JSONL of the stage's format (held-out loss)
 
 
 @dataclass
@@ -260,6 +261,8 @@ def stage_raw(stage: StageSpec, paths: StagePaths) -> dict[str, Any]:
         steps = math.ceil((stage.epochs or 1) * paths.records / max(1, seqs // group))
     else:
         section = {"data": paths.data or ""}
+        if paths.heldout:
+            section["heldout"] = paths.heldout
         rows = paths.records * (2 if stage.kind == "dpo" else 1)
         steps = math.ceil((stage.epochs or 1) * (rows if stage.kind == "sft" else paths.records) / seqs)
     run.setdefault("max_steps", max(1, steps or 1))

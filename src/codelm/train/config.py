@@ -217,7 +217,7 @@ class RunConfig:
     out_dir: str = "runs/train"
     max_steps: int = 100
     seed: int = 0
-    precision: str = "fp32"  # fp32 | bf16 (autocast, fp32 master weights)
+    precision: str = "fp32"  # fp32 | bf16 (autocast, fp32 master weights) | auto (bf16 where fast)
     save_every: int = 0  # checkpoint every N steps (0: only at the end)
     keep_checkpoints: int = 2  # newest checkpoints kept
     log_every: int = 1
@@ -232,7 +232,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _check(self.max_steps > 0 and self.save_every >= 0 and self.log_every > 0, "run step counts")
-        _check(self.precision in ("fp32", "bf16"), "run.precision: fp32 or bf16")
+        _check(self.precision in ("fp32", "bf16", "auto"), "run.precision: fp32, bf16 or auto")
         _check(self.keep_checkpoints >= 1, "run.keep_checkpoints >= 1")
         _check(self.eval_every >= 0 and self.eval_rows > 0, "run.eval_every >= 0 and run.eval_rows > 0")
 

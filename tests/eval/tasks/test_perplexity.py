@@ -69,7 +69,14 @@ def perplexities(engine, texts, unigram, max_tokens: int = 512) -> dict[str, flo
         nll -= float(logp.gather(1, target[:, None]).sum())
         base -= float(unigram[np.minimum(np.array(ids[1:]), len(unigram) - 1)].sum())
         n += len(ids) - 1
-    return {"perplexity": math.exp(nll / n), "unigram_perplexity": math.exp(base / n), "tokens": n}
+    size = sum(len(t.encode()) for t in texts)  # bits per byte: of every document's bytes
+    return {
+        "perplexity": math.exp(nll / n),
+        "unigram_perplexity": math.exp(base / n),
+        "tokens": n,
+        "bits_per_byte": nll / math.log(2) / size,
+        "unigram_bits_per_byte": base / math.log(2) / size,
+    }
 
 
 def write_jsonl(path: Path, texts: list[str], key: str = "id") -> Path:
@@ -101,6 +108,8 @@ def test_the_recipes_numbers(engine, tmp_path):
     assert got["perplexity"] == pytest.approx(want["perplexity"], rel=1e-6)
     assert got["unigram_perplexity"] == pytest.approx(want["unigram_perplexity"], rel=1e-6)
     assert got["unigram_fitted_on"] == str(shards)
+    assert got["bits_per_byte"] == pytest.approx(want["bits_per_byte"], rel=1e-6)
+    assert got["unigram_bits_per_byte"] == pytest.approx(want["unigram_bits_per_byte"], rel=1e-6)
 
     texts = perplexity(
         tmp_path, backend, "texts", unigram_corpus=write_jsonl(tmp_path / "train.jsonl", train)
