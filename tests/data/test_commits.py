@@ -156,3 +156,49 @@ def test_user_diff_config_does_not_change_the_patch(read, awkward, tmp_path):
     out, _ = run_pipeline([GitCommitReader(str(clone))])
     got = {d.metadata["sha"]: (d.text, d.metadata["files"]) for d in out}
     assert got == {sha: (d.text, d.metadata["files"]) for sha, d in read[0].items()}
+
+
+def test_related_files_by_bm25_readme_and_tree(tmp_path):
+    """Seed-Coder's commit context (report 2.2.2): the parent's README, directory listing and the
+    files BM25 ranks most related to the change; the changed file itself is no candidate."""
+    pytest.importorskip("bm25s")
+    from codelm.data.steps.commit_format import CommitFormat
+
+    repo = init(tmp_path / "geo")
+    circle = "def area(r):\n    return 3.14159 * r * r\n"
+    commit(
+        repo,
+        {
+            "README.md": "# geo\nGeometry helpers.\n",
+            "geo/circle.py": circle,
+            "geo/sphere.py": "from geo.circle import area\n\n\ndef volume(r):\n    return area(r) * r\n",
+            "util/strings.py": "def shout(text):\n    return text.upper()\n",
+            "logo.png": b"\x89PNG\x00\x01",
+        },
+        "Add the geometry helpers and utilities",
+    )
+    commit(repo, {"geo/circle.py": circle.replace("3.14159", "math.pi")}, "Use math.pi for the circle area")
+    out, _ = run_pipeline([GitCommitReader(str(repo), related_files=5)])
+    docs = {d.metadata["message"]: d for d in out}
+    assert "context" not in docs["Add the geometry helpers and utilities"].metadata  # a root commit
+    ctx = docs["Use math.pi for the circle area"].metadata["context"]
+    assert ctx["readme"] == {"path": "README.md", "content": "# geo\nGeometry helpers.\n"}
+    assert ctx["tree"] == "README.md\ngeo/circle.py\ngeo/sphere.py\nlogo.png\nutil/strings.py\n"
+    ranked = [r["path"] for r in ctx["related"]]
+    assert ranked[0] == "geo/sphere.py" and "geo/circle.py" not in ranked and "logo.png" not in ranked
+    scores = [r["score"] for r in ctx["related"]]
+    assert scores == sorted(scores, reverse=True) and min(scores) > 0
+    [sample] = CommitFormat("llama")([docs["Use math.pi for the circle area"]])
+    order = [line for line in sample.text.split("\n") if line.startswith("<file_sep>")]
+    assert order[:4] == [
+        "<file_sep>COMMIT_EDITMSG",
+        "<file_sep>README.md",
+        "<file_sep>TREE",
+        "<file_sep>geo/sphere.py",
+    ]
+    assert (
+        order[-2:] == ["<file_sep>geo/circle.py", "<file_sep>CHANGES.diff"]
+        and "context" not in sample.metadata
+    )
+    with pytest.raises(DataError, match="related_files must be >= 0"):
+        GitCommitReader(str(repo), related_files=-1)

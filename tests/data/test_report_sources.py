@@ -34,3 +34,27 @@ def test_two_sources_share_the_later_steps(tmp_path):
     assert "| html_reader | 6 | empty_extraction=1 |  |  |  |  |" in text
     assert "| markup_reader | 4 | - |  |  |  |  |" in text
     assert "| all sources | 10 | - | exact_dedup: exact_duplicate=2 | 7 | 400 B | 100 |" in text
+
+
+def test_each_of_two_sources_gets_its_own_later_drops_kept_and_tokens(tmp_path):
+    """A real curation with two readers: documents carry their reader, so exact_dedup's drops and
+    the output are counted per source (the duplicate is the second source's copy)."""
+    from codelm.data.curate import curate
+    from codelm.data.curate_config import CurateConfig
+
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text(
+        "".join(json.dumps({"id": f"a{i}", "text": f"alpha text {i}\n" * 20}) + "\n" for i in range(3))
+    )
+    b.write_text(json.dumps({"id": "b0", "text": "alpha text 0\n" * 20}) + "\n{broken\n")
+    raw = {
+        "output_dir": str(tmp_path / "out"),
+        "executor": {"kind": "local", "workers": 1, "shards": 2},
+        "readers": [{"jsonl": {"paths": [str(a)]}}, {"jsonl": {"paths": [str(b)]}}],
+        "steps": ["exact_dedup"],
+    }
+    curate(CurateConfig.from_dict(raw), overwrite=True)
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "| jsonl_reader | 3 | - | - | 3 | 780 B | 195 |" in text
+    assert "| jsonl_reader#2 | 2 | invalid_json=1 | exact_dedup: exact_duplicate=1 | 0 | 0 B | 0 |" in text
+    assert "| all sources | 5 | - | exact_dedup: exact_duplicate=1 | 3 | 780 B | 195 |" in text

@@ -35,6 +35,10 @@ class Step(Protocol):
 StepFunction = Callable[[Iterable[Document]], Iterable[Document]]
 
 
+#: metadata key naming the reader a document came from, set when a pipeline has several readers
+SOURCE_KEY = "source_reader"
+
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
@@ -71,6 +75,9 @@ class PipelineStep:
 
     def drop(self, doc: Document, reason: str) -> None:
         self.stats.dropped[reason] += 1
+        source = doc.metadata.get(SOURCE_KEY)
+        if source is not None:
+            self.stats.dropped_by_source[f"{source}: {reason}"] += 1
         if self.exclusion_writer is not None:
             doc.metadata["drop_reason"] = reason
             doc.metadata["dropped_by"] = self.name
@@ -134,6 +141,7 @@ def run_pipeline(
     """
     stream: Iterator[Document] = iter(docs if docs is not None else ())
     stats = PipelineStats()
+    several_readers = sum(hasattr(s, "read") and hasattr(s, "source") for s in steps) > 1
     for step in steps:
         counted = as_step(step)
         counted.stats = StepStats()
@@ -141,5 +149,7 @@ def run_pipeline(
         while name in stats.steps:
             name, n = f"{counted.name}#{n}", n + 1
         stats.steps[name] = counted.stats
+        if several_readers and hasattr(counted, "source"):
+            counted.source = name  # its documents say where they came from: per-source funnels
         stream = counted(stream)
     return stream, stats

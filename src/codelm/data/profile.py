@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codelm.data.document import Document
+from codelm.data.pipeline import SOURCE_KEY
 
 #: document sizes in bytes, binned by powers of two: bin k holds sizes in [2^k, 2^(k+1))
 SIZE_BINS = 32
@@ -30,6 +31,8 @@ class Profile:
     language_bytes: Counter[str] = field(default_factory=Counter)
     size_hist: list[int] = field(default_factory=lambda: [0] * SIZE_BINS)
     quality_hist: list[int] = field(default_factory=lambda: [0] * QUALITY_BINS)
+    sources: Counter[str] = field(default_factory=Counter)  # documents per reader (several readers)
+    source_bytes: Counter[str] = field(default_factory=Counter)
 
     def add(self, doc: Document) -> None:
         size = len(doc.text.encode("utf-8", "surrogatepass"))
@@ -38,6 +41,10 @@ class Profile:
         self.bytes += size
         self.languages[lang] += 1
         self.language_bytes[lang] += size
+        source = doc.metadata.get(SOURCE_KEY)
+        if isinstance(source, str):
+            self.sources[source] += 1
+            self.source_bytes[source] += size
         self.size_hist[min(max(size, 1).bit_length() - 1, SIZE_BINS - 1)] += 1
         score = doc.metadata.get("quality")
         if isinstance(score, (int, float)):
@@ -54,6 +61,8 @@ class Profile:
         self.bytes += other.bytes
         self.languages.update(other.languages)
         self.language_bytes.update(other.language_bytes)
+        self.sources.update(other.sources)
+        self.source_bytes.update(other.source_bytes)
         self.size_hist = [a + b for a, b in zip(self.size_hist, other.size_hist, strict=True)]
         self.quality_hist = [a + b for a, b in zip(self.quality_hist, other.quality_hist, strict=True)]
         return self
@@ -66,6 +75,8 @@ class Profile:
             "language_bytes": dict(self.language_bytes.most_common()),
             "size_hist": self.size_hist,
             "quality_hist": self.quality_hist,
+            **({"sources": dict(sorted(self.sources.items()))} if self.sources else {}),
+            **({"source_bytes": dict(sorted(self.source_bytes.items()))} if self.source_bytes else {}),
         }
 
     @classmethod
@@ -76,6 +87,8 @@ class Profile:
             bytes=int(d.get("bytes", 0)),
             languages=Counter(d.get("languages", {})),
             language_bytes=Counter(d.get("language_bytes", {})),
+            sources=Counter(d.get("sources", {})),
+            source_bytes=Counter(d.get("source_bytes", {})),
         )
         if "size_hist" in d:
             p.size_hist = list(d["size_hist"])

@@ -14,8 +14,9 @@ The tables carry the same numbers as stats.json, so the report can be read witho
 The "Sources" table is each source's funnel: documents read, dropped while reading and by the
 later steps (per reason), kept, output bytes and an estimate of tokens (bytes / 4; the exact
 count is in the `index.json` of `codelm data pack`). Readers are the leading steps named
-`*_reader` (the first step always is one); with several readers the later steps' drops, kept
-documents and bytes are the sum over all sources and are shown once, on an "all sources" row.
+`*_reader` or `*_reader#N` (the first step always is one); with several readers each document carries its
+reader's name, so each source gets its own later drops, kept documents, bytes and tokens, and an
+"all sources" row adds them up.
 Like stats.json, the report holds no wall-clock figure (those are in OUT/timings.json), so
 identical runs give identical reports.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +175,8 @@ def _tables(stats: dict[str, Any]) -> tuple[list[str], list[list[str]], list[lis
     return head, rows, lang_rows, totals
 
 
+#: a reader's step name; a second reader of the same kind is `jsonl_reader#2`
+_READER = re.compile(r"_reader(#\d+)?$")
 FUNNEL_HEAD = ["source", "read", "dropped while reading", "dropped later", "kept", "output bytes", "~tokens"]
 
 
@@ -181,30 +185,47 @@ def _reasons(dropped: dict[str, int]) -> str:
 
 
 def _funnel(stats: dict[str, Any]) -> list[list[str]]:
-    """One row per source (reader), plus an "all sources" row when there are several."""
+    """One row per source (reader), plus an "all sources" row when there are several.
+
+    With several readers each document carries its reader's name (`source_reader`), so every
+    later drop and the output are counted per source too; a step that makes new documents from
+    several (pack_repos) leaves its output unattributed, and the "all sources" row still holds it."""
     steps = stats["steps"]
     n_readers = 1
-    while n_readers < len(steps) and steps[n_readers]["name"].endswith("_reader"):
+    while n_readers < len(steps) and _READER.search(steps[n_readers]["name"]):
         n_readers += 1
     later: dict[str, int] = {}
+    later_by_source: dict[str, dict[str, int]] = {}
     for s in steps[n_readers:]:
         for r, n in s["dropped"].items():
             later[f"{s['name']}: {r}"] = later.get(f"{s['name']}: {r}", 0) + n
+        for key, n in s.get("dropped_by_source", {}).items():
+            source, reason = key.split(": ", 1)
+            mine = later_by_source.setdefault(source, {})
+            mine[f"{s['name']}: {reason}"] = mine.get(f"{s['name']}: {reason}", 0) + n
     out = stats.get("profile", {}).get("output", {})
-    tail = [
-        _reasons(later),
-        f"{out.get('docs', 0):,}",
-        _human(out.get("bytes", 0)),
-        f"{out.get('bytes', 0) // 4:,}",
-    ]
+
+    def tail(docs: int, size: int, dropped: dict[str, int]) -> list[str]:
+        return [_reasons(dropped), f"{docs:,}", _human(size), f"{size // 4:,}"]
+
+    everything = tail(out.get("docs", 0), out.get("bytes", 0), later)
+    attributed = n_readers > 1 and bool(out.get("sources") or later_by_source)
     rows, upstream = [], 0
     for s in steps[:n_readers]:
         read = s["docs_in"] - upstream  # a reader passes the earlier readers' documents on
         upstream = s["kept"]
-        rows.append([s["name"], f"{read:,}", _reasons(s["dropped"]), *(tail if n_readers == 1 else [""] * 4)])
+        if n_readers == 1:
+            per_source = everything
+        elif attributed:
+            name = s["name"]
+            kept, size = out.get("sources", {}).get(name, 0), out.get("source_bytes", {}).get(name, 0)
+            per_source = tail(kept, size, later_by_source.get(name, {}))
+        else:  # stats written before documents carried their source
+            per_source = [""] * 4
+        rows.append([s["name"], f"{read:,}", _reasons(s["dropped"]), *per_source])
     if n_readers > 1:
         total = sum(int(r[1].replace(",", "")) for r in rows)
-        rows.append(["all sources", f"{total:,}", "-", *tail])
+        rows.append(["all sources", f"{total:,}", "-", *everything])
     return rows
 
 

@@ -31,6 +31,8 @@ class StepStats:
     dropped: Counter[str] = field(default_factory=Counter)
     modified: Counter[str] = field(default_factory=Counter)
     counters: Counter[str] = field(default_factory=Counter)
+    #: "source: reason" -> drops, for documents tagged with their reader (curations with several)
+    dropped_by_source: Counter[str] = field(default_factory=Counter)
 
     @property
     def n_dropped(self) -> int:
@@ -52,9 +54,11 @@ class StepStats:
         self.dropped.update(other.dropped)
         self.modified.update(other.modified)
         self.counters.update(other.counters)
+        self.dropped_by_source.update(other.dropped_by_source)
         return self
 
     def to_dict(self) -> dict[str, Any]:
+        by_source = dict(sorted(self.dropped_by_source.items()))
         return {
             "docs_in": self.docs_in,
             "kept": self.kept,
@@ -62,6 +66,7 @@ class StepStats:
             "dropped": dict(sorted(self.dropped.items())),
             "modified": dict(sorted(self.modified.items())),
             "counters": dict(sorted(self.counters.items())),
+            **({"dropped_by_source": by_source} if by_source else {}),
         }
 
     @classmethod
@@ -73,6 +78,7 @@ class StepStats:
             dropped=Counter(d.get("dropped", {})),
             modified=Counter(d.get("modified", {})),
             counters=Counter(d.get("counters", {})),
+            dropped_by_source=Counter(d.get("dropped_by_source", {})),
         )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from codelm.data.document import DataError, Document
-from codelm.data.pipeline import PipelineStep
+from codelm.data.pipeline import SOURCE_KEY, PipelineStep
 from codelm.data.writers import JsonlWriter
 
 #: The Stack keeps files up to 1 MB; larger ones are nearly always data or generated code.
@@ -73,6 +73,12 @@ class Reader(PipelineStep):
             raise DataError(f"max_bytes must be positive, got {max_bytes}")
         self.max_bytes = max_bytes
         self.rank, self.world_size = check_shard(shard)
+        self.source: str | None = None  # set by run_pipeline when it has several readers
+
+    def _tag(self, doc: Document) -> Document:
+        if self.source is not None:
+            doc.metadata[SOURCE_KEY] = self.source
+        return doc
 
     def read(self) -> Iterable[Document | Unreadable]:
         raise NotImplementedError(f"{type(self).__name__} must implement read()")
@@ -83,6 +89,6 @@ class Reader(PipelineStep):
         for item in self.read():
             self.stats.docs_in += 1
             if isinstance(item, Unreadable):
-                self.drop(item.doc, item.reason)
+                self.drop(self._tag(item.doc), item.reason)
             else:
-                yield self.keep(item)
+                yield self.keep(self._tag(item))

@@ -54,6 +54,7 @@ from codelm.data.readers.git import (
     list_history,
     split_patch,
 )
+from codelm.data.readers.related import RelatedFiles
 
 _INDEX_LINE = re.compile(rb"^index [0-9a-f]+\.\.[0-9a-f]+.*\n", re.MULTILINE)
 
@@ -89,6 +90,9 @@ class GitCommitReader(Reader):
 
     repo: a repository path or a list of them; rev: the revision whose history is read;
     repo_info: {repo name: {"stars": n, "forks": n, ...}} added to metadata as `repo_<key>`.
+    related_files: with k > 0, each commit also gets `context` (`readers.related`, Seed-Coder's
+    commit context): the parent's README, its directory listing and the k files BM25 finds most
+    related to the change (off by default: one `git ls-tree` per commit and a BM25 index).
     Other keyword arguments are `Reader`'s (max_bytes bounds the patch, shard, name, ...).
     """
 
@@ -98,6 +102,7 @@ class GitCommitReader(Reader):
         *,
         rev: str = "HEAD",
         repo_info: dict[str, dict[str, Any]] | None = None,
+        related_files: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -110,6 +115,9 @@ class GitCommitReader(Reader):
                 raise DataError(f"git_commits: not a directory: {p}")
         self.rev = rev
         self.repo_info = repo_info or {}
+        if related_files < 0:
+            raise DataError(f"git_commits: related_files must be >= 0, got {related_files}")
+        self.related_files = related_files
 
     def read(self) -> Iterator[Document | Unreadable]:
         for path in self.repos:
@@ -125,6 +133,7 @@ class GitCommitReader(Reader):
         extra = {f"repo_{k}": v for k, v in self.repo_info.get(name, {}).items()}
         mine = None if self.world_size == 1 else shas[self.rank :: self.world_size]
         blobs = BlobReader(path)
+        related = RelatedFiles(path, blobs, self.related_files) if self.related_files else None
         try:
             group: list[Document | Unreadable | _Pending] = []
             size = 0
@@ -134,14 +143,14 @@ class GitCommitReader(Reader):
                 group.append(item := self._commit(doc, entry))
                 size += len(item.doc.text) if isinstance(item, _Pending) else 0
                 if len(group) >= _GROUP_COMMITS or size >= _GROUP_BYTES:
-                    yield from self._complete(group, blobs)
+                    yield from self._complete(group, blobs, related)
                     group, size = [], 0
-            yield from self._complete(group, blobs)
+            yield from self._complete(group, blobs, related)
         finally:
             blobs.close()
 
     def _complete(
-        self, group: list[Document | Unreadable | _Pending], blobs: BlobReader
+        self, group: list[Document | Unreadable | _Pending], blobs: BlobReader, related: RelatedFiles | None
     ) -> Iterator[Document | Unreadable]:
         """The group's documents with their files' content before the change, fetched in one go."""
         wanted = [
@@ -159,6 +168,12 @@ class GitCommitReader(Reader):
             sizes: Counter[str] = Counter()
             p.doc.metadata["files"] = [self._file_entry(c, contents, sizes, t) for c, t in p.kept]
             p.doc.language = max(sizes, key=lambda k: (sizes[k], k)) if sizes else None
+            parents = p.doc.metadata["parents"]
+            if related is not None and parents:  # a root commit has no snapshot before it
+                changed = {f["path"] for f in p.doc.metadata["files"]}
+                changed |= {f["old_path"] for f in p.doc.metadata["files"] if "old_path" in f}
+                query = f"{p.doc.metadata['message']}\n{p.doc.text}"
+                p.doc.metadata["context"] = related.context(parents[0], changed, query)
             yield p.doc
 
     def _commit(self, doc: Document, e: LogEntry) -> Document | Unreadable | _Pending:
