@@ -163,6 +163,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from codelm.models.tiny import make_tiny
 
+    load = os.getloadavg()[0]  # the machine is shared: say how busy it was
     ours, theirs, splits = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -191,7 +192,8 @@ def main() -> None:
 
         section = (
             f"\n## rl, {date.today()}\n\n"
-            f"Machine: {machine}; {args.threads} torch thread(s); TRL {trl.__version__}. Tiny random-init "
+            f"Machine: {machine}; {args.threads} torch thread(s); TRL {trl.__version__}; load average "
+            f"{load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end. Tiny random-init "
             f"Llama, {args.prompts} prompts x G={args.group} completions of up to {args.max_new_tokens} "
             "tokens per step, one update per rollout, no KL, token-level loss, the same Python reward "
             f"(no sandbox); {args.steps} steps per run, median step time without the first {WARMUP} "

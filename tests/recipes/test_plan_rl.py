@@ -34,3 +34,24 @@ def _paths():
     from codelm.recipes.schema import StagePaths
 
     return StagePaths("<init>", "<tok>", "<run>/shards", "<run>/stages/reasoning")
+
+
+@pytest.mark.slow
+def test_seed_coder_tiny_reasoning_stage_trains(tiny_checkpoint, tmp_path):
+    """The tiny scale's RL stage alone, from a tiny Seed-Coder checkpoint: problems derived from the
+    doctests of statistics.py in the sandbox, two steps (the whole recipe runs in test_runner.py)."""
+    import json
+
+    from codelm.recipes.schema import StagePaths
+    from codelm.train.loop import train
+
+    recipe = load_recipe(SEED_CODER, scale="tiny")
+    ck = str(tiny_checkpoint("seedcoder"))
+    cfg = recipe.train_config(
+        recipe.stage("reasoning"), StagePaths(ck, ck, "<shards>", str(tmp_path / "out"))
+    )
+    train(cfg)
+    meta = json.loads((tmp_path / "out" / "final" / "meta.json").read_text())
+    assert meta["stage"] == "rl" and meta["step"] == 2 and meta["data"]["problems"] >= 5
+    rows = [json.loads(line) for line in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "reward_mean" in r] == [1, 2]
