@@ -15,7 +15,7 @@ STAGE_YAMLS = sorted(CONFIGS.glob("*.yaml"))
 
 
 def test_every_stage_is_shipped():
-    assert {p.stem for p in STAGE_YAMLS} == {"pretrain-fim", "long-context", "sft", "dpo"}
+    assert {p.stem for p in STAGE_YAMLS} == {"pretrain-fim", "long-context", "sft", "dpo", "rl"}
 
 
 @pytest.mark.parametrize("path", STAGE_YAMLS, ids=lambda p: p.stem)
