@@ -92,7 +92,7 @@ def test_overrides_are_typed():
         (["pretrain.fim_rate=1.5"], r"fim_rate must be in \[0, 1\]"),
         (["batch.micro_batch_size=two"], "expected int"),
         (["run.save_every=2.5"], "expected int"),
-        (["run.precision=fp16"], "fp32 or bf16"),
+        (["run.precision=fp16"], "fp32, bf16 or auto"),
         (["optim.decay=step"], "optim.decay"),
         (["batch.unit=tokens", "batch.global_batch_size=100"], "multiple of seq_len"),
         (["optim.warmup_steps=-1"], "optim.betas/warmup/clip"),

@@ -422,6 +422,8 @@ def step_stage(ctx: RunContext, name: str) -> dict[str, Any]:
     stage = ctx.recipe.stage(name.split(":", 1)[1])
     out = ctx.path("stages", stage.name)
     config = ctx.recipe.train_config(stage, stage_paths(ctx, stage))
+    if stage.kind == "rl" and ctx.allow_code_execution:  # the run's opt-in covers the rewards' sandbox
+        config.data.allow_code_execution = True
     # an attempt killed mid-stage (Ctrl-C, kill -9, power) continues from its newest checkpoint, as
     # `codelm train --resume` would (the loop refuses a checkpoint of another config); one killed
     # before its first checkpoint starts over
