@@ -34,7 +34,9 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first and pinned: the CPU wheel is what we test on; unpinned pulls gigabytes of CUDA
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e ".[all,test]"
+	# `all` includes llamacpp: llama-cpp-python compiles llama.cpp (minutes, once); its multimodal
+	# tools are not needed, so they are not built
+	CMAKE_ARGS="$${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" $(BIN)/pip install --quiet -e ".[all,test]"
 	touch $(STAMP)
 
 install: $(STAMP)

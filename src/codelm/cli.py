@@ -20,11 +20,13 @@ from codelm.errors import CodelmError
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", required=True, help="checkpoint directory or hub id (org/name)")
+    g.add_argument(
+        "--model", required=True, help="checkpoint directory, hub id (org/name) or .gguf file (llama.cpp)"
+    )
     g.add_argument("--family", help="force the model family instead of detecting it")
     g.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if present, else cpu)")
     g.add_argument("--dtype", help="float32, bfloat16 or float16 (default: fp32 on CPU, bf16 on GPU)")
-    g.add_argument("--threads", type=int, help="CPU threads for torch")
+    g.add_argument("--threads", type=int, help="CPU threads for torch (or llama.cpp)")
     g.add_argument("--allow-pickle", action="store_true", help="allow pickled .bin weights (can run code)")
     s = p.add_argument_group("sampling (defaults: the family's recommended settings)")
     s.add_argument("--max-new-tokens", type=int)
@@ -181,6 +183,12 @@ def cmd_make_tiny(args: argparse.Namespace) -> None:
     print(out)
 
 
+def cmd_export_gguf(args: argparse.Namespace) -> None:
+    from codelm.models.gguf_export import export_gguf
+
+    print(export_gguf(args.checkpoint, args.out, args.type, family=args.family))
+
+
 def cmd_detect(args: argparse.Namespace) -> None:
     from codelm.models.detect import detect_family
 
@@ -301,6 +309,15 @@ def build_parser() -> argparse.ArgumentParser:
         "sizes", help="parameter counts of the real sizes (built on the meta device)"
     ).set_defaults(func=cmd_sizes)
 
+    ex = sub.add_parser("export", help="convert a checkpoint for other runtimes")
+    exsub = ex.add_subparsers(dest="export_verb", metavar="FORMAT", required=True)
+    eg = exsub.add_parser("gguf", help="GGUF for llama.cpp (Llama-architecture families: llama, seedcoder)")
+    eg.add_argument("checkpoint", help="checkpoint directory")
+    eg.add_argument("--out", required=True, help="the .gguf file to write")
+    eg.add_argument("--type", choices=["f32", "f16", "q8_0"], default="f16", help="weight type (default f16)")
+    eg.add_argument("--family", help="force the model family (default: detected)")
+    eg.set_defaults(func=cmd_export_gguf)
+
     c = sub.add_parser("complete", help="continue a prompt")
     c.add_argument("--prompt")
     c.add_argument("--prompt-file", help="read the prompt from a file ('-' = stdin)")
@@ -339,7 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     rn.set_defaults(func=cmd_run)
 
     sv = sub.add_parser("serve", help="OpenAI-compatible server with FIM, chat, streaming and a playground")
-    sv.add_argument("--model", help="checkpoint directory or hub id (the family is detected); required")
+    sv.add_argument(
+        "--model", help="checkpoint directory, hub id or .gguf file (the family is detected); required"
+    )
     sv.add_argument("--family", help="force the model family (required with --upstream if not detectable)")
     sv.add_argument("--host", help="default 127.0.0.1")
     sv.add_argument("--port", type=int, help="default 8000")

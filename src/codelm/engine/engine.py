@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from codelm.engine import rules
-from codelm.engine.decode import Row, generate_rows
+from codelm.engine import decode, rules
+from codelm.engine.decode import Row
 from codelm.engine.loader import Loaded, load_checkpoint
 from codelm.engine.params import Completion, Request, Result, SamplingParams, StreamChunk
 from codelm.engine.sampling import RowSampler
@@ -34,7 +34,12 @@ class Engine:
 
     `chat_format` "reasoning" renders chats in the family's reasoning template (Seed-Coder-8B-
     Reasoning's) even over the checkpoint's own; `reasoning=False` leaves thinking in the answer.
+    `decoder` holds the decode functions (prefill, step, merge, select) the engine and the scheduler
+    run; the llama.cpp backend (codelm.engine.llamacpp) swaps in its own.
     """
+
+    decoder: Any = decode
+    can_score = True  # plain forward passes for perplexity and reply scoring (eval backends)
 
     def __init__(
         self, loaded: Loaded, max_batch_size: int = 32, chat_format: str = "chat", reasoning: bool = True
@@ -48,7 +53,7 @@ class Engine:
         self.reasoning = reasoning_spec(self.family) if reasoning else None
         cfg = self.model.config
         self.context_window = int(getattr(cfg, "max_position_embeddings", None) or cfg.n_positions)
-        self.vocab_size = int(self.model.get_output_embeddings().weight.shape[0])
+        self.vocab_size = self._vocab_size()
         tok = self.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         self._stop_ids = {
@@ -71,9 +76,28 @@ class Engine:
         reasoning: bool = True,
         **load_kwargs: Any,
     ) -> Engine:
-        """Load a local checkpoint directory or hub id (see `load_checkpoint` for the options)."""
+        """Load a local checkpoint directory or hub id (see `load_checkpoint` for the options), or a
+        `.gguf` file from `codelm export gguf` on llama.cpp (codelm.engine.llamacpp)."""
+        if str(name).endswith(".gguf"):
+            from codelm.engine.llamacpp import LlamaCppEngine
+
+            return LlamaCppEngine.from_gguf(
+                name,
+                max_batch_size=max_batch_size,
+                chat_format=chat_format,
+                reasoning=reasoning,
+                **load_kwargs,
+            )
         loaded = load_checkpoint(name, **load_kwargs)
         return cls(loaded, max_batch_size=max_batch_size, chat_format=chat_format, reasoning=reasoning)
+
+    def _vocab_size(self) -> int:
+        return int(self.model.get_output_embeddings().weight.shape[0])
+
+    @property
+    def device(self):
+        """Where sampling tensors live: the model's device."""
+        return next(self.model.parameters()).device
 
     # -- family rules ---------------------------------------------------------------------------
     def _token_ids(self, tokens: Sequence[str]) -> set[int]:
@@ -154,7 +178,7 @@ class Engine:
         budget = min(p.max_new_tokens, self.context_window - len(ids))
         stops = self.stop_ids(request.kind, p)
         strings = self.stop_strings(request.kind, p)
-        device = next(self.model.parameters()).device
+        device = self.device
         skip = self._special_ids - stops if p.skip_special_tokens else frozenset()
         if request.reasoning is not None:  # marker tokens must reach the reasoning parser
             skip -= self._token_ids([request.reasoning.start, request.reasoning.end])
@@ -215,7 +239,7 @@ class Engine:
         flat.sort(key=lambda x: len(x[1].prompt_ids))  # similar lengths together: less padding
         for start in range(0, len(flat), self.max_batch_size):
             batch = [row for _, row in flat[start : start + self.max_batch_size]]
-            for _ in generate_rows(self.model, batch, self.pad_id):
+            for _ in self.decoder.generate_rows(self.model, batch, self.pad_id):
                 pass
         return [
             Result(req, len(ids), [self.finish(req, row) for row in rows])
@@ -228,7 +252,7 @@ class Engine:
             raise RequestError("streaming supports n=1 only")
         _, rows = self.build_rows(request)
         row = rows[0]
-        for _, piece in generate_rows(self.model, rows, self.pad_id):
+        for _, piece in self.decoder.generate_rows(self.model, rows, self.pad_id):
             reasoning, answer = row.split(piece)
             if reasoning or answer:
                 yield StreamChunk(answer, reasoning=reasoning)

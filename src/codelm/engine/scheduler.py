@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from codelm.engine.decode import Batch, Row, choose_and_advance, merge, prefill, select
+from codelm.engine.decode import Batch, Row
 from codelm.engine.engine import Engine
 from codelm.engine.params import Request, Result, TokenLogprob
 from codelm.errors import CodelmError
@@ -179,12 +179,12 @@ class Scheduler:
             self._drop([r], "cancelled" if r.owner.cancelled else "length")
         keep = [j for j, r in enumerate(batch.rows) if r.finish_reason is None]
         if keep:
-            select(batch, keep)
+            self.engine.decoder.select(batch, keep)
         else:
             self._batch = None
 
     def _run(self) -> None:
-        model, pad = self.engine.model, self.engine.pad_id
+        model, pad, ops = self.engine.model, self.engine.pad_id, self.engine.decoder
         while True:
             rows = self._admit()
             if self._closed:
@@ -194,8 +194,8 @@ class Scheduler:
                 return
             try:
                 if rows:
-                    fresh = prefill(model, rows, pad)
-                    self._batch = fresh if self._batch is None else merge(self._batch, fresh)
+                    fresh = ops.prefill(model, rows, pad)
+                    self._batch = fresh if self._batch is None else ops.merge(self._batch, fresh)
                 if self._batch is None:
                     continue
                 self._retire_early()
@@ -217,7 +217,7 @@ class Scheduler:
         before = list(batch.rows)
         self.stats.steps += 1
         self.stats.max_rows = max(self.stats.max_rows, len(before))
-        for row, piece in choose_and_advance(batch):
+        for row, piece in self.engine.decoder.choose_and_advance(batch):
             reasoning, answer = row.split(piece)
             logprobs = row.take_logprobs()
             if reasoning or answer or logprobs:  # a marker's start may be held back

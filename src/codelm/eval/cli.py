@@ -25,7 +25,10 @@ from codelm.errors import CodelmError
 def add_eval_args(p: argparse.ArgumentParser) -> None:
     """The flags of ``codelm eval``."""
     src = p.add_argument_group("what to evaluate (one of --model, --endpoint, --samples)")
-    src.add_argument("--model", help="checkpoint directory or hub id; with --endpoint, the served model name")
+    src.add_argument(
+        "--model",
+        help="checkpoint directory, hub id or .gguf file (llama.cpp); with --endpoint, the served model name",
+    )
     src.add_argument("--endpoint", metavar="URL", help="an OpenAI-compatible server (http://host:port[/v1])")
     src.add_argument(
         "--samples",

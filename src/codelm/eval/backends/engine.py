@@ -51,6 +51,10 @@ class EngineBackend:
     def supports(self, kind: str) -> str | None:
         family = self.engine.family
         if kind == LOGLIKELIHOOD:
+            if not getattr(self.engine, "can_score", True):
+                return (
+                    "a .gguf model (llama.cpp) does not score log-likelihoods: use the checkpoint directory"
+                )
             return None
         if kind == "infill" and family.fim is None:
             return f"model family {family.name} does not support fill-in-the-middle"
