@@ -270,6 +270,8 @@ def stage_raw(stage: StageSpec, paths: StagePaths) -> dict[str, Any]:
     if stage.warmup_fraction is not None:
         optim.setdefault("warmup_steps", int(stage.warmup_fraction * run["max_steps"]))
     section.update(train.pop(stage.kind, None) or {})
+    if stage.kind == "sft" and section.get("replay_fraction") and not section.get("replay_shards"):
+        section["replay_shards"] = [paths.shards]  # replay the run's own pretraining shards
     raw = {
         "stage": stage.kind,
         "model": model,

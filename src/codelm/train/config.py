@@ -84,10 +84,22 @@ class SFTConfig:
     packing: bool = True  # several conversations per row, attention kept apart
     shuffle: bool = True
     heldout: str | None = None  # JSONL of the same format, never trained on: held-out loss
+    # replay (train/replay.py): this share of the rows comes from pretraining shards, so SFT does not
+    # unlearn what pretraining taught (perplexity, FIM); FIM applies to the replayed rows as configured
+    replay_shards: list[str] = field(default_factory=list)
+    replay_fraction: float = 0.0
+    replay_fim_rate: float = 0.0
+    replay_fim_spm_rate: float | None = None
 
     def __post_init__(self) -> None:
         _check(bool(self.data), "sft.data: a JSONL file")
         _check(not self.heldout or _resolved(self.heldout) != _resolved(self.data), "sft.heldout is sft.data")
+        _check(0.0 <= self.replay_fraction < 1.0, "sft.replay_fraction: 0 (off) to below 1")
+        _check(
+            self.replay_fraction == 0.0 or bool(self.replay_shards),
+            "sft.replay_fraction needs sft.replay_shards (pretraining shard directories)",
+        )
+        _check(0.0 <= self.replay_fim_rate <= 1.0, "sft.replay_fim_rate: 0 to 1")
 
 
 @dataclass

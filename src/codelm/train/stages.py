@@ -53,23 +53,50 @@ class Stage:
         return int(sum((r.labels[1:] != IGNORE).sum() for r in rows))
 
 
+def _pretrain_source(
+    cfg: TrainConfig,
+    shards: list[str],
+    fim: tuple[float, float | None],
+    tokenizer: Any,
+    family: Family,
+    seed: int,
+    shuffle: bool = True,
+) -> Any:
+    """Rows packed from shard documents with FIM applied on the fly (pretraining, and SFT's replay)."""
+    from codelm.train.shards import ShardReader
+
+    reader = ShardReader(shards)
+    reader.check_tokenizer(tokenizer)
+    transform = FimTransform(family, tokenizer, *fim, max_tokens=cfg.batch.seq_len)
+    spec = family.tokenizer
+    bos = tokenizer.convert_tokens_to_ids(spec.bos) if spec.add_bos else None
+    eos = tokenizer.convert_tokens_to_ids(spec.eos)
+    return PretrainSource(
+        reader, cfg.batch.seq_len, transform, bos_id=bos, eos_id=eos, seed=seed, shuffle=shuffle
+    )
+
+
+def _with_replay(cfg: TrainConfig, source: Any, tokenizer: Any, family: Family) -> Any:
+    """SFT rows with `sft.replay_fraction` of pretraining rows mixed in (train/replay.py); the replayed
+    rows are shuffled from a buffer of 1,024, as pretraining's, with their own seed."""
+    from codelm.train.replay import Replay
+    from codelm.train.row_shuffle import RowShuffle
+
+    data, seed = cfg.data, cfg.run.seed + 1
+    fim = (data.replay_fim_rate, data.replay_fim_spm_rate)
+    rows = _pretrain_source(cfg, data.replay_shards, fim, tokenizer, family, seed)
+    return Replay(source, RowShuffle(rows, 1024, seed), data.replay_fraction)
+
+
 def build_stage(
     cfg: TrainConfig, tokenizer: Any, family: Family, model: torch.nn.Module, device: torch.device
 ) -> Stage:
     """Source and objective for `cfg.stage`. Call before the model is wrapped for distribution."""
     seed, seq_len, mode = cfg.run.seed, cfg.batch.seq_len, cfg.model.packed_attention
     if cfg.stage == "pretrain":
-        from codelm.train.shards import ShardReader
-
-        reader = ShardReader(cfg.data.shards)
-        reader.check_tokenizer(tokenizer)
-        fim = FimTransform(family, tokenizer, cfg.data.fim_rate, cfg.data.fim_spm_rate, max_tokens=seq_len)
-        spec = family.tokenizer
-        bos = tokenizer.convert_tokens_to_ids(spec.bos) if spec.add_bos else None
-        eos = tokenizer.convert_tokens_to_ids(spec.eos)
-        source = PretrainSource(
-            reader, seq_len, fim, bos_id=bos, eos_id=eos, seed=seed, shuffle=cfg.data.shuffle
-        )
+        data = cfg.data
+        fim = (data.fim_rate, data.fim_spm_rate)
+        source = _pretrain_source(cfg, data.shards, fim, tokenizer, family, seed, data.shuffle)
         if cfg.data.row_shuffle:
             from codelm.train.row_shuffle import RowShuffle
 
@@ -85,6 +112,8 @@ def build_stage(
         source = SFTSource(
             cfg.data.data, encoder, seq_len, packing=cfg.data.packing, seed=seed, shuffle=cfg.data.shuffle
         )
+        if cfg.data.replay_fraction:
+            source = _with_replay(cfg, source, tokenizer, family)
         objective = CausalLM(mode)
         return Stage(source, objective, make_heldout(cfg, tokenizer, family, objective))
     dpo = DPOSource(cfg.data.data, encoder, seq_len, seed=seed, shuffle=cfg.data.shuffle)
