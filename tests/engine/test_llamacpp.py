@@ -107,13 +107,23 @@ def test_bad_files_and_flags_are_refused(tmp_path, gguf_engine):
         Engine.from_pretrained(str(path), device="cuda")
 
 
-def test_eval_backend(gguf_engine):
+def test_eval_backend(gguf_engine, tiny_engine):
     from codelm.eval.backends.engine import EngineBackend
-    from codelm.eval.generation import LOGLIKELIHOOD
+    from codelm.eval.generation import LOGLIKELIHOOD, GenerationFailed, GenRequest, Sampling
 
-    backend = EngineBackend(gguf_engine("llama"))
+    backend, reference = EngineBackend(gguf_engine("llama")), EngineBackend(tiny_engine("llama"))
     assert "does not score" in backend.supports(LOGLIKELIHOOD)
     assert backend.supports("infill") is None
+    greedy = Sampling(max_new_tokens=12)
+    requests = [
+        GenRequest("completion", "def fib(n):\n", n=2, sampling=greedy, stop=("\ndef",)),
+        GenRequest("infill", "def add(a, b):\n    return ", "\n", sampling=greedy),
+        GenRequest("chat", messages=({"role": "user", "content": "Reverse a string."},), sampling=greedy),
+    ]
+    assert backend.generate(requests) == reference.generate(requests)
+    with pytest.raises(GenerationFailed) as failed:  # a prompt past the context fails alone
+        backend.generate([GenRequest("completion", "x " * 5000, sampling=greedy), requests[0]])
+    assert failed.value.texts[1] == reference.generate([requests[0]])[0] and 0 in failed.value.errors
 
 
 def test_cli_complete_and_infill(gguf_engine, tiny_engine, capsys):
