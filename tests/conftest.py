@@ -64,3 +64,23 @@ def byte_fallback_tokenizer():
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>", unk_token="<unk>"
     )
+
+
+class Recording:
+    """The real tiny engine, noting every conversation it is asked to answer (`codelm chat` tests)."""
+
+    def __init__(self, engine) -> None:
+        self.engine, self.sent = engine, []
+
+    def chat_request(self, messages, **sampling):
+        self.sent.append([dict(m) for m in messages])
+        return self.engine.chat_request(messages, **sampling)
+
+    def stream(self, request):
+        return self.engine.stream(request)
+
+
+@pytest.fixture
+def recording():
+    """recording(engine) -> the engine, noting every conversation sent to it in `.sent`."""
+    return Recording

@@ -9,22 +9,8 @@ import sys
 from codelm.cli_chat import banner, chat_interactive
 
 
-class Recording:
-    """The real tiny engine, noting every conversation it is asked to answer."""
-
-    def __init__(self, engine) -> None:
-        self.engine, self.sent = engine, []
-
-    def chat_request(self, messages, **sampling):
-        self.sent.append([dict(m) for m in messages])
-        return self.engine.chat_request(messages, **sampling)
-
-    def stream(self, request):
-        return self.engine.stream(request)
-
-
-def test_commands_are_handled_locally_and_never_sent(tiny_engine, monkeypatch, capsys):
-    engine = Recording(tiny_engine("llama"))
+def test_commands_are_handled_locally_and_never_sent(tiny_engine, recording, monkeypatch, capsys):
+    engine = recording(tiny_engine("llama"))
     lines = "/help\nhi\n/reset\n/bogus\nthere\n/usr/bin is missing\n/exit\nnever read\n"
     monkeypatch.setattr(sys, "stdin", io.StringIO(lines))
     chat_interactive(engine, {"max_new_tokens": 2}, system="be brief")

@@ -21,20 +21,6 @@ THOUGHT, ANSWER = "f must return one.", "def f():\n    return 1"
 SCRIPT = f"<think>\n{THOUGHT}\n</think>\n\n{ANSWER}"
 
 
-class Recording:
-    """The real tiny engine, noting every conversation it is asked to answer."""
-
-    def __init__(self, engine) -> None:
-        self.engine, self.sent = engine, []
-
-    def chat_request(self, messages, **sampling):
-        self.sent.append([dict(m) for m in messages])
-        return self.engine.chat_request(messages, **sampling)
-
-    def stream(self, request):
-        return self.engine.stream(request)
-
-
 @pytest.fixture
 def scripted(tiny_engine):
     engine = tiny_engine("llama")
@@ -48,8 +34,10 @@ def _args(**kw) -> argparse.Namespace:
     return argparse.Namespace(**{"stream": False, "json": False, "hide_reasoning": False, **kw})
 
 
-def test_interactive_thinking_goes_to_stderr_and_not_into_the_history(scripted, monkeypatch, capsys):
-    engine = Recording(scripted)
+def test_interactive_thinking_goes_to_stderr_and_not_into_the_history(
+    scripted, recording, monkeypatch, capsys
+):
+    engine = recording(scripted)
     monkeypatch.setattr(sys, "stdin", io.StringIO("Write f.\nagain\n"))
     chat_interactive(engine, {"max_new_tokens": 100, "temperature": 0}, args=_args())
     out, err = capsys.readouterr()
