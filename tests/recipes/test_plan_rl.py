@@ -50,6 +50,7 @@ def test_seed_coder_tiny_reasoning_stage_trains(tiny_checkpoint, tmp_path):
     cfg = recipe.train_config(
         recipe.stage("reasoning"), StagePaths(ck, ck, "<shards>", str(tmp_path / "out"))
     )
+    cfg.data.allow_code_execution = True  # what `codelm run --allow-code-execution` sets for rl stages
     train(cfg)
     meta = json.loads((tmp_path / "out" / "final" / "meta.json").read_text())
     assert meta["stage"] == "rl" and meta["step"] == 2 and meta["data"]["problems"] >= 5
