@@ -145,15 +145,16 @@ def step_curate(ctx: RunContext, name: str) -> dict[str, Any]:
 
     if not ctx.recipe.data.curate:
         raise CodelmError(f"recipe {ctx.recipe.name} has no data.curate section")
-    config = ctx.recipe.data.curate_config(ctx.path("data"), ctx.variables)
-    stats, _ = curate(config, overwrite=True, progress=sys.stderr.isatty())
-    last = list(stats.steps.values())[-1] if stats.steps else None
-    info: dict[str, Any] = {"documents": last.kept if last else 0}
-    for source in mixed_sources(ctx):  # other parts of the corpus, each its own curation
-        config = ctx.recipe.data.source_config(source, source_dir(ctx, source.name), ctx.variables)
+
+    def kept(config: Any) -> int:  # documents the curation keeps
         stats, _ = curate(config, overwrite=True, progress=sys.stderr.isatty())
-        last = list(stats.steps.values())[-1] if stats.steps else None
-        info[f"documents:{source.name}"] = last.kept if last else 0
+        return list(stats.steps.values())[-1].kept if stats.steps else 0
+
+    data = ctx.recipe.data
+    info: dict[str, Any] = {"documents": kept(data.curate_config(ctx.path("data"), ctx.variables))}
+    for source in mixed_sources(ctx):  # other parts of the corpus, each its own curation
+        config = data.source_config(source, source_dir(ctx, source.name), ctx.variables)
+        info[f"documents:{source.name}"] = kept(config)
     return info
 
 
@@ -180,10 +181,7 @@ def step_split(ctx: RunContext, name: str) -> dict[str, Any]:
 
     share = ctx.recipe.data.heldout_fraction
     docs = sorted(
-        (
-            (int(hashlib.sha256(d.id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF, d.id, d.text, _spans(d))
-            for d in read_documents(_curated_files(ctx), [])
-        ),
+        ((_bucket(d.id), d.id, d.text, _spans(d)) for d in read_documents(_curated_files(ctx), [])),
     )
     cut = max(1, sum(1 for bucket, *_ in docs if bucket < share))
     heldout, train = docs[:cut], docs[cut:]
@@ -256,8 +254,21 @@ HELDOUT_SHARE = 0.2  # derived problems and pairs held out from SFT/DPO training
 SFT_HELDOUT_SHARE = 0.05  # SFT pairs held out for the SFT stage's held-out loss (~65 of the tiny run's)
 
 
+def _bucket(key: str) -> float:
+    """A stable number in [0, 1] from `key`: what decides held-out shares, run after run."""
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
 def _held_out(key: str, share: float = HELDOUT_SHARE) -> bool:
-    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < share
+    return _bucket(key) < share
+
+
+def _partition(items: list[Any], held: Callable[[Any], bool]) -> tuple[list[Any], list[Any]]:
+    """(kept for training, held out) in their order."""
+    flags = [held(item) for item in items]
+    return [i for i, f in zip(items, flags, strict=True) if not f], [
+        i for i, f in zip(items, flags, strict=True) if f
+    ]
 
 
 def _function_name(prompt: str) -> str:
@@ -312,22 +323,17 @@ def step_derive(ctx: RunContext, name: str) -> dict[str, Any]:
                 p for p in sft_pairs(texts) if _function_name(p["messages"][0]["content"]) not in held_names
             ]
             # a hashed share never trained on: the SFT stage's held-out loss (what SFT should lower)
-            flags = [_held_out(p["messages"][0]["content"], SFT_HELDOUT_SHARE) for p in pairs]
-            info["sft_pairs"] = write_jsonl(
-                (p for p, out in zip(pairs, flags, strict=True) if not out), ctx.path("derived", "sft.jsonl")
+            train, held = _partition(
+                pairs, lambda p: _held_out(p["messages"][0]["content"], SFT_HELDOUT_SHARE)
             )
-            info["heldout_sft_pairs"] = write_jsonl(
-                (p for p, out in zip(pairs, flags, strict=True) if out),
-                ctx.path("derived", "heldout-sft.jsonl"),
-            )
+            info["sft_pairs"] = write_jsonl(train, ctx.path("derived", "sft.jsonl"))
+            info["heldout_sft_pairs"] = write_jsonl(held, ctx.path("derived", "heldout-sft.jsonl"))
         if "derive:dpo" in wanted or "preference" in evals:
             derived = [
                 p for p in dpo_pairs(texts, pool=pool) if _function_name(p["prompt"]) not in held_names
             ]
             keep_out = "preference" in evals  # hold pairs out only when something evaluates them
-            flags = [keep_out and _held_out(p["prompt"] + p["rejected"]) for p in derived]
-            held = [p for p, out in zip(derived, flags, strict=True) if out]
-            train = [p for p, out in zip(derived, flags, strict=True) if not out]
+            train, held = _partition(derived, lambda p: keep_out and _held_out(p["prompt"] + p["rejected"]))
             info["dpo_pairs"] = write_jsonl(train, ctx.path("derived", "dpo.jsonl"))
             if held:
                 info["heldout_dpo_pairs"] = write_jsonl(held, ctx.path("derived", "heldout-dpo.jsonl"))
@@ -427,14 +433,14 @@ def step_stage(ctx: RunContext, name: str) -> dict[str, Any]:
     # an attempt killed mid-stage (Ctrl-C, kill -9, power) continues from its newest checkpoint, as
     # `codelm train --resume` would (the loop refuses a checkpoint of another config); one killed
     # before its first checkpoint starts over
-    resume = latest_checkpoint(out) is not None
-    if resume:
-        ctx.log(f"{name}: resuming from {latest_checkpoint(out)}")
+    found = latest_checkpoint(out)
+    if found is not None:
+        ctx.log(f"{name}: resuming from {found}")
     elif out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     (out.parent / f"{stage.name}.yaml").write_text(dump(config))  # `codelm train` runs it the same way
-    final = train(config, resume=resume)
+    final = train(config, resume=found is not None)
     metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x.strip()]
     losses = [m["loss"] for m in metrics if "loss" in m]
     return {

@@ -104,20 +104,28 @@ class DataSpec:
 
     def source_config(self, source: SourceSpec, output_dir: str | Path, variables=None, *, lenient=False):
         """The `CurateConfig` of an extra source, writing into `output_dir`."""
-        from codelm.data.curate_config import CurateConfig
-
-        raw = {**copy.deepcopy(source.curate or {}), "output_dir": str(output_dir)}
         where = f"recipe data.sources {source.name}"
-        return CurateConfig.from_dict(raw, variables, where, lenient=lenient)
+        return _curate_config(source.curate or {}, output_dir, variables, where, lenient)
 
     def curate_config(
         self, output_dir: str | Path, variables: dict[str, str] | None = None, *, lenient: bool = False
     ):
         """The `CurateConfig` of this section, writing into `output_dir`."""
-        from codelm.data.curate_config import CurateConfig
+        return _curate_config(self.curate, output_dir, variables, "recipe data.curate", lenient)
 
-        raw = {**copy.deepcopy(self.curate), "output_dir": str(output_dir)}
-        return CurateConfig.from_dict(raw, variables, "recipe data.curate", lenient=lenient)
+
+def _curate_config(
+    section: dict[str, Any],
+    output_dir: str | Path,
+    variables: dict[str, str] | None,
+    where: str,
+    lenient: bool,
+):
+    """A recipe's curate section as a `CurateConfig` writing into `output_dir`."""
+    from codelm.data.curate_config import CurateConfig
+
+    raw = {**copy.deepcopy(section), "output_dir": str(output_dir)}
+    return CurateConfig.from_dict(raw, variables, where, lenient=lenient)
 
 
 @dataclass
