@@ -171,3 +171,39 @@ def losses(out_dir: Path) -> list[float]:
 @pytest.fixture
 def read_losses():
     return losses
+
+
+@pytest.fixture
+def launch_ddp(tmp_path):
+    """launch_ddp(cfg, timeout) -> the finished `accelerate launch` of `cfg` in two CPU processes (gloo,
+    the shipped ddp-cpu.yaml), on a free port: another test session on this machine may hold a fixed one."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+
+    def launch(cfg, timeout: float) -> subprocess.CompletedProcess:
+        path = tmp_path / "ddp.yaml"
+        path.write_text(yaml.safe_dump(cfg.to_dict()))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo / "src")}
+        cmd = [
+            str(Path(sys.executable).with_name("accelerate")),
+            "launch",
+            "--config_file",
+            str(repo / "configs/train/accelerate/ddp-cpu.yaml"),
+            "--main_process_port",
+            str(port),
+            "-m",
+            "codelm.train.cli",
+            str(path),
+        ]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+    return launch

@@ -8,27 +8,16 @@ float summation order.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_process_ddp_matches_single_process(
-    tiny_checkpoint, shards_of, make_config, read_losses, tmp_path
+    tiny_checkpoint, shards_of, make_config, read_losses, launch_ddp, tmp_path
 ):
     from codelm.train.loop import train
 
@@ -42,23 +31,7 @@ def test_two_process_ddp_matches_single_process(
     single = make_config("pretrain", *extra, out=tmp_path / "single")
     train(single)
 
-    ddp = make_config("pretrain", *extra, out=tmp_path / "ddp")
-    config = tmp_path / "ddp.yaml"
-    config.write_text(yaml.safe_dump(ddp.to_dict()))
-    launcher = Path(sys.executable).with_name("accelerate")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
-    cmd = [
-        str(launcher),
-        "launch",
-        "--config_file",
-        str(REPO / "configs/train/accelerate/ddp-cpu.yaml"),
-        "--main_process_port",
-        str(free_port()),  # not a fixed port: another test session on this machine may hold it
-        "-m",
-        "codelm.train.cli",
-        str(config),
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    proc = launch_ddp(make_config("pretrain", *extra, out=tmp_path / "ddp"), timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     meta = json.loads((tmp_path / "ddp" / "final" / "meta.json").read_text())

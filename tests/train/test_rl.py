@@ -151,35 +151,15 @@ def test_resumes_exactly_after_kill_9(rl_config, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_process_ddp(rl_config, tmp_path):
+def test_two_process_ddp(rl_config, launch_ddp, tmp_path):
     """Each process samples half the problems with the seeds one process would use, so the first
     rollout (same weights) is identical to the single-process one; the loss is normalised by the
     global batch, so the update matches too, up to float summation order."""
-    import socket
-
     from codelm.train.loop import train
 
     extra = ["run.max_steps=4", "rl.kl_coef=0.04"]
     train(rl_config(*extra, out=tmp_path / "single"))
-    cfg = rl_config(*extra, out=tmp_path / "ddp")
-    path = tmp_path / "ddp.yaml"
-    path.write_text(yaml.safe_dump(cfg.to_dict()))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
-    cmd = [
-        str(Path(sys.executable).with_name("accelerate")),
-        "launch",
-        "--config_file",
-        str(REPO / "configs/train/accelerate/ddp-cpu.yaml"),
-        "--main_process_port",
-        str(port),
-        "-m",
-        "codelm.train.cli",
-        str(path),
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    proc = launch_ddp(rl_config(*extra, out=tmp_path / "ddp"), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     meta = json.loads((tmp_path / "ddp" / "final" / "meta.json").read_text())
     assert meta["world_size"] == 2
