@@ -115,6 +115,12 @@ class Backend(Protocol):
         (kind ``loglikelihood``)."""
         ...
 
+    def score_infills(self, infills: Sequence[tuple[str, str, str]]) -> list[tuple[float, int]]:
+        """Per (prefix, suffix, middle): the summed negative log-likelihood (nats) of the middle and
+        the end token after the family's infilling prompt, and how many tokens that is (kind
+        ``loglikelihood``)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -135,6 +141,9 @@ class CannotScore:
         raise self._refuse()
 
     def score_replies(self, replies: Sequence[tuple[Any, Any]]) -> list[tuple[float, int]]:
+        raise self._refuse()
+
+    def score_infills(self, infills: Sequence[tuple[str, str, str]]) -> list[tuple[float, int]]:
         raise self._refuse()
 
 

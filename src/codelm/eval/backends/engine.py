@@ -17,6 +17,12 @@ in training: rendered by ``codelm.train.chat.ChatEncoder.reply`` (the chat templ
 the reply and its end-of-turn marker; plain prompt + reply + EOS without a chat format), cut at the
 context window as DPO cuts at ``seq_len``, and summed by ``codelm.train.objectives.DPO``'s own
 ``sequence_logprobs``.
+
+Infills (``score_infills``, for the fim-loss task) are scored as the pretraining stage trains FIM:
+the engine's own infilling prompt (``render_fim``, the family's sentinels and order, BOS by family
+rule) followed by the middle, tokenized on its own as the FIM transform tokenizes each piece, and
+the end-of-sequence token that ends every FIM example in training; the loss is over the middle
+and that end token (the FIM test loss of Bavarian et al. 2022, section 4).
 """
 
 from __future__ import annotations
@@ -110,32 +116,16 @@ class EngineBackend:
 
     def score(self, texts: Sequence[str]) -> list[tuple[float, int]]:
         """Summed NLL (nats) and predicted-token count per text (see the module docstring)."""
-        import torch
-
         size = self.engine.context_window
-        windows = []  # (text index, ids): consecutive windows share one token
+        owners, windows = [], []  # consecutive windows share one token: context for the next
         for index, ids in enumerate(self.encode(texts)):
-            windows += [(index, ids[start : start + size]) for start in range(0, len(ids) - 1, size - 1)]
-        windows.sort(key=lambda w: -len(w[1]))  # similar lengths share a batch: little padding
+            for start in range(0, len(ids) - 1, size - 1):
+                owners.append(index)
+                windows.append((ids[start : start + size], 1))
         nll, tokens = [0.0] * len(texts), [0] * len(texts)
-        model = self.engine.model
-        device = next(model.parameters()).device
-        vocab = self.engine.vocab_size
-        pad = self.engine.pad_id if self.engine.pad_id is not None else 0
-        start = 0
-        while start < len(windows):
-            longest = len(windows[start][1])
-            rows = max(1, min(self.engine.max_batch_size, LOGITS_BUDGET // (longest * vocab)))
-            batch = windows[start : start + rows]
-            start += len(batch)
-            padded = [ids + [pad] * (longest - len(ids)) for _, ids in batch]
-            with torch.inference_mode():
-                logits = model(torch.tensor(padded, device=device), use_cache=False).logits
-                for row, (index, ids) in enumerate(batch):
-                    logp = torch.log_softmax(logits[row, : len(ids) - 1].float(), dim=-1)
-                    target = torch.tensor(ids[1:], device=device)
-                    nll[index] -= float(logp.gather(1, target[:, None]).sum())
-                    tokens[index] += len(ids) - 1
+        for index, (value, count) in zip(owners, self._score_rows(windows), strict=True):
+            nll[index] += value
+            tokens[index] += count
         return list(zip(nll, tokens, strict=True))
 
     def score_replies(self, replies: Sequence[tuple[Any, Any]]) -> list[tuple[float, int]]:
@@ -177,6 +167,57 @@ class EngineBackend:
                 logps = scorer.sequence_logprobs(model, collated)
             for i, logp in zip(batch, logps.tolist(), strict=True):
                 out[i] = (logp, int((rows[i].labels[1:] != IGNORE).sum()))
+        return out
+
+    def score_infills(self, infills: Sequence[tuple[str, str, str]]) -> list[tuple[float, int]]:
+        """Per (prefix, suffix, middle): the summed NLL (nats) of the middle's tokens and the end
+        token after the family's infilling prompt, and how many tokens that is."""
+        rows = [self.infill_row(*infill) for infill in infills]
+        for ids, _ in rows:
+            if len(ids) > self.engine.context_window:
+                raise CodelmError(
+                    f"an infill of {len(ids)} tokens does not fit the model's context window of "
+                    f"{self.engine.context_window} tokens"
+                )
+        return self._score_rows(rows)
+
+    def infill_row(self, prefix: str, suffix: str, middle: str) -> tuple[list[int], int]:
+        """The ids ``score_infills`` reads for one infill, and where the scored part (the middle and
+        the end token) starts: the tokens the pretraining stage trains on for that split."""
+        from codelm.models.formats import render_fim
+
+        engine = self.engine
+        prompt = engine.encode(render_fim(engine.family, prefix, suffix))
+        # as FimTransform encodes a piece: text that spells a sentinel is data
+        piece = self.tokenizer(middle, add_special_tokens=False, split_special_tokens=True, verbose=False)
+        end = self.tokenizer.convert_tokens_to_ids(engine.family.tokenizer.eos)
+        return [*prompt, *piece["input_ids"], end], len(prompt)
+
+    def _score_rows(self, rows: Sequence[tuple[list[int], int]]) -> list[tuple[float, int]]:
+        """Summed NLL (nats) of ``ids[start:]`` given what precedes, and its token count, per row;
+        right-padded batches within the logits budget."""
+        import torch
+
+        model = self.engine.model
+        device = next(model.parameters()).device
+        vocab = self.engine.vocab_size
+        pad = self.engine.pad_id if self.engine.pad_id is not None else 0
+        order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
+        out: list[tuple[float, int]] = [(0.0, 0)] * len(rows)
+        start = 0
+        while start < len(order):
+            longest = len(rows[order[start]][0])
+            count = max(1, min(self.engine.max_batch_size, LOGITS_BUDGET // (longest * vocab)))
+            batch = order[start : start + count]
+            start += len(batch)
+            padded = [rows[i][0] + [pad] * (longest - len(rows[i][0])) for i in batch]
+            with torch.inference_mode():
+                logits = model(torch.tensor(padded, device=device), use_cache=False).logits
+                for row, i in enumerate(batch):
+                    ids, begin = rows[i]
+                    logp = torch.log_softmax(logits[row, begin - 1 : len(ids) - 1].float(), dim=-1)
+                    target = torch.tensor(ids[begin:], device=device)
+                    out[i] = (-float(logp.gather(1, target[:, None]).sum()), len(ids) - begin)
         return out
 
     def with_model(self, model: str | Path) -> EngineBackend:

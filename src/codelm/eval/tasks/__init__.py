@@ -29,6 +29,7 @@ TASKS: dict[str, str] = {
     "humaneval-infilling-random-span": "codelm.eval.tasks.humaneval_infilling:RANDOM_SPAN",
     "humaneval-infilling-random-span-light": "codelm.eval.tasks.humaneval_infilling:RANDOM_SPAN_LIGHT",
     "fim-exact-match": "codelm.eval.tasks.humaneval_infilling:EXACT_MATCH",
+    "fim-loss": "codelm.eval.tasks.humaneval_infilling:FIM_LOSS",
     "perplexity": "codelm.eval.tasks.perplexity:TASK",
     "docstring-to-function": "codelm.eval.tasks.docstring_to_function:TASK",
     "preference": "codelm.eval.tasks.preference:TASK",

@@ -22,14 +22,25 @@ one HumanEval problem share a calibrated timeout.
 nothing: a sample passes when its first line, whitespace-trimmed, equals the removed line, trimmed
 (the match SantaCoder's and the tiny recipe's reports use). It is a ``local`` task: pass@1 is the
 exact-match rate, and it runs without ``--allow-code-execution``.
+
+``fim-loss`` scores the same single-line problems without generating: the negative log-likelihood
+of the removed line and the end token after the family's infilling prompt, as the pretraining
+stage trains FIM (``Backend.score_infills``): the FIM test loss of Bavarian et al. 2022 (section 4),
+reported per token (``fim_loss``, nats) and per byte of the removed lines (``bits_per_byte``).
+A small model's exact match moves in steps of single problems (0-3 of 200 for the tiny recipe);
+the loss moves with every problem, which is what an ablation of FIM settings needs.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ..generation import GenRequest, GenSettings
+from codelm.errors import UnsupportedFeatureError
+
+from ..generation import LOGLIKELIHOOD, Backend, GenRequest, GenSettings
 from ..program import ExecResult, Program, Status
 from .base import Task
 from .data import HubDataset, bundled_file, require_fields
@@ -116,6 +127,35 @@ class ExactMatchTask(InfillingTask):
         return ExecResult(Status.FAILED, None, 0.0, detail=f"expected {problem.canonical_solution.strip()!r}")
 
 
+class FimLossTask(InfillingTask):
+    """Single-line infilling scored by the likelihood of the removed line (nothing generated)."""
+
+    kind = LOGLIKELIHOOD
+    local = True
+
+    def check_corpus(self, corpus: Any, backend: Backend) -> None:
+        """Refuse a model without fill-in-the-middle before any work (there is no corpus here)."""
+        why = backend.supports("infill")
+        if why:
+            raise UnsupportedFeatureError(f"{self.name}: {why}")
+
+    def scores(self, problems: list[Problem], backend: Backend) -> list[tuple[float, int]]:
+        return backend.score_infills([(p.prompt, p.suffix, p.canonical_solution) for p in problems])
+
+    def summarize(
+        self, problems: list[Problem], scores: dict[str, tuple[float, int]], backend: Backend, corpus: Any
+    ) -> dict[str, Any]:
+        nll = sum(scores[p.task_id][0] for p in problems)
+        tokens = sum(scores[p.task_id][1] for p in problems)
+        size = sum(len(p.canonical_solution.encode("utf-8")) for p in problems)
+        return {
+            "fim_loss": nll / tokens if tokens else None,
+            "bits_per_byte": nll / math.log(2) / size if size else None,
+            "tokens": tokens,
+            "problems": len(problems),
+        }
+
+
 SINGLE_LINE = InfillingTask(
     "humaneval-infilling-single-line", "HumanEval single-line infilling", "SingleLineInfilling", True
 )
@@ -133,3 +173,4 @@ RANDOM_SPAN_LIGHT = InfillingTask(
 EXACT_MATCH = ExactMatchTask(
     "fim-exact-match", "HumanEval single-line infilling, exact match", "SingleLineInfilling", True
 )
+FIM_LOSS = FimLossTask("fim-loss", "HumanEval single-line infilling, FIM loss", "SingleLineInfilling", True)
