@@ -13,7 +13,8 @@ check's verdict. ``report.md`` and the terminal show the same table.
 
 A task that scores texts has no samples: its entry is the task's own ``score_summary``
 (perplexity: perplexity, unigram_perplexity, tokens, documents, unigram_fitted_on; preference:
-accuracy, margin, pairs, and reward_margin with a reference model) and its row shows those
+accuracy, margin, pairs, and reward_margin with a reference model; fim-loss: fim_loss,
+bits_per_byte, tokens, problems) and its row shows those
 instead of pass@k. Tasks that name a candidate source (HumanEval) also get ``syntax_valid``.
 """
 
@@ -186,7 +187,7 @@ def summary_table(summary: dict, ks: tuple[int, ...]) -> list[list[str]]:
                 [
                     name,
                     "-",
-                    str(entry.get("documents", entry.get("pairs", "-"))),
+                    str(entry.get("documents", entry.get("pairs", entry.get("problems", "-")))),
                     *(["-"] * len(shown)),
                     *extra,
                     *(["-"] * len(columns)),
