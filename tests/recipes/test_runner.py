@@ -34,6 +34,7 @@ def test_tiny_recipe_runs_end_to_end(tmp_path, capsys):
     for metrics in (before, after):
         assert metrics["humaneval_problems"] == 8 and metrics["humaneval_pass@1"] is not None
         assert 0 <= metrics["fim_exact_match"] <= 1 and metrics["fim_problems"] == 8
+        assert metrics["fim_bits_per_byte"] > 0
         assert 0 <= metrics["syntax_valid"] <= 1 and metrics["perplexity"] > 0
     assert after["perplexity"] < before["perplexity"]  # it learned something from the corpus
     report = (run / "report.md").read_text()
@@ -45,6 +46,7 @@ def test_tiny_recipe_runs_end_to_end(tmp_path, capsys):
             "perplexity",
             "unigram_perplexity",
             "fim_exact_match",
+            "fim_bits_per_byte",
             "syntax_valid",
             "humaneval_pass@1",
         ):
@@ -67,12 +69,12 @@ def test_tiny_recipe_runs_end_to_end(tmp_path, capsys):
         "--model",
         str(final),
         "--tasks",
-        "humaneval,fim-exact-match,perplexity",
+        "humaneval,fim-exact-match,fim-loss,perplexity",
         "--limit",
         "8",
         "--limit-spread",
         "--set",
-        "task_limits={fim-exact-match: 8, perplexity: 3}",
+        "task_limits={fim-exact-match: 8, fim-loss: 8, perplexity: 3}",
         "--data",
         f"perplexity={run / 'split' / 'heldout.jsonl'}",
         "--unigram-corpus",

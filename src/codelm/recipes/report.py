@@ -30,6 +30,7 @@ METRICS = [
     ("humaneval_pass@1", "HumanEval pass@1 (greedy)", "{:.3f}"),
     ("syntax_valid", "HumanEval completions that compile", "{:.1%}"),
     ("fim_exact_match", "single-line FIM exact match", "{:.1%}"),
+    ("fim_bits_per_byte", "single-line FIM loss, bits per byte of the removed line", "{:.3f}"),
     ("perplexity", "held-out perplexity", "{:.1f}"),
     ("unigram_perplexity", "unigram baseline perplexity", "{:.1f}"),
     ("perplexity_ratio", "perplexity / unigram baseline", "{:.1%}"),

@@ -509,13 +509,17 @@ def _evaluate(ctx: RunContext, checkpoint: str | Path, out: str) -> dict[str, An
 
 def headline(summary: dict[str, Any]) -> dict[str, Any]:
     """The report's key figures from a `codelm eval` summary (None where a task did not run)."""
-    he, fim, ppl = (summary.get(k) or {} for k in ("humaneval", "fim-exact-match", "perplexity"))
+    he, fim, ppl, fim_loss = (
+        summary.get(k) or {} for k in ("humaneval", "fim-exact-match", "perplexity", "fim-loss")
+    )
     return {
         "humaneval_pass@1": he.get("pass@1"),
         "humaneval_problems": he.get("problems"),
         "syntax_valid": he.get("syntax_valid"),
         "fim_exact_match": fim.get("pass@1"),
         "fim_problems": fim.get("problems"),
+        "fim_loss": fim_loss.get("fim_loss"),
+        "fim_bits_per_byte": fim_loss.get("bits_per_byte"),
         "perplexity": ppl.get("perplexity"),
         "unigram_perplexity": ppl.get("unigram_perplexity"),
         "bits_per_byte": ppl.get("bits_per_byte"),
