@@ -25,7 +25,11 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--family", help="force the model family instead of detecting it")
     g.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if present, else cpu)")
-    g.add_argument("--dtype", help="float32, bfloat16 or float16 (default: fp32 on CPU, bf16 on GPU)")
+    g.add_argument(
+        "--dtype",
+        help="auto, float32, bfloat16 or float16 (default auto: bf16 on GPU and on CPUs with "
+        "native bf16 for models of 64M+ parameters, else fp32)",
+    )
     g.add_argument("--threads", type=int, help="CPU threads for torch (or llama.cpp)")
     g.add_argument("--allow-pickle", action="store_true", help="allow pickled .bin weights (can run code)")
     s = p.add_argument_group("sampling (defaults: the family's recommended settings)")

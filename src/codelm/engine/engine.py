@@ -92,7 +92,8 @@ class Engine:
         return cls(loaded, max_batch_size=max_batch_size, chat_format=chat_format, reasoning=reasoning)
 
     def _vocab_size(self) -> int:
-        return int(self.model.get_output_embeddings().weight.shape[0])
+        head = self.model.get_output_embeddings()  # nn.Linear or a prepacked one (codelm.engine.cpu)
+        return int(head.out_features)
 
     @property
     def device(self):

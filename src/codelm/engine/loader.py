@@ -1,5 +1,9 @@
 """Loading a checkpoint for inference: device, dtype, threads, safetensors-only by default.
 
+The default dtype ("auto") is bf16 on a GPU that has it, and on a CPU with native bf16 (AVX512-BF16,
+AMX) for checkpoints large enough that decode is bound by reading weights; fp32 elsewhere. bf16 on
+such a CPU also gets its linears prepacked for oneDNN (codelm.engine.cpu).
+
 Pickled weights (`pytorch_model.bin`) can execute code when unpickled, so they are refused unless the
 user opts in with `allow_pickle=True` (`--allow-pickle`).
 """
@@ -12,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from codelm.engine.cpu import AUTO_BF16_MIN_PARAMS, can_pack, native_bf16, pack_linears
 from codelm.errors import CheckpointError, CodelmError
 from codelm.models.detect import detect_family
 from codelm.models.registry import Family, get_family
@@ -62,25 +67,50 @@ def resolve_device(device: str | None = None) -> torch.device:
     return dev
 
 
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """float32 on CPU (bf16 matmuls are slow there), bfloat16 on a GPU that has it."""
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+
+
+def resolve_dtype(
+    dtype: str | torch.dtype | None, device: torch.device, params: int | None = None
+) -> torch.dtype:
+    """The named dtype; for None or "auto": bf16 (fp16 without it) on a GPU, bf16 on a CPU with
+    native bf16 when the model has at least `AUTO_BF16_MIN_PARAMS` parameters, else float32
+    (a CPU without native bf16 runs bf16 matmuls slower than fp32)."""
     if isinstance(dtype, torch.dtype):
         return dtype
-    if dtype:
+    if dtype and dtype != "auto":
         try:
-            return {
-                "float32": torch.float32,
-                "fp32": torch.float32,
-                "bfloat16": torch.bfloat16,
-                "bf16": torch.bfloat16,
-                "float16": torch.float16,
-                "fp16": torch.float16,
-            }[dtype]
+            return _DTYPES[dtype]
         except KeyError:
-            raise CheckpointError(f"unknown dtype {dtype!r} (float32, bfloat16 or float16)") from None
+            raise CheckpointError(f"unknown dtype {dtype!r} (auto, {', '.join(_DTYPES)})") from None
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and params is not None and params >= AUTO_BF16_MIN_PARAMS and native_bf16():
+        return torch.bfloat16
     return torch.float32
+
+
+def checkpoint_params(path: Path) -> int | None:
+    """Parameter count from the safetensors headers (no weights read); None without safetensors."""
+    from safetensors import safe_open
+
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    for file in files:
+        with safe_open(str(file), framework="pt") as f:
+            for key in f.keys():
+                shape = f.get_slice(key).get_shape()
+                total += int(torch.Size(shape).numel())
+    return total
 
 
 def looks_like_hub_id(name: str) -> bool:
@@ -135,8 +165,10 @@ def load_checkpoint(
     dtype: str | torch.dtype | None = None,
     allow_pickle: bool = False,
     threads: int | None = None,
+    pack: bool = True,
 ) -> Loaded:
-    """Model (eval mode), tokenizer and family of a local directory or hub id."""
+    """Model (eval mode), tokenizer and family of a local directory or hub id. `pack=False` keeps
+    plain `nn.Linear`s where bf16 on a native-bf16 CPU would prepack them (codelm.engine.cpu)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -149,11 +181,16 @@ def load_checkpoint(
     hf_logging.disable_progress_bar()
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path))
+        params = checkpoint_params(path) if dtype in (None, "auto") and dev.type == "cpu" else None
         model = AutoModelForCausalLM.from_pretrained(
-            str(path), dtype=resolve_dtype(dtype, dev), use_safetensors=None if allow_pickle else True
+            str(path),
+            dtype=resolve_dtype(dtype, dev, params),
+            use_safetensors=None if allow_pickle else True,
         )
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"could not load the checkpoint at {path}: {exc}") from exc
     model.to(dev)
     model.eval()  # Seed-Coder's config ships dropout 0.1; never sample with it on
+    if pack and can_pack(model):
+        pack_linears(model)
     return Loaded(model=model, tokenizer=tokenizer, family=fam, path=path)

@@ -1,0 +1,84 @@
+"""Decode speed on CPUs: which CPUs compute bf16 natively, and bf16 linears prepacked for oneDNN.
+
+Batch-1 decode reads every weight once per token, so at ~200M parameters it is bound by memory
+bandwidth: bf16 weights halve the bytes. On CPUs with AVX512-BF16 or AMX the arithmetic is native
+too, but torch's plain bf16 `F.linear` on one row runs no faster than fp32 (bench/RESULTS.md,
+"decode: where the time goes"); oneDNN's kernel on a weight reordered once at load into its blocked
+layout (what inductor's freezing pass does for `torch.compile`) is what turns the halved bytes into
+speed. `pack_linears` swaps a loaded model's `nn.Linear`s for `PackedLinear`s holding that layout.
+
+Only inference loads pack (`codelm.engine.loader`): a packed weight is a copy that training would
+not update, so an `Engine` wrapped around a live policy (RL rollouts) keeps plain linears.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+from pathlib import Path
+
+import torch
+
+# /proc/cpuinfo flags of native bf16 arithmetic: AVX512-BF16 (Cooper Lake, Zen 4+) and AMX (Sapphire Rapids+)
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+# below this many parameters decode is bound by per-layer overhead, not by reading weights, and bf16
+# buys nothing measurable (bench/decode.py at 28M), while fp32 keeps tiny test models' greedy ties exact
+AUTO_BF16_MIN_PARAMS = 64_000_000
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (Linux); empty elsewhere, which means "assume no native bf16"."""
+    if platform.system() != "Linux":
+        return frozenset()
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
+
+
+def native_bf16() -> bool:
+    """True when this CPU computes bf16 natively and torch's oneDNN can use it."""
+    return (
+        any(f in cpu_flags() for f in BF16_FLAGS)
+        and torch.backends.mkldnn.is_available()
+        and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    )
+
+
+class PackedLinear(torch.nn.Module):
+    """`nn.Linear` for inference with its bf16 weight in oneDNN's blocked layout (no autograd)."""
+
+    def __init__(self, linear: torch.nn.Linear) -> None:
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        # a plain attribute, not a buffer: an opaque mkldnn tensor has no storage to save or move
+        self.packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), None)
+        self.bias = None if linear.bias is None else torch.nn.Parameter(linear.bias.detach(), False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, packed bf16"
+
+
+def can_pack(model: torch.nn.Module) -> bool:
+    """A bf16 model on the CPU, on a CPU with native bf16."""
+    first = next(model.parameters())
+    return first.device.type == "cpu" and first.dtype == torch.bfloat16 and native_bf16()
+
+
+def pack_linears(model: torch.nn.Module) -> int:
+    """Replace every bf16 `nn.Linear` of `model` by a `PackedLinear`; returns how many."""
+    count = 0
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if type(child) is torch.nn.Linear and child.weight.dtype == torch.bfloat16:
+                setattr(module, name, PackedLinear(child))
+                count += 1
+    return count

@@ -1,0 +1,117 @@
+"""bf16 decode on CPUs with native bf16: dtype "auto", prepacked linears, parity with fp32."""
+
+import pytest
+import torch
+
+from codelm.engine import Engine
+from codelm.engine.cpu import AUTO_BF16_MIN_PARAMS, PackedLinear, cpu_flags, native_bf16, pack_linears
+from codelm.engine.loader import Loaded, checkpoint_params, load_checkpoint, resolve_dtype
+from codelm.errors import CheckpointError
+
+needs_bf16 = pytest.mark.skipif(not native_bf16(), reason="this CPU has no native bf16 (AVX512-BF16/AMX)")
+CPU = torch.device("cpu")
+PROMPTS = ["import os\n\n\ndef walk(root):\n", "def add(a, b):\n    return a + b\n\n\nclass Stack:\n"]
+
+
+def test_auto_dtype_is_bf16_only_for_large_models_on_native_bf16_cpus():
+    assert resolve_dtype("auto", CPU, AUTO_BF16_MIN_PARAMS - 1) == torch.float32
+    assert resolve_dtype(None, CPU, None) == torch.float32  # size unknown (pickled weights)
+    big = torch.bfloat16 if native_bf16() else torch.float32
+    assert resolve_dtype("auto", CPU, AUTO_BF16_MIN_PARAMS) == big
+    assert resolve_dtype(None, CPU, 10**9) == big
+    assert resolve_dtype("fp32", CPU, 10**9) == torch.float32  # a named dtype always wins
+    assert resolve_dtype("bf16", CPU, 1) == torch.bfloat16
+    with pytest.raises(CheckpointError, match="unknown dtype 'int3' \\(auto, float32"):
+        resolve_dtype("int3", CPU)
+
+
+def test_native_bf16_follows_the_cpu_flags():
+    if not {"avx512_bf16", "amx_bf16"} & cpu_flags():
+        assert not native_bf16()
+
+
+def test_checkpoint_params_reads_the_safetensors_headers(tiny_checkpoint, tmp_path):
+    path = tiny_checkpoint("llama")
+    loaded = load_checkpoint(str(path))
+    assert checkpoint_params(path) == sum(p.numel() for p in loaded.model.parameters())
+    assert checkpoint_params(tmp_path) is None
+
+
+def test_tiny_model_stays_fp32_and_unpacked_by_default(tiny_checkpoint):
+    model = load_checkpoint(str(tiny_checkpoint("llama"))).model
+    assert next(model.parameters()).dtype == torch.float32
+    assert not any(isinstance(m, PackedLinear) for m in model.modules())
+
+
+@needs_bf16
+@pytest.mark.parametrize("bias", [False, True])
+def test_packed_linear_equals_linear(bias):
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(96, 80, bias=bias).to(torch.bfloat16)
+    packed = PackedLinear(linear)
+    assert (packed.in_features, packed.out_features) == (96, 80)
+    for shape in [(1, 96), (1, 1, 96), (3, 7, 96)]:
+        x = torch.randn(*shape).to(torch.bfloat16)
+        with torch.inference_mode():
+            want, got = linear(x).float(), packed(x).float()
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-2 * want.abs().max().item())
+
+
+@needs_bf16
+def test_pack_linears_replaces_only_bf16_linears():
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 8).to(torch.bfloat16))
+    assert pack_linears(model) == 1
+    assert type(model[0]) is torch.nn.Linear and isinstance(model[1], PackedLinear)
+
+
+@pytest.fixture(scope="module")
+def engines(tiny_checkpoint):
+    path = str(tiny_checkpoint("llama"))
+    if not native_bf16():
+        pytest.skip("this CPU has no native bf16 (AVX512-BF16/AMX)")
+    return Engine.from_pretrained(path, dtype="float32"), Engine.from_pretrained(path, dtype="bfloat16")
+
+
+def _logits(engine: Engine, ids: list[int]) -> torch.Tensor:
+    with torch.inference_mode():
+        return engine.model(torch.tensor([ids]), use_cache=False).logits[0].float()
+
+
+def test_bf16_engine_packs_its_linears_unless_told_not_to(engines, tiny_checkpoint):
+    _, bf16 = engines
+    packed = [m for m in bf16.model.modules() if isinstance(m, PackedLinear)]
+    plain = [m for m in bf16.model.modules() if type(m) is torch.nn.Linear]
+    assert packed and not plain
+    assert bf16.vocab_size == engines[0].vocab_size  # read from the packed head
+    unpacked = load_checkpoint(str(tiny_checkpoint("llama")), dtype="bfloat16", pack=False).model
+    assert not any(isinstance(m, PackedLinear) for m in unpacked.modules())
+    rl = Engine(Loaded(unpacked, bf16.tokenizer, bf16.family, bf16.path))  # a live policy stays trainable
+    assert not any(isinstance(m, PackedLinear) for m in rl.model.modules())
+
+
+def test_bf16_logits_track_fp32_and_its_greedy_choices_are_fp32_near_argmaxes(engines):
+    fp32, bf16 = engines
+    for prompt in PROMPTS:
+        out = bf16.complete(prompt, max_new_tokens=16, temperature=0.0, ignore_eos=True).completions[0]
+        assert out.completion_tokens == 16
+        ids = fp32.encode(prompt) + out.token_ids
+        want, got = _logits(fp32, ids), _logits(bf16, ids)
+        scale = want.abs().max().item()
+        # bf16 keeps 8 significant bits: measured worst error on this model is ~1% of the logit scale
+        tol = 0.05 * scale
+        assert (got - want).abs().max().item() <= tol
+        # every token bf16 chose (through its KV cache) is, under fp32, within the error of the best
+        steps = want[len(ids) - len(out.token_ids) - 1 : -1]
+        chosen = steps.gather(1, torch.tensor(out.token_ids)[:, None])[:, 0]
+        assert bool((chosen >= steps.max(-1).values - 2 * tol).all())
+
+
+def test_bf16_batched_decode_runs_every_row_to_length(engines):
+    _, bf16 = engines
+    reqs = [bf16.completion_request(p, max_new_tokens=10, temperature=0.0, ignore_eos=True) for p in PROMPTS]
+    for result in bf16.generate(reqs):  # left-padded batch of two prompt lengths
+        assert result.completions[0].completion_tokens == 10
+    sampled = bf16.complete(PROMPTS[0], max_new_tokens=8, temperature=0.8, seed=3, n=2)
+    again = bf16.complete(PROMPTS[0], max_new_tokens=8, temperature=0.8, seed=3, n=2)
+    assert [c.token_ids for c in sampled.completions] == [c.token_ids for c in again.completions]
