@@ -34,6 +34,7 @@ RESUMABLE_CHANGES = {
     "keep_checkpoints",
     "log_every",
     "threads",
+    "compile",  # like threads: how the same math runs (bit-exact resume needs the same setting)
     "tensorboard",
     "plot",
     "max_steps",

@@ -230,6 +230,7 @@ class RunConfig:
     max_steps: int = 100
     seed: int = 0
     precision: str = "fp32"  # fp32 | bf16 (autocast, fp32 master weights) | auto (bf16 where fast)
+    compile: bool = False  # torch.compile forward + loss (the first step pays the compilation)
     save_every: int = 0  # checkpoint every N steps (0: only at the end)
     keep_checkpoints: int = 2  # newest checkpoints kept
     log_every: int = 1

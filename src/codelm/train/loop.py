@@ -14,6 +14,12 @@ accelerate's 1/accumulation and DDP's 1/world the gradient is that of the global
 clip, step the optimizer and the schedule, log, score the held-out rows every `eval_every` steps
 (train/heldout.py; also before the first step and after the last), and checkpoint every `save_every`
 steps. MFU is against the peak `metrics.resolve_peak` finds (config, GPU table, or measured here).
+
+`run.compile` runs the stage's objective (forward and loss) through `torch.compile` (inductor); the
+module itself is not replaced, so the weights, optimizer, checkpoints (no `_orig_mod.` keys), held-out
+scoring and rl generation are those of an eager run, and only the training forward/loss is compiled.
+The first step pays the compilation (docs/training.md: CPU figures); the compiled code is dropped when
+`train` returns.
 """
 
 from __future__ import annotations
@@ -60,6 +66,8 @@ def _runtime(cfg: TrainConfig) -> Iterator[None]:
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
+        if cfg.run.compile:  # the next run's model is another module: start from a clean dynamo cache
+            torch._dynamo.reset()
         AcceleratorState._reset_state()  # keeps PartialState, i.e. the process group
         GradientState._reset_state()
 
@@ -121,6 +129,7 @@ class Run:
     data_state: dict[str, Any] | None = None  # source position after the last step trained
     peak: Peak | None = None  # what MFU is computed against (metrics.resolve_peak)
     heldout_batches: list[Any] | None = None  # this process's share of the held-out rows
+    objective: Any = None  # the stage's objective as training calls it: compiled under run.compile
 
     def meta(self) -> dict[str, Any]:
         model = self.acc.unwrap_model(self.model)
@@ -184,6 +193,7 @@ def prepare(cfg: TrainConfig, resume: bool) -> Run:
         out, max_steps=cfg.run.max_steps, tensorboard=cfg.run.tensorboard, enabled=acc.is_main_process
     )
     run = Run(cfg, acc, model, optimizer, scheduler, stage, family, tokenizer, metrics, world, accum)
+    run.objective = torch.compile(stage.objective) if cfg.run.compile else stage.objective
     if resume:
         state, meta = ckpt.load_checkpoint(acc, found)
         ckpt.check_resume_config(meta["config"], cfg.to_dict())
@@ -223,7 +233,7 @@ def train_step(run: Run, data: StepData) -> tuple[torch.Tensor, dict[str, torch.
     sums: dict[str, torch.Tensor] = {}
     for batch in data.micro:
         with acc.accumulate(run.model):
-            loss, extra = run.stage.objective(run.model, batch.to(acc.device))
+            loss, extra = run.objective(run.model, batch.to(acc.device))
             acc.backward(loss * scale)
         loss_sum += loss.detach().double()
         for k, v in extra.items():
