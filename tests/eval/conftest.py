@@ -17,6 +17,15 @@ SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 JAIL_MARKER = str(Path(jail.__file__))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def truth_cache(tmp_path_factory) -> Path:
+    """The tests' own ground-truth cache, so they never read or fill the user's."""
+    root = tmp_path_factory.mktemp("truth-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CODELM_EVAL_CACHE", str(root))
+        yield root
+
+
 @pytest.fixture(scope="session")
 def info() -> dict:
     return sandbox_info()

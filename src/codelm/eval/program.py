@@ -131,6 +131,9 @@ class ExecResult:
     memory_cap: int | None = None  # bytes all its processes could use together; None: not enforced
     memory_cap_by: str | None = None  # how: "cgroup v2", "cgroup v1" or "accounting" (jail/accounting.py)
     data: bytes | None = None  # the program's ``result_file`` (see ``Program.verify``)
+    # Verdicts of other checks of the same sample that this run settled too (``Program.verify`` may
+    # judge several on one run's outputs: MBPP+'s base inputs are the first of its plus run's)
+    settles: Mapping[str, ExecResult] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def passed(self) -> bool:

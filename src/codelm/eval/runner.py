@@ -398,22 +398,32 @@ def execute(
     prepared = {p.task_id: p for p in task.prepare(needed, pool)}
     progress.update(bar, total=1, completed=1)
     calibrate(plan, list(prepared.values()), pool, store, options, progress)
-    programs: list[Program] = []
-    keys = []
+    first: dict[tuple, Program] = {}
+    later: dict[tuple, Program] = {}  # run only if the run of another check does not settle them
     for problem, index, completion, checks in pending:
         problem = prepared[problem.task_id]
         built = task.programs(problem, completion)
         group = task.timeout_group(problem)
+        settled_by = task.settled_by(problem)
         for check in checks:
             calibrated = store.calibration.get((name, f"{group}:{check}"))  # None: the task times itself
             floor = options.timeout_floor or task.timeout_floor
             limit = calibrated["timeout"] if calibrated else floor
-            programs.append(task.timed(built[check], problem, check, limit))
-            keys.append((name, problem.task_id, index, check))
-    bar = progress.add_task(f"{name}: executing", total=len(programs))
-    for i, result in pool.imap_unordered(programs):
-        store.add_execution(keys[i], task.judge(result))
-        progress.advance(bar)
+            key = (name, problem.task_id, index, check)
+            (later if settled_by.get(check) in checks else first)[key] = task.timed(
+                built[check], problem, check, limit
+            )
+    bar = progress.add_task(f"{name}: executing", total=len(first) + len(later))
+    for batch in (first, later):
+        keys = [key for key in batch if key not in store.executions]
+        for i, result in pool.imap_unordered(batch[key] for key in keys):
+            store.add_execution(keys[i], task.judge(result))
+            progress.advance(bar)
+            for check, verdict in result.settles.items():
+                key = (*keys[i][:3], check)
+                if later.pop(key, None) is not None:
+                    store.add_execution(key, task.judge(verdict))
+                    progress.advance(bar)
 
 
 def calibrate(

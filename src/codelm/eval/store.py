@@ -14,13 +14,23 @@
 
 Lines are flushed one by one; a run killed mid-line leaves a partial last line, which resuming
 drops (with a warning), cuts from the file and redoes. Nothing is ever rewritten in place.
+
+``TruthCache`` is shared by all runs: a benchmark's ground truth (MBPP+ and HumanEval+: the canonical
+solution's outputs and its seconds per input, as EvalPlus caches them in ``~/.cache/evalplus``),
+one file per problem named by the SHA-256 of everything that determines it (the check program, the
+Python version, the problem's reference and inputs), so a changed dataset or harness misses instead
+of reusing stale outputs. ``CODELM_EVAL_CACHE`` names its directory (default
+``$XDG_CACHE_HOME/codelm/eval``, else ``~/.cache/codelm/eval``); ``off`` disables it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -166,3 +176,58 @@ class RunStore:
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
         os.replace(tmp, path)
         return path
+
+
+class TruthCache:
+    """Ground truth kept across runs, one file per key; a file that cannot be read is a miss."""
+
+    def __init__(self, root: str | Path | None) -> None:
+        self.root = Path(root) if root is not None else None
+
+    @classmethod
+    def default(cls) -> TruthCache:
+        """The cache ``CODELM_EVAL_CACHE`` names (``off``: none), else the user's cache directory."""
+        setting = os.environ.get("CODELM_EVAL_CACHE", "")
+        if setting.lower() in ("off", "0", "none"):
+            return cls(None)
+        if setting:
+            return cls(setting)
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return cls(Path(base) / "codelm" / "eval")
+
+    @staticmethod
+    def key(namespace: str, *parts: str | bytes) -> str:
+        """A file name for what ``parts`` (and this Python, whose outputs and floats they are) determine."""
+        digest = hashlib.sha256(sys.version.encode())
+        for part in parts:
+            data = part.encode("utf-8", "surrogatepass") if isinstance(part, str) else part
+            digest.update(len(data).to_bytes(8, "big") + data)
+        return f"{namespace}-{digest.hexdigest()}"
+
+    def get(self, key: str) -> bytes | None:
+        if self.root is None:
+            return None
+        try:
+            return (self.root / key).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning("ground-truth cache: cannot read %s (%s); computing it", self.root / key, exc)
+            return None
+
+    def put(self, key: str, data: bytes) -> None:
+        """Write atomically (a concurrent run reads the old file or the new one, never half); a cache
+        that cannot be written costs the next run time, not this one its results."""
+        if self.root is None:
+            return
+        tmp = None
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, self.root / key)
+        except OSError as exc:
+            log.warning("ground-truth cache: cannot write %s (%s)", self.root, exc)
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)

@@ -13,7 +13,7 @@ from codelm.eval.program import Status
 from codelm.eval.tasks import mbpp_plus_check as check
 from codelm.eval.tasks.mbpp_plus import decode_outputs
 
-from ..conftest import assert_all_pass, assert_no_strays, load_task, score_canonical
+from ..conftest import assert_all_pass, assert_no_strays, load_task, score_canonical, score_samples
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +167,91 @@ def test_output_encoding_round_trips_plain_values_only():
         check.encode(object())
     with pytest.raises(ValueError):
         decode_outputs(b'[["?", 1]]')
+
+
+def test_flat_containers_leave_the_sandbox_as_plain_json_arrays():
+    values = [[0.5, float("nan")], ("a", "b"), {1, 2}, frozenset({True}), [1, 2.0], [2**70, 1], [[1], [2]]]
+    encoded = [check.encode(v) for v in values]
+    assert [e[0] for e in encoded] == ["lf", "ts", "Si", "Fb", "l", "l", "l"]  # mixed, huge ints: tagged
+    decoded = decode_outputs(json.dumps(encoded).encode())
+    assert [type(v) for v in decoded] == [type(v) for v in values]
+    assert decoded[0][0] == 0.5 and decoded[0][1] != decoded[0][1] and decoded[1:] == values[1:]
+    # the parent checks every item's type: a forged flat list cannot smuggle another kind in
+    for forged in (b'[["lf", [1, 2.0]]]', b'[["li", [true]]]', b'[["ls", "ab"]]', b'[["lx", []]]'):
+        with pytest.raises(ValueError):
+            decode_outputs(forged)
+
+
+def test_one_run_settles_base_and_plus(loaded, pool):
+    """The plus program's outputs judge the base inputs (its first ones) too; a run that leaves no
+    outputs settles nothing, and the runner then runs the base program on its own."""
+    task, problems = loaded
+    problem = task.prepare([problems["Mbpp/3"]], pool)[0]
+    assert task.settled_by(problem) == {"base": "plus"}
+    base = problem.base_input
+    wrap = f"\n_real = is_not_prime\ndef is_not_prime(*a):\n    if list(a) not in {base!r}:\n        {{}}\n"
+    wrap += "    return _real(*a)\n"
+    cases = {
+        "canonical": ("", Status.PASSED, Status.PASSED),
+        "raises on a plus input": (wrap.format("raise ValueError('plus')"), Status.PASSED, Status.FAILED),
+        "wrong on a plus input": (wrap.format("return None"), Status.PASSED, Status.FAILED),
+        "raises on every input": (
+            "\ndef is_not_prime(n):\n    raise ValueError('all')\n",
+            Status.FAILED,
+            None,
+        ),
+    }
+    for name, (extra, base_status, plus_status) in cases.items():
+        program = task.programs(problem, problem.canonical_solution + extra)["plus"]
+        result = task.judge(pool.map([program])[0])
+        assert result.settles["base"].status is base_status, (name, result.settles["base"].detail)
+        assert result.status is (plus_status or Status.FAILED), (name, result.detail)
+        if name == "raises on a plus input":  # the candidate's exception is the reason given
+            assert "ValueError: plus" in result.detail and result.settles["base"].detail == ""
+    crash = wrap.format("import os; os._exit(0)")
+    result = pool.map([task.programs(problem, problem.canonical_solution + crash)["plus"]])[0]
+    assert result.status is Status.FAILED and result.settles == {}
+
+
+def test_the_base_program_runs_when_the_plus_run_settles_nothing(data_dir, tmp_path):
+    task, problems = load_task("mbpp-plus", data_dir)
+    problem = problems[0]  # Mbpp/2
+    crash = (
+        f"\n_real = {problem.entry_point}\ndef {problem.entry_point}(*a):\n"
+        f"    if list(a) not in {problem.base_input!r}:\n        import os; os._exit(0)\n"
+        "    return _real(*a)\n"
+    )
+    records = [
+        {"task_id": problem.task_id, "completion": problem.canonical_solution + crash},
+        {"task_id": problem.task_id, "completion": problem.canonical_solution},
+    ]
+    entry, scored = score_samples("mbpp-plus", records, data_dir, tmp_path, limit=1)
+    verdicts = [(r["checks"]["base"]["status"], r["checks"]["plus"]["status"]) for r in scored]
+    assert verdicts == [("passed", "failed"), ("passed", "passed")]
+    runs = [json.loads(line) for line in (tmp_path / "run" / "executions.jsonl").read_text().splitlines()]
+    # the crashed sample's base verdict has its own (short) run; the canonical's came with its plus run
+    runtime = {(r["index"], r["check"]): r["runtime"] for r in runs}
+    assert runtime[1, "base"] == runtime[1, "plus"] and runtime[0, "base"] != runtime[0, "plus"]
+
+
+def test_ground_truth_is_cached_across_runs(loaded, pool, tmp_path, monkeypatch):
+    from codelm.eval.store import TruthCache
+
+    task, problems = loaded
+    subset = [problems["Mbpp/2"], problems["Mbpp/255"]]  # 255: outputs too large to pass around
+    monkeypatch.setenv("CODELM_EVAL_CACHE", str(tmp_path / "cache"))
+    first = task.prepare(subset, pool)
+    assert first[0].expected and not first[1].expected and len(list((tmp_path / "cache").iterdir())) == 2
+
+    class NoPool:  # a warm cache runs nothing
+        def map(self, programs, limits=None):
+            assert not list(programs), "the cached ground truth was computed again"
+            return []
+
+    again = task.prepare(subset, NoPool())
+    assert again[0].expected == first[0].expected and again[0].time_limits == first[0].time_limits
+    assert not again[1].expected
+    monkeypatch.setenv("CODELM_EVAL_CACHE", "off")
+    assert TruthCache.default().root is None
+    key = TruthCache.key("t", "a", b"b")
+    assert key.startswith("t-") and key != TruthCache.key("t", "ab") and key == TruthCache.key("t", "a", b"b")

@@ -155,6 +155,11 @@ class Task:
         """Problems sharing a group share a calibrated timeout (one reference run per group)."""
         return problem.task_id
 
+    def settled_by(self, problem: Any) -> dict[str, str]:
+        """Checks whose verdict another check's run may settle, ``{check: other}`` (it comes back
+        in ``ExecResult.settles``); their own programs run only where that run did not. None here."""
+        return {}
+
     def needs_calibration(self, problem: Any) -> bool:
         """False when ``prepare`` already timed the canonical solution (HumanEval+), so the runner
         does not run it again; ``check_timeout`` then gets the floor as the calibrated limit."""

@@ -20,7 +20,9 @@ not leave the sandbox.
 
 Two checks per sample: ``base`` (HumanEval's inputs) and ``plus`` (base and plus inputs together:
 EvalPlus's HumanEval+ number counts a sample when its base *and* plus runs pass; the float tolerance
-starts afresh with the plus inputs, as in EvalPlus's second run). Prompts are HumanEval's: base
+starts afresh with the plus inputs, as in EvalPlus's second run), both judged on one run's outputs
+(``MbppPlusTask.settled_by``). The limits and that machinery live in ``mbpp_plus.py``: EvalPlus
+applies the same ones to MBPP+. Prompts are HumanEval's: base
 models continue the record's prompt and stop at HumanEval's stop strings; chat models are asked
 for the whole function. Task ids are EvalPlus's (``HumanEval/0``), so its samples score as-is.
 Where codelm differs from evalplus 0.3.1, and why, is in docs/eval.md ("HumanEval+").
@@ -32,33 +34,26 @@ the inputs; reading it fails with a message that says where the release files ar
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from ..generation import GenRequest, GenSettings
 from ..prompts import chat_function_prompt
 from . import humaneval, mbpp_plus
 from .data import HubDataset, require_fields
 
-MIN_TIME_LIMIT = 1.0  # evalplus.config.DEFAULT_MIN_TIME_LIMIT
-GT_TIME_LIMIT_FACTOR = 4.0  # evalplus.config.DEFAULT_GT_TIME_LIMIT_FACTOR
-RUN_LIMIT = 60.0  # untrusted_check: a run's limit is min(60, sum of its inputs' limits) + 1 (+1 to join)
 RELEASE = "https://github.com/evalplus/humanevalplus_release/releases/tag/v0.1.10"
 FIELDS = ("task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input", "atol")
-
-
-def input_limits(times: list[float]) -> list[float]:
-    """EvalPlus's per-input time limits from the ground truth's seconds per input."""
-    return [max(MIN_TIME_LIMIT, GT_TIME_LIMIT_FACTOR * t) for t in times]
+MIN_TIME_LIMIT, GT_TIME_LIMIT_FACTOR, RUN_LIMIT = (
+    mbpp_plus.MIN_TIME_LIMIT,
+    mbpp_plus.GT_TIME_LIMIT_FACTOR,
+    mbpp_plus.RUN_LIMIT,
+)
+input_limits = mbpp_plus.input_limits
 
 
 @dataclass(frozen=True)
 class Problem(mbpp_plus.Problem):
-    """An MBPP+ problem whose prompt is HumanEval's, with per-input time limits per check."""
-
-    time_limits: Mapping[str, list[float]] = field(repr=False, compare=False, default_factory=dict)
+    """An MBPP+ problem whose prompt is HumanEval's."""
 
     @property
     def prompt(self) -> str:
@@ -67,24 +62,6 @@ class Problem(mbpp_plus.Problem):
     @property
     def oracle(self) -> str | None:  # evalplus unsafe_execute: the only HumanEval special oracle
         return "find_zero" if self.entry_point == "find_zero" else None
-
-    def limits(self, check: str, times: list | None) -> dict:
-        if times is None:  # the check program times the reference itself
-            return {"limit_rule": (MIN_TIME_LIMIT, GT_TIME_LIMIT_FACTOR)}
-        return {"time_limits": input_limits(times)[: len(self.inputs(check))]}
-
-    def with_cases(self, expected: list | None = None, times: list | None = None) -> Problem:
-        problem = super().with_cases(expected, times)
-        if times is None:
-            return problem
-        limits = {check: input_limits(times)[: len(self.inputs(check))] for check in ("plus", "base")}
-        return dataclasses.replace(problem, time_limits=limits)
-
-    def runs(self, check: str) -> list[list[float]]:
-        """The per-input limits of each of EvalPlus's runs that this check stands for."""
-        limits = self.time_limits.get(check, [])
-        cut = len(self.base_input)
-        return [limits[:cut], limits[cut:]] if check == "plus" else [limits]
 
 
 class HumanEvalPlusTask(mbpp_plus.MbppPlusTask):
@@ -122,15 +99,6 @@ class HumanEvalPlusTask(mbpp_plus.MbppPlusTask):
             message = {"role": "user", "content": chat_function_prompt(problem.prompt)}
             return self.build_request(problem, settings, "chat", messages=(message,))
         return self.build_request(problem, settings, "completion", prompt=problem.prompt)
-
-    def needs_calibration(self, problem: Problem) -> bool:
-        return not problem.time_limits  # prepare timed the canonical solution on every input
-
-    def check_timeout(self, problem: Any, check: str, calibrated: float) -> float:
-        runs = [run for run in problem.runs(check) if run]
-        if not runs:  # no ground-truth times (outputs computed in the check program itself)
-            return calibrated
-        return max(calibrated, sum(min(RUN_LIMIT, sum(run)) + 2.0 for run in runs))
 
     def candidate_source(self, problem: Problem, completion: str) -> str:
         return problem.prompt + completion

@@ -8,11 +8,16 @@ comparison rules, float tolerance and special oracles) then only runs the candid
 its outputs as plain values; ``verify`` compares them with the expected ones in this process,
 which the sample cannot reach, so no trick inside the sandbox can turn a wrong output into a pass
 (an always-equal object cannot even be written). Without ``prepare`` (or where the outputs are too
-large, Mbpp/255), the check program computes and compares them itself. Two checks per sample,
-both reported:
+large, Mbpp/255), the check program computes and compares them itself. The ground truth is kept
+across runs (``store.TruthCache``), as EvalPlus keeps its own. Two checks per sample, both reported:
 
 * ``base``: the base inputs (EvalPlus's "base tests");
 * ``plus``: base and plus inputs together ("base + extra tests", the MBPP+ headline number).
+
+The plus program runs the base inputs first, so its outputs settle both verdicts (``verify`` with
+``settles``); the base program runs on its own only when the plus run left no outputs to judge.
+Time limits are EvalPlus's (``untrusted_check``): each input gets ``max(1 s, 4 x`` the reference's
+time on it``)`` inside the check program, a run ``min(60 s, the sum of its limits) + 2 s``.
 
 JSON cannot hold tuples, sets or complex numbers, so the inputs are rebuilt per task exactly as
 EvalPlus's ``mbpp_deserialize_inputs`` does (``evalplus/data/mbpp.py``); the table below is that
@@ -20,8 +25,7 @@ function written as data. Task ids are EvalPlus's (``Mbpp/2``), so its samples f
 
 Prompt (base models): like MBPP, a docstring with the description and the first original assert
 (the format of EvalPlus's v0.2.0 release; this snapshot's ``prompt`` lacks the assert, so a model
-could not know the function's name). Where we differ from EvalPlus: one wall-clock limit per check
-program (calibrated against the canonical solution) instead of a limit per input.
+could not know the function's name).
 """
 
 from __future__ import annotations
@@ -40,12 +44,19 @@ from ..execution import ExecutionPool
 from ..generation import GenRequest, GenSettings
 from ..program import ExecResult, Limits, MiB, Program, Status
 from ..prompts import chat_task_prompt
+from ..store import TruthCache
 from . import mbpp, mbpp_plus_check
 from .base import Task, syntax_error_verdict
 from .data import require_fields
 
 log = logging.getLogger(__name__)
 CHECK_SOURCE = Path(__file__).with_name("mbpp_plus_check.py")
+# evalplus 0.3.1 untrusted_check, for MBPP+ and HumanEval+ alike: each input gets max(1 s, 4 x the
+# canonical solution's time on it); a run (base or plus inputs) min(60 s, the sum of its limits) + 1,
+# and 1 more to join the process
+MIN_TIME_LIMIT = 1.0  # evalplus.config.DEFAULT_MIN_TIME_LIMIT
+GT_TIME_LIMIT_FACTOR = 4.0  # evalplus.config.DEFAULT_GT_TIME_LIMIT_FACTOR
+RUN_LIMIT = 60.0
 
 # evalplus/eval/_special_oracle.py and unsafe_execute: entry point -> oracle of the check program
 _NOT_NONE = ("check_str", "text_match_three", "text_starta_endb")
@@ -125,6 +136,7 @@ class Problem:
     plus_input: list = field(repr=False, compare=False)
     cases: Mapping[str, bytes] = field(repr=False, compare=False, default_factory=dict)  # check -> case.pkl
     expected: Mapping[str, list] = field(repr=False, compare=False, default_factory=dict)  # check -> outputs
+    time_limits: Mapping[str, list[float]] = field(repr=False, compare=False, default_factory=dict)
 
     @property
     def prompt(self) -> str:
@@ -149,7 +161,7 @@ class Problem:
     def with_cases(self, expected: list | None = None, times: list | None = None) -> Problem:
         """This problem's check programs' inputs packed; with the expected outputs of all inputs
         (known to this process only), the programs just report the candidate's outputs. ``times``
-        (the reference's seconds per input) are what tasks with per-input limits derive them from."""
+        (the reference's seconds per input) give EvalPlus's per-input limits."""
         mode = "outputs" if expected is not None else None
         cases = {
             check: self.case(
@@ -158,11 +170,28 @@ class Problem:
             for check in ("plus", "base")
         }
         known = {"plus": expected, "base": expected[: len(self.base_input)]} if expected is not None else {}
-        return dataclasses.replace(self, cases=cases, expected=known)
+        limits = {}
+        if times is not None:
+            limits = {check: input_limits(times)[: len(self.inputs(check))] for check in ("plus", "base")}
+        return dataclasses.replace(self, cases=cases, expected=known, time_limits=limits)
 
     def limits(self, check: str, times: list | None) -> dict:
-        """Extra case fields for per-input time limits (MBPP+: none, one limit per program)."""
-        return {}
+        """The case's per-input time limits: from the reference's times, or, where the check
+        program times the reference itself, the rule to derive them."""
+        if times is None:
+            return {"limit_rule": (MIN_TIME_LIMIT, GT_TIME_LIMIT_FACTOR)}
+        return {"time_limits": input_limits(times)[: len(self.inputs(check))]}
+
+    def runs(self, check: str) -> list[list[float]]:
+        """The per-input limits of each of EvalPlus's runs (base, plus) that this check stands for."""
+        limits = self.time_limits.get(check, [])
+        cut = len(self.base_input)
+        return [limits[:cut], limits[cut:]] if check == "plus" else [limits]
+
+
+def input_limits(times: list[float]) -> list[float]:
+    """EvalPlus's per-input time limits from the ground truth's seconds per input."""
+    return [max(MIN_TIME_LIMIT, GT_TIME_LIMIT_FACTOR * t) for t in times]
 
 
 class MbppPlusTask(Task):
@@ -193,35 +222,33 @@ class MbppPlusTask(Task):
         return problems
 
     def prepare(self, problems: list[Problem], pool: ExecutionPool) -> list[Problem]:
-        """Run each canonical solution once to get the expected outputs every sample is checked
-        against (EvalPlus's ground truth), so samples do not each run the reference again."""
+        """The expected outputs and the reference's time on every input (EvalPlus's ground truth),
+        computed once per problem and kept in the ``TruthCache`` for later runs, so samples do not
+        each run the reference again."""
+        cache = TruthCache.default()
+        cases = [p.case(p.inputs("plus"), mode="truth", max_bytes=_TRUTH_BYTES) for p in problems]
+        keys = [cache.key(self.name, _check_source(), case) for case in cases]
+        found = {i: data for i, key in enumerate(keys) if (data := cache.get(key)) is not None}
+        todo = [i for i in range(len(problems)) if i not in found]
         truth = [
             Program(
                 source=_check_source(),
                 filename="check.py",
-                files={"case.pkl": p.case(p.inputs("plus"), mode="truth")},
+                files={"case.pkl": cases[i]},
                 exit_ok=False,
                 result_file=OUTPUTS,
             )
-            for p in problems
+            for i in todo
         ]
-        results = pool.map(truth, _TRUTH_LIMITS)
-        prepared = []
-        for problem, result in zip(problems, results, strict=True):
-            if not result.passed or result.data is None:
-                # e.g. Mbpp/255, whose outputs run to hundreds of MB: its check programs compute
-                # them themselves, as EvalPlus's would (slower, same verdicts)
-                log.info("%s: expected outputs not precomputed (%s)", problem.task_id, result.detail)
-                prepared.append(problem)
-                continue
-            try:
-                outputs, times = decode_truth(result.data)
-            except ValueError as exc:  # e.g. an integer too long to pass around: compared in the sandbox
-                log.info("%s: expected outputs not precomputed (%s)", problem.task_id, exc)
-                prepared.append(problem)
-                continue
-            prepared.append(problem.with_cases(outputs, times))
-        return prepared
+        log.info("%s: ground truth of %d problems cached, %d to compute", self.name, len(found), len(todo))
+        for i, result in zip(todo, pool.map(truth, _TRUTH_LIMITS), strict=True):
+            if result.passed and result.data is not None:
+                found[i] = result.data
+            else:  # e.g. Mbpp/255, whose outputs run to hundreds of MB
+                found[i] = json.dumps({"unavailable": result.detail[:500] or result.status.value}).encode()
+            if result.status in (Status.PASSED, Status.FAILED):  # not a timeout or lost worker: for good
+                cache.put(keys[i], found[i])
+        return [_with_truth(problem, found[i]) for i, problem in enumerate(problems)]
 
     def request(self, problem: Problem, settings: GenSettings) -> GenRequest:
         if settings.mode == "chat":
@@ -243,12 +270,27 @@ class MbppPlusTask(Task):
                     problem.inputs(check),
                     problem,
                     restart=problem.restart(check),
+                    settles={"base": len(problem.base_input)} if check == "plus" else None,
                 )
                 compared_here = {"result_file": OUTPUTS, "verify": judge}
             programs[check] = Program(
                 source=_check_source(), filename="check.py", files=files, exit_ok=False, **compared_here
             )
         return programs
+
+    def needs_calibration(self, problem: Problem) -> bool:
+        return not problem.time_limits  # prepare timed the canonical solution on every input
+
+    def check_timeout(self, problem: Any, check: str, calibrated: float) -> float:
+        runs = [run for run in problem.runs(check) if run]
+        if not runs:  # no ground-truth times (outputs computed in the check program itself)
+            return calibrated
+        return max(calibrated, sum(min(RUN_LIMIT, sum(run)) + 2.0 for run in runs))
+
+    def settled_by(self, problem: Problem) -> dict[str, str]:
+        """The base inputs are the first of the plus check's: its outputs settle both verdicts
+        (the base program runs on its own only when the plus run left no outputs to judge)."""
+        return {"base": "plus"} if "plus" in problem.expected else {}
 
     def reference(self, problem: Problem) -> str:
         return problem.canonical_solution
@@ -260,8 +302,18 @@ class MbppPlusTask(Task):
 OUTPUTS = "outputs.json"
 
 
+_KINDS = {"l": list, "t": tuple, "S": set, "F": frozenset}
+_FLAT = {"s": str, "f": float, "b": bool, "i": int}  # mbpp_plus_check._FLAT: JSON holds them exactly
+
+
 def _decode(item: Any) -> Any:
     tag, *payload = item
+    if len(tag) == 2:  # a flat container: one JSON array whose items must all be of the one type
+        container, kind = _KINDS[tag[0]], _FLAT[tag[1]]
+        items = payload[0]
+        if type(items) is not list or not set(map(type, items)) <= {kind}:
+            raise ValueError(f"a {tag!r} container holds other items")
+        return items if container is list else container(items)
     if tag in ("n", "b", "s"):
         return payload[0]
     if tag == "i":
@@ -275,10 +327,9 @@ def _decode(item: Any) -> Any:
     if tag == "d":
         return {_decode(k): _decode(v) for k, v in payload[0]}
     items = [_decode(i) for i in payload[0]]
-    kinds = {"l": list, "t": tuple, "S": set, "F": frozenset}
-    if tag not in kinds:
+    if tag not in _KINDS:
         raise ValueError(f"unknown tag {tag!r}")
-    return kinds[tag](items)
+    return _KINDS[tag](items)
 
 
 MAX_HEX_DIGITS = 1 << 22  # 16 Mbit integers: hex converts in linear time, so this only bounds memory
@@ -301,10 +352,24 @@ def decode_outputs(data: bytes | list) -> list:
         raise ValueError(f"unreadable outputs: {exc}") from exc
 
 
+def _with_truth(problem: Problem, data: bytes) -> Problem:
+    """``problem`` with its ground truth; without (outputs too large to pass around, or unreadable),
+    its check programs compute the expected outputs themselves, as EvalPlus's would (slower, same
+    verdicts)."""
+    try:
+        outputs, times = decode_truth(data)
+    except ValueError as exc:  # e.g. an integer too long to pass around: compared in the sandbox
+        log.info("%s: expected outputs not precomputed (%s)", problem.task_id, exc)
+        return problem
+    return problem.with_cases(outputs, times)
+
+
 def decode_truth(data: bytes) -> tuple[list, list[float]]:
     """The reference's outputs and its seconds per input, as the truth run wrote them."""
     try:
         truth = json.loads(data)
+        if "unavailable" in truth:
+            raise ValueError(f"the reference's run: {truth['unavailable']}")
         times = [float(t) for t in truth["times"]]
         outputs = decode_outputs(truth["outputs"])
     except (ValueError, TypeError, KeyError) as exc:
@@ -314,35 +379,78 @@ def decode_truth(data: bytes) -> tuple[list, list[float]]:
     return outputs, times
 
 
-def verify(
-    expected: list, inputs: list, problem: Problem, result: ExecResult, restart: int | None = None
-) -> ExecResult:
-    """The verdict on a candidate's outputs, compared here with EvalPlus's rules."""
+def decode_run(data: bytes) -> tuple[list, str | None]:
+    """A candidate's outputs (``mbpp_plus_check.write_outputs``) and why its run stopped before
+    the last input (None: it answered every input)."""
     try:
-        outputs = decode_outputs(result.data or b"")
-    except ValueError as exc:
-        return dataclasses.replace(result, status=Status.FAILED, detail=str(exc)[:500])
-    if len(outputs) != len(expected):
-        detail = f"{len(outputs)} outputs for {len(expected)} inputs"
-        return dataclasses.replace(result, status=Status.FAILED, detail=detail)
+        run = json.loads(data)
+        if not isinstance(run, dict):
+            raise ValueError("not an object")
+        error = run.get("error")
+        if error is not None and not isinstance(error, str):
+            raise ValueError("its error is not text")
+        return decode_outputs(run["outputs"]), error
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
+        raise ValueError(f"unreadable outputs: {exc}") from exc
+
+
+def first_failure(
+    outputs: list, error: str | None, expected: list, inputs: list, problem: Problem, restart: int | None
+) -> tuple[int, str] | None:
+    """The first input whose output fails EvalPlus's rules (or is missing) and why; None: all pass."""
     atol, oracle = problem.atol, problem.oracle
-    for index, (out, exp, inp) in enumerate(zip(outputs, expected, inputs, strict=True)):
+    for index, (out, exp, inp) in enumerate(zip(outputs, expected, inputs)):  # noqa: B905 (outputs may stop early)
         if index == restart:  # the plus inputs: EvalPlus's second run starts with the task's atol
             atol = problem.atol
         try:
             ok, atol = mbpp_plus_check.matches(out, exp, inp, atol, oracle)
-        except (TypeError, ValueError, ArithmeticError) as exc:  # e.g. no numeric comparison possible
+        except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:  # e.g. not comparable
             ok, reason = False, f"{type(exc).__name__}: {exc}"
         else:
             reason = f"got {mbpp_plus_check._short(out)}, expected {mbpp_plus_check._short(exp)}"
         if not ok:
-            return dataclasses.replace(result, status=Status.FAILED, detail=f"input #{index}: {reason}"[:500])
-    return dataclasses.replace(result, data=None)
+            return index, f"input #{index}: {reason}"[:500]
+    if len(outputs) < len(expected):
+        return len(outputs), error or f"{len(outputs)} outputs for {len(expected)} inputs"
+    if len(outputs) > len(expected):
+        return len(expected), f"{len(outputs)} outputs for {len(expected)} inputs"
+    return None
+
+
+def verify(
+    expected: list,
+    inputs: list,
+    problem: Problem,
+    result: ExecResult,
+    restart: int | None = None,
+    settles: Mapping[str, int] | None = None,
+) -> ExecResult:
+    """The verdict on a candidate's outputs, compared here with EvalPlus's rules. ``settles``:
+    other checks whose inputs are the first ``n`` of these ({check: n}), judged on the same
+    outputs (``ExecResult.settles``), as EvalPlus's own run of just those inputs would be."""
+    try:
+        outputs, error = decode_run(result.data or b"")
+    except ValueError as exc:  # settles nothing: the other checks run on their own
+        return dataclasses.replace(result, status=Status.FAILED, detail=str(exc)[:500], data=None)
+    failure = first_failure(outputs, error, expected, inputs, problem, restart)
+    passed = dataclasses.replace(result, data=None)
+    also = {
+        check: passed
+        if failure is None or failure[0] >= count
+        else dataclasses.replace(passed, status=Status.FAILED, detail=failure[1])
+        for check, count in (settles or {}).items()
+    }
+    if failure is None:
+        return dataclasses.replace(passed, settles=also)
+    return dataclasses.replace(passed, status=Status.FAILED, detail=failure[1], settles=also)
 
 
 # The slowest reference runs take tens of seconds on a busy machine; Mbpp/630's expected outputs are
-# ~13 MB as base64, Mbpp/255's too large to pass around (it is then killed at the output limit).
+# ~13 MB as base64, Mbpp/255's too large to pass around (its truth run stops at _TRUTH_BYTES).
 _TRUTH_LIMITS = Limits(timeout=600.0, keep_output_bytes=64 * MiB, max_output_bytes=64 * MiB)
+_TRUTH_BYTES = (
+    60 * MiB
+)  # the truth run stops past this much output (HumanEval/15 and /130 would write ~150 MB)
 
 
 @functools.lru_cache(maxsize=1)

@@ -22,10 +22,13 @@ input``)``, EvalPlus's ``untrusted_check``), each call of the candidate gets its
 ``case.pkl`` holds the entry point, reference source, inputs, atol, oracle name and a mode:
 
 * ``truth``: run the reference and write its outputs and the time each call took to
-  ``outputs.json`` (``{"outputs": [encoded...], "times": [seconds...]}``);
+  ``outputs.json`` (``{"outputs": [encoded...], "times": [seconds...]}``, or, once the outputs
+  pass ``max_bytes``, ``{"unavailable": why}`` at once);
 * ``outputs`` (the runner knows the expected outputs): run the candidate on every input and write
-  its outputs to ``outputs.json``; the parent compares them (``mbpp_plus.verify``), so nothing in
-  this process, which runs the candidate, knows or judges the expected outputs;
+  its outputs to ``outputs.json`` (``{"outputs": [encoded...], "error": why it stopped early}``: an
+  exception or a time limit on input k ends the run after k outputs); the parent compares them
+  (``mbpp_plus.verify``), so nothing in this process, which runs the candidate, knows or judges the
+  expected outputs, and the outputs before a failure still settle the base inputs' verdict;
 * otherwise (expected outputs too large to pass around, e.g. Mbpp/255): compute the expected
   outputs here before the candidate runs and compare in this process; the first failing input
   raises, so the program exits non-zero with the reason on stderr. A ``limit_rule``
@@ -199,12 +202,36 @@ def _base(value: object) -> type:
     raise TypeError(f"{kind.__name__} is not a plain value")
 
 
+# JSON holds these exactly (floats as repr, NaN and infinities included): a flat container of one of
+# them goes out as one JSON array, checked and rebuilt in C on both sides (a list of a million floats
+# in milliseconds, where tagging each item took seconds). Ints only while their decimal form is short.
+_FLAT = {str: "s", float: "f", bool: "b", int: "i"}
+_FLAT_INT = 1 << 63
+
+
+def _flat(items: list) -> str | None:
+    """The one-letter kind of a non-empty sequence of exactly one JSON-exact type, else None."""
+    kinds = set(map(type, items))
+    if len(kinds) != 1:
+        return None
+    kind = kinds.pop()
+    if kind is int and not (-_FLAT_INT < min(items) and max(items) < _FLAT_INT):
+        return None
+    return _FLAT.get(kind)
+
+
 def encode(value: object, depth: int = 0) -> object:
     """A JSON-ready [tag, payload] for a plain value (recursively); TypeError otherwise.
-    Containers are read through the builtin methods, never the subclass's own."""
+    Containers are read through the builtin methods, never the subclass's own. A flat container
+    of one JSON-exact type is ``[tag + kind, items]`` (``"lf"``: a list of floats)."""
     if depth > 100:
         raise TypeError("nested more than 100 levels")
     base = _base(value)
+    if base in (list, tuple, set, frozenset):
+        items = value if type(value) is list else list(base.__iter__(value))
+        kind = _flat(items) if items else None
+        if kind:
+            return [_CONTAINERS[base] + kind, items]
     if base is int:  # as hex text: JSON readers cap an int's digits, and hex converts in linear
         return ["i", format(value, "x")]  # time with no digit limit (HumanEval/139: 10^5+ digits)
     if base is float:
@@ -231,31 +258,71 @@ def reported(out: object, oracle: str | None) -> object:
     return out
 
 
-def write_outputs(outputs: list, times: list | None = None) -> None:
-    encoded = []
-    for index, out in enumerate(outputs):
-        try:
-            encoded.append(encode(out))
-        except TypeError as exc:
-            raise TypeError(f"output #{index} cannot be compared outside the sandbox: {exc}") from None
+def _encoded(index: int, out: object) -> object:
+    try:
+        return encode(out)
+    except TypeError as exc:
+        raise TypeError(f"output #{index} cannot be compared outside the sandbox: {exc}") from None
+
+
+def _failure(index: int, exc: Exception) -> str:
+    """One line on why input ``index`` produced no output (the candidate's exception, or its limit)."""
+    if isinstance(exc, InputTimeout):
+        return str(exc)
+    try:
+        text = f"{type(exc).__name__}: {exc}"
+    except Exception:  # an exception whose str() itself fails: its type says enough
+        text = type(exc).__name__
+    return f"input #{index}: {text}"[:500]
+
+
+def write_outputs(outputs: list, times: list | None = None, error: str | None = None) -> None:
+    """``outputs.json``: the encoded outputs, with the reference's times (truth) or, for a
+    candidate, why it stopped early (``error``: the outputs before it are still judged)."""
+    run = {"outputs": outputs, "times": times} if times is not None else {"outputs": outputs, "error": error}
     with open("outputs.json", "w", encoding="utf-8") as f:
-        json.dump(
-            encoded if times is None else {"outputs": encoded, "times": times}, f, separators=(",", ":")
-        )
+        json.dump(run, f, separators=(",", ":"))
+
+
+def write_truth(case: dict) -> None:
+    """``outputs.json`` of a truth run; past ``max_bytes`` of outputs it stops and says so instead
+    (the parent then leaves the comparison to the check programs: no use computing the rest)."""
+    reference = load_function(case["reference"], "reference.py", case["entry_point"])
+    parts, times, size = [], [], 0
+    for index, inp in enumerate(case["inputs"]):
+        inp = copy.deepcopy(inp)
+        start = time.perf_counter()
+        out = reference(*inp)
+        times.append(time.perf_counter() - start)
+        out = out if case["oracle"] != "not_none" else out is not None
+        part = json.dumps(_encoded(index, out), separators=(",", ":"))
+        size += len(part)
+        if size > case.get("max_bytes", size):
+            with open("outputs.json", "w", encoding="utf-8") as f:
+                json.dump({"unavailable": f"outputs over {case['max_bytes']} bytes"}, f)
+            return
+        parts.append(part)
+    with open("outputs.json", "w", encoding="utf-8") as f:
+        f.write('{"outputs":[' + ",".join(parts) + '],"times":' + json.dumps(times) + "}")
 
 
 def main() -> None:
     with open("case.pkl", "rb") as f:
         case = pickle.load(f)
     if case.get("mode") == "truth":
-        times: list = []
-        outputs = expected_outputs(case, times)
-        write_outputs(outputs, times)
+        write_truth(case)
         return
     with open("solution.py", encoding="utf-8") as f:
         candidate = load_function(f.read(), "solution.py", case["entry_point"])
-    if case.get("mode") == "outputs":
-        write_outputs([reported(out, case["oracle"]) for _, _, out in candidate_outputs(candidate, case)])
+    if case.get("mode") == "outputs":  # the first failing input ends the run (EvalPlus's verdict is
+        encoded: list = []  # the same), but the outputs before it are still judged, by the parent
+        error = None
+        try:
+            for index, _, out in candidate_outputs(candidate, case):
+                encoded.append(_encoded(index, reported(out, case["oracle"])))
+        except Exception as exc:
+            error = _failure(len(encoded), exc)
+        write_outputs(encoded, error=error)
         return
     times: list = []
     expected = expected_outputs(case, times)
