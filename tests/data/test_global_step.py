@@ -38,6 +38,29 @@ def test_near_dedup_across_shards_matches_in_process(stdlib_docs):
     assert not any(i.startswith("x-fork/") for i in in_process)  # the larger id of each pair goes
 
 
+def test_near_dedup_streaming_in_small_batches_and_spilling_sets_changes_nothing(stdlib_docs, monkeypatch):
+    import codelm.data.lsh as lsh
+    import codelm.data.steps.near_dedup as near
+
+    base = [d for d in stdlib_docs if len(d.text) > 3000][:6]
+    forks = [Document(d.text + "\n# fork\n", "x-fork/" + d.id) for d in base[:4]]
+    shards = [(base + forks)[::2], (base + forks)[1::2]]
+    reference, _ = three_phase(NearDedup(), shards)
+    spilled = []
+    monkeypatch.setattr(lsh, "SET_RAM_BYTES", 0)  # every candidate's set goes to the temporary file
+    monkeypatch.setattr(near, "TEXT_BATCH_BYTES", 1)  # one document per hashing batch
+    seal = lsh.SetStore.seal
+
+    def counting_seal(store: lsh.SetStore) -> None:
+        spilled.append(store.spilled_bytes)
+        seal(store)
+
+    monkeypatch.setattr(lsh.SetStore, "seal", counting_seal)
+    outs, _ = three_phase(NearDedup(), shards)
+    assert outs == reference and sum(len(o) for o in outs) == len(base)
+    assert spilled and spilled[0] > 0
+
+
 def test_apply_refuses_a_changed_shard():
     step = ExactDedup()
     summary = step.summarize([doc("a", "1")])

@@ -3,6 +3,7 @@
 import numpy as np
 
 from codelm.data.lsh import (
+    SetStore,
     UnionFind,
     band_keys,
     bucket_groups,
@@ -50,7 +51,28 @@ def test_cluster_verified_rejects_lsh_false_positives():
     sets = mh.shingler.shingle_sets(texts)
     plain = cluster(sigs, MinHashConfig(shingle_size=2, verify=False))
     assert plain.roots.tolist() == [0, 0, 0]
-    checked = cluster(sigs, MinHashConfig(shingle_size=2), shingle_sets=lambda idx: [sets[i] for i in idx])
-    assert checked.roots.tolist() == [0, 0, 2]
-    assert checked.duplicates.tolist() == [1]
-    assert checked.counters["merged_pairs"] == 1
+    for budget in (64 << 20, 0):  # sets in memory, then all spilled to the temporary file
+        checked = cluster(
+            sigs,
+            MinHashConfig(shingle_size=2),
+            shingle_sets=lambda idx: [(i, sets[i]) for i in reversed(idx)],  # any order will do
+            max_ram_bytes=budget,
+        )
+        assert checked.roots.tolist() == [0, 0, 2]
+        assert checked.duplicates.tolist() == [1]
+        assert checked.counters["merged_pairs"] == 1
+
+
+def test_set_store_keeps_its_memory_budget_and_reads_spilled_sets_back_exactly():
+    rng = np.random.default_rng(0)
+    sets = [np.unique(rng.integers(0, 2**64, size=n, dtype=np.uint64)) for n in (100, 0, 300, 50)]
+    store = SetStore(max_ram_bytes=1000)  # room for the first set only (800 bytes)
+    for i, s in enumerate(sets):
+        store.add(i, s)
+    store.seal()
+    try:
+        assert store.ram_bytes == 800 and store.spilled_bytes == 8 * (300 + 50)
+        for i, s in enumerate(sets):
+            assert store[i].dtype == np.uint64 and np.array_equal(store[i], s)
+    finally:
+        store.close()

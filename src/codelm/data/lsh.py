@@ -14,8 +14,11 @@ whatever order the shards arrived in. Two modes:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import numpy as np
 
@@ -119,16 +122,71 @@ class Clustering:
         return np.flatnonzero(self.roots != np.arange(len(self.roots)))
 
 
+#: memory for candidates' shingle sets before `cluster` spills them to a temporary file
+SET_RAM_BYTES = 64 << 20
+#: yields `(index, sorted unique shingle hashes)` for each requested index, in any order
+SetSource = Callable[[Sequence[int]], Iterable[tuple[int, np.ndarray]]]
+
+
+class SetStore:
+    """The shingle sets of the candidate documents, in memory up to `max_ram_bytes`, then spilled.
+
+    Verification needs every candidate's set, and on a corpus full of near-duplicates nearly every
+    document is a candidate: 8 bytes per shingle, more than the text itself. Past the budget, sets
+    are appended to an anonymous temporary file and read back one at a time (`os.pread`), so the
+    memory of `cluster` stays O(documents) (signatures, bucket keys, pairs), not O(text).
+    """
+
+    def __init__(self, max_ram_bytes: int = 64 << 20) -> None:
+        self.max_ram_bytes = max_ram_bytes
+        self.ram_bytes = self.spilled_bytes = 0
+        self._ram: dict[int, np.ndarray] = {}
+        self._disk: dict[int, tuple[int, int]] = {}  # index -> (byte offset, length)
+        self._file: BinaryIO | None = None
+
+    def add(self, index: int, hashes: np.ndarray) -> None:
+        if self.ram_bytes + hashes.nbytes <= self.max_ram_bytes:
+            self._ram[index] = hashes
+            self.ram_bytes += hashes.nbytes
+            return
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="codelm-shingles-")  # noqa: SIM115 - closed in close()
+        self._disk[index] = (self.spilled_bytes, len(hashes))
+        self._file.write(np.ascontiguousarray(hashes, dtype="<u8").tobytes())
+        self.spilled_bytes += hashes.size * 8
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        found = self._ram.get(index)
+        if found is not None:
+            return found
+        assert self._file is not None, f"no shingle set stored for document {index}"
+        offset, length = self._disk[index]
+        return np.frombuffer(os.pread(self._file.fileno(), length * 8, offset), dtype="<u8")
+
+    def seal(self) -> None:
+        """Done adding: make the spilled sets readable."""
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
 def cluster(
     signatures: np.ndarray,
     config: MinHashConfig,
-    shingle_sets: Callable[[Sequence[int]], list[np.ndarray]] | None = None,
+    shingle_sets: SetSource | None = None,
     valid: np.ndarray | None = None,
+    max_ram_bytes: int | None = None,
 ) -> Clustering:
     """Connected components of near-duplicate documents.
 
-    `shingle_sets(indices)` returns the sorted unique shingle hashes of those documents; it is
-    required when `config.verify` is on and called once, for the documents in candidate pairs.
+    `shingle_sets(indices)` yields `(index, sorted unique shingle hashes)` for those documents, in
+    any order; it is required when `config.verify` is on and called once, for the documents in
+    candidate pairs. Their sets are held in a `SetStore`: past `max_ram_bytes` (default
+    `SET_RAM_BYTES`) they go to a temporary file, so memory does not grow with the corpus's text.
     """
     keys = band_keys(signatures, config.num_bands, config.rows_per_band)
     uf = UnionFind(signatures.shape[0])
@@ -144,14 +202,23 @@ def cluster(
         raise ValueError("cluster(verify=True) needs shingle_sets to compute exact Jaccard")
     pairs = candidate_pairs(keys, valid, config.max_group_all_pairs)
     docs = np.unique(pairs).tolist()
-    sets = dict(zip(docs, shingle_sets(docs), strict=True))
-    checked = accepted = 0
-    for i, j in pairs.tolist():
-        if uf.find(i) == uf.find(j):
-            continue  # already connected: this pair cannot change the components
-        checked += 1
-        if jaccard(sets[i], sets[j]) >= config.threshold:
-            accepted += 1
-            uf.union(i, j)
+    store = SetStore(SET_RAM_BYTES if max_ram_bytes is None else max_ram_bytes)
+    try:
+        for index, hashes in shingle_sets(docs):
+            store.add(int(index), hashes)
+        store.seal()
+        checked = accepted = 0
+        last, set_i = -1, np.empty(0, dtype=U64)
+        for i, j in pairs.tolist():  # sorted by i: each i's set is fetched once
+            if uf.find(i) == uf.find(j):
+                continue  # already connected: this pair cannot change the components
+            if i != last:
+                last, set_i = i, store[i]
+            checked += 1
+            if jaccard(set_i, store[j]) >= config.threshold:
+                accepted += 1
+                uf.union(i, j)
+    finally:
+        store.close()
     counters.update(candidate_pairs=len(pairs), checked_pairs=checked, merged_pairs=accepted)
     return Clustering(uf.roots(), counters)

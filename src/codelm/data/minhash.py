@@ -43,7 +43,7 @@ _LOWER = np.arange(256, dtype=np.uint8)
 _LOWER[ord("A") : ord("Z") + 1] += 32
 
 BATCH_BYTES = 2 << 20  # text bytes hashed per numpy pass: bounds the uint64 temporaries to ~50 MB
-CHUNK_SHINGLES = 1 << 16  # shingles per (num_perm x chunk) uint32 matrix: 32 MB at 128 permutations
+CHUNK_SHINGLES = 1 << 14  # shingles per (num_perm x chunk) uint32 matrix: 8 MB at 128 perms (cache-sized)
 _POWERS: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # P -> (P^j, P^-j) mod 2^64, shared per process
 
 
@@ -73,14 +73,17 @@ class ShingleHasher:
         self._mults = _odd_u64(rng, n)
 
     def _powers(self, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """P^j and P^-j for j < length: cached for a usual batch; a longer one (a batch ending in
+        a long text) gets a one-off pair, so the process does not keep 16 bytes per byte of it."""
         pw, ipw = _POWERS.get(self._p, (np.ones(0, U64), np.ones(0, U64)))
         if len(pw) < length:
-            size = max(length, 2 * len(pw), BATCH_BYTES + (1 << 16))
+            size = max(length, BATCH_BYTES + (1 << 16))
             pw = np.full(size, self._p, dtype=U64)
             ipw = np.full(size, pow(self._p, -1, 2**64), dtype=U64)
             pw[0] = ipw[0] = 1
             pw, ipw = np.cumprod(pw), np.cumprod(ipw)  # wraps modulo 2^64 as intended
-            _POWERS[self._p] = pw, ipw
+            if size == BATCH_BYTES + (1 << 16):
+                _POWERS[self._p] = pw, ipw
         return pw[:length], ipw[:length]
 
     def tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -131,11 +134,14 @@ class ShingleHasher:
 
     def shingle_sets(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Sorted unique shingle hashes per text (for exact Jaccard)."""
-        out: list[np.ndarray] = []
+        return list(self.iter_shingle_sets(texts))
+
+    def iter_shingle_sets(self, texts: Sequence[str]) -> Iterator[np.ndarray]:
+        """`shingle_sets`, one batch of texts at a time, so a consumer need not hold them all."""
         for start, stop in batches(texts):
             hashes, offsets = self.shingles(texts[start:stop])
-            out.extend(np.unique(hashes[offsets[i] : offsets[i + 1]]) for i in range(stop - start))
-        return out
+            for i in range(stop - start):
+                yield np.unique(hashes[offsets[i] : offsets[i + 1]])
 
 
 def batches(texts: Sequence[str], max_bytes: int = BATCH_BYTES) -> Iterator[tuple[int, int]]:

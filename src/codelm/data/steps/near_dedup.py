@@ -9,14 +9,20 @@ get `near_duplicate` with `duplicate_of` in their metadata.
 
 For corpora larger than one process's memory an executor runs it as a `GlobalStep`
 (`codelm.data.global_step`): `summarize` computes each shard's signatures (uint32, num_perm per
-document: 512 bytes at the default 128 permutations) and keys; `decide` clusters the concatenation
-of all shards in key order, re-reading only the candidate documents' texts to verify pairs by exact
-Jaccard; `apply` drops each shard's duplicates. Same kept copies as in-process, for any sharding.
+document: 512 bytes at the default 128 permutations) and keys, hashing the shard in 2 MB pieces;
+`decide` clusters the concatenation of all shards in key order, re-reading only the candidate
+documents' texts, a batch at a time, to verify pairs by exact Jaccard (their shingle sets spill to
+a temporary file past 64 MB, see `codelm.data.lsh.SetStore`); `apply` drops each shard's
+duplicates. Same kept copies as in-process, for any sharding. So the sharded path's memory is
+O(documents) (signatures, ids, bucket keys, pairs: about 2 KB per document), not O(text): peak RSS
+of `codelm data curate` grows from 268 to 295 MB between 3x and 10x the stdlib (94 -> 312 MB of
+text; bench/dedup_memory.py). The in-process `run` holds its input, as any global step does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -25,18 +31,41 @@ from codelm.data.global_step import (
     Arrays,
     GlobalStep,
     ShardDocs,
-    batched,
     check_position,
     global_order,
     split_by_shard,
 )
 from codelm.data.lsh import cluster
-from codelm.data.minhash import MinHashConfig, MinHasher
+from codelm.data.minhash import BATCH_BYTES, MinHashConfig, MinHasher
 from codelm.data.writers import JsonlWriter
+
+T = TypeVar("T")
+TEXT_BATCH_BYTES = BATCH_BYTES  #: text per hashing batch in summarize and decide
+
+
+def _text(doc: Document) -> str:
+    return doc.text
 
 
 def _by_id(doc: Document) -> str:
     return doc.id
+
+
+def text_batches(
+    items: Iterable[T], max_bytes: int | None = None, text: Callable[[T], str] = _text
+) -> Iterator[list[T]]:
+    """Lists of items holding about `max_bytes` of text (at least one item): a shard streams
+    through `summarize` and `decide` in pieces, never whole (a count of documents bounds nothing)."""
+    batch: list[T] = []
+    size = 0
+    for item in items:
+        batch.append(item)
+        size += len(text(item)) + 1
+        if size >= (TEXT_BATCH_BYTES if max_bytes is None else max_bytes):
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 class NearDedup(GlobalStep):
@@ -65,7 +94,9 @@ class NearDedup(GlobalStep):
         result = cluster(
             sigs,
             self.config,
-            shingle_sets=lambda idx: self.hasher.shingler.shingle_sets([texts[i] for i in idx]),
+            shingle_sets=lambda idx: zip(
+                idx, self.hasher.shingler.iter_shingle_sets([texts[i] for i in idx]), strict=True
+            ),
             valid=MinHasher.has_shingles(sigs),
         )
         for name, value in result.counters.items():
@@ -86,7 +117,7 @@ class NearDedup(GlobalStep):
     # -- sharded mode -------------------------------------------------------------------------
     def summarize(self, docs: Iterable[Document]) -> Arrays:
         sigs, ids, keys = [np.empty((0, self.config.num_perm), dtype=np.uint32)], [], []
-        for batch in batched(docs):  # the shard streams; only signatures are kept
+        for batch in text_batches(docs):  # the shard streams; only signatures are kept
             sigs.append(self.hasher.signatures([d.text for d in batch]))
             ids.extend(d.id for d in batch)
             keys.extend(self.key(d) for d in batch)
@@ -108,16 +139,14 @@ class NearDedup(GlobalStep):
         order = np.lexsort((pos, shard, keys))  # smallest key first, as in-process
         sigs = np.concatenate([s["signatures"] for s in summaries])[order]
 
-        def shingle_sets(idx: Sequence[int]) -> list[np.ndarray]:
-            wanted: dict[tuple[int, int], int] = {}
-            for j, i in enumerate(idx):
-                wanted[(int(shard[order[i]]), int(pos[order[i]]))] = j
-            texts: list[str] = [""] * len(idx)
+        def shingle_sets(idx: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
+            """Re-read the candidates' texts shard by shard, a batch of texts at a time."""
+            wanted = {(int(shard[order[i]]), int(pos[order[i]])): i for i in idx}
             for s in sorted({k[0] for k in wanted}):
-                for p, doc in enumerate(shard_docs(s)):
-                    if (s, p) in wanted:
-                        texts[wanted[(s, p)]] = doc.text
-            return self.hasher.shingler.shingle_sets(texts)
+                found = ((wanted[(s, p)], doc) for p, doc in enumerate(shard_docs(s)) if (s, p) in wanted)
+                for batch in text_batches(found, text=lambda item: item[1].text):
+                    sets = self.hasher.shingler.iter_shingle_sets([doc.text for _, doc in batch])
+                    yield from zip((i for i, _ in batch), sets, strict=True)
 
         result = cluster(sigs, self.config, shingle_sets=shingle_sets, valid=MinHasher.has_shingles(sigs))
         dups = result.duplicates
