@@ -44,6 +44,22 @@ def test_train_configs_load_strictly(path):
         load_config(path, [f"{section}.{key}x=1"])
 
 
+def test_a_dumped_stage_config_loads_back(tmp_path):
+    """What the recipe runner writes beside each stage (`dump`) is a config `codelm train` runs:
+    the stage's section under its own name, every value as it was."""
+    from codelm.config import dump
+    from codelm.recipes.schema import StagePaths
+
+    recipe = load_recipe(RECIPES[-1])  # the tiny recipe: pretrain, sft (with replay), dpo
+    for stage in recipe.stages:
+        paths = StagePaths("init", "tok", "shards", "stages", "data.jsonl", heldout_shards="heldout")
+        config = recipe.train_config(stage, paths)
+        path = tmp_path / f"{stage.name}.yaml"
+        path.write_text(dump(config))
+        assert stage.kind in read_yaml(path) and "data" not in read_yaml(path)
+        assert load_config(path).to_dict() == config.to_dict()
+
+
 @pytest.mark.parametrize("path", CURATE, ids=lambda p: p.stem)
 def test_curation_configs_load_strictly(path, monkeypatch):
     for name in ("CODE_CORPUS", "BENCHMARKS_DIR", "QUALITY_MODEL", "REPOS"):

@@ -298,7 +298,11 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
 
 
 def to_dict(obj: Any) -> Any:
-    """A config as plain YAML-ready data (dataclasses by their YAML keys, paths as strings)."""
+    """A config as plain YAML-ready data (dataclasses by their YAML keys, paths as strings); a config
+    with its own layout (``to_dict``: a training stage's section under the stage's name) keeps it, so
+    what is dumped loads back."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type) and hasattr(obj, "to_dict"):
+        return to_dict(obj.to_dict())
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {yaml_key(f): to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
     if isinstance(obj, dict):
