@@ -1,17 +1,25 @@
-"""Batch-1 greedy decode speed: codelm's PyTorch engine against llama.cpp, same weights, same run.
+"""Batch-1 greedy decode speed: codelm's PyTorch engine against HF generate and llama.cpp, same run.
 
-A ~30M-parameter Llama (codelm's tiny tokenizer, random weights at the given width and depth) is
-decoded greedily, batch 1, on the same threads by:
-- a hand-written PyTorch greedy loop (forward with a KV cache, argmax): the floor of transformers;
-- codelm's engine on PyTorch, fp32 (sampling, stop checks, incremental detokenization);
+Llamas of ~30M and ~200M parameters (codelm's tiny tokenizer, random weights at the given width and
+depth) are decoded greedily, batch 1, on the same threads by:
+- a hand-written PyTorch greedy loop (forward with a KV cache, argmax), fp32: the floor of transformers;
+- HF `generate` (greedy, fp32);
+- codelm's engine on PyTorch (sampling, stop checks, incremental detokenization) in fp32, and, on a
+  CPU with native bf16 (AVX512-BF16/AMX), in bf16 with prepacked linears (what dtype "auto" picks at
+  ~200M) and in bf16 with plain linears (`pack=False`: why the packing);
 - raw llama.cpp through llama-cpp-python (eval + numpy argmax), on GGUF files written by
   `codelm export gguf` at f32 and f16: the anchor (issue 17);
 - codelm's engine on the llama.cpp backend (f32): what `--model FILE.gguf` costs over raw llama.cpp.
 
-It appends a dated section to bench/RESULTS.md and ends with
-`RESULT name=decode ratio=<codelm PyTorch fp32 / llama.cpp f32> target=1.0`.
+Decode at batch 1 reads every weight once per token, so each contender is also put against the
+memory-bandwidth floor: (weight bytes read per token) / (read bandwidth), the bandwidth measured in
+the same run as the rate of a large torch sum on the same threads. Rounds are interleaved (every
+contender once per round, the bandwidth too) and medians reported, since the machine is shared.
 
-    python bench/decode.py [--tokens 128] [--repeats 3] [--threads 1] [--hidden 512 --layers 8]
+It appends a dated section to bench/RESULTS.md and ends with
+`RESULT name=decode ratio=<best codelm PyTorch / llama.cpp f32 at the largest size> target=1.0`.
+
+    python bench/decode.py [--tokens 128] [--repeats 3] [--threads 1] [--sizes 512x8,1024x16]
 """
 
 from __future__ import annotations
@@ -22,15 +30,18 @@ import platform
 import statistics
 import tempfile
 import time
-from datetime import date
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache
 
+from codelm.engine.cpu import native_bf16
 from codelm.engine.decode import _cache_kwarg
 from codelm.engine.engine import Engine
+from codelm.engine.loader import resolve_dtype
 from codelm.models.gguf_export import export_gguf
 from codelm.models.tiny import make_tiny
 
@@ -57,6 +68,16 @@ def build_checkpoint(out: Path, hidden: int, layers: int) -> Path:
     return path
 
 
+def read_params(model) -> int:
+    """Parameters one decode step reads: all but the input embedding table (one row of it is read),
+    unless the output head shares it."""
+    total = sum(p.numel() for p in model.parameters())
+    embed = model.get_input_embeddings().weight
+    head = model.get_output_embeddings()
+    tied = getattr(head, "weight", None) is embed
+    return total - (0 if tied else embed.numel())
+
+
 def hand_loop(model, prompt_ids: list[int], tokens: int) -> int:
     """Forward + argmax with a KV cache: the PyTorch floor."""
     with torch.inference_mode():
@@ -66,6 +87,20 @@ def hand_loop(model, prompt_ids: list[int], tokens: int) -> int:
             nxt = out.logits[:, -1, :].argmax(-1, keepdim=True)
             out = model(input_ids=nxt, use_cache=True, **kv)
     return tokens
+
+
+def hf_generate(model, prompt_ids: list[int], tokens: int) -> int:
+    """transformers' own greedy `generate`, forced to `tokens` new tokens."""
+    with torch.inference_mode():
+        out = model.generate(
+            torch.tensor([prompt_ids]),
+            attention_mask=torch.ones((1, len(prompt_ids)), dtype=torch.long),
+            do_sample=False,
+            max_new_tokens=tokens,
+            min_new_tokens=tokens,
+            pad_token_id=model.generation_config.eos_token_id,
+        )
+    return out.shape[1] - len(prompt_ids)
 
 
 def engine_run(engine: Engine, tokens: int) -> int:
@@ -88,10 +123,82 @@ def raw_llama_cpp(llm, prompt_ids: list[int], tokens: int) -> int:
     return tokens
 
 
-def timed(fn, *args) -> float:
+def read_bandwidth(buf: torch.Tensor) -> float:
+    """Bytes/s of one sum over `buf` (far larger than the caches): what a weight read can get."""
+    t0 = time.perf_counter()
+    buf.sum()
+    return buf.numel() * buf.element_size() / (time.perf_counter() - t0)
+
+
+def timed(fn: Callable[..., int], *args) -> float:
     t0 = time.perf_counter()
     n = fn(*args)
     return n / (time.perf_counter() - t0)
+
+
+def contenders(ckpt: Path, tmp: Path, threads: int, tokens: int, raw: list) -> dict[str, tuple]:
+    """name -> (bytes per weight, function, *args): every decoder of one checkpoint."""
+    import llama_cpp
+
+    fp32 = Engine.from_pretrained(str(ckpt), threads=threads, dtype="float32")
+    ids = fp32.encode(PROMPT)
+    out = {
+        "hand-written PyTorch loop, fp32": (4, hand_loop, fp32.model, ids, tokens),
+        "HF generate, fp32": (4, hf_generate, fp32.model, ids, tokens),
+        "codelm engine, PyTorch fp32": (4, engine_run, fp32, tokens),
+    }
+    if native_bf16():
+        bf16 = Engine.from_pretrained(str(ckpt), threads=threads, dtype="bfloat16")
+        plain = Engine.from_pretrained(str(ckpt), threads=threads, dtype="bfloat16", pack=False)
+        out["codelm engine, PyTorch bf16 (packed)"] = (2, engine_run, bf16, tokens)
+        out["codelm engine, PyTorch bf16 (plain)"] = (2, engine_run, plain, tokens)
+    for kind, width in (("f32", 4), ("f16", 2)):
+        gguf = export_gguf(ckpt, tmp / f"{ckpt.name}-{kind}.gguf", kind)
+        llm = llama_cpp.Llama(
+            str(gguf), n_ctx=1024, n_threads=threads, n_threads_batch=threads, verbose=False
+        )
+        raw.append(llm)
+        out[f"llama.cpp {kind} (raw)"] = (width, raw_llama_cpp, llm, ids, tokens)
+        if kind == "f32":
+            cpp = Engine.from_pretrained(str(gguf), threads=threads)
+            out["codelm engine, llama.cpp f32"] = (4, engine_run, cpp, tokens)
+    return out
+
+
+def profile(engine: Engine, tokens: int, top: int = 10) -> str:
+    """Where one engine's decode time goes: torch ops by self time, and the rest (Python, HF module
+    code, dispatch) as wall time outside every op; a markdown table."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    engine_run(engine, 8)
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        engine_run(engine, tokens)
+        wall = (time.perf_counter() - t0) * 1e6  # microseconds, as the profiler counts
+    ops = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    inside = sum(e.self_cpu_time_total for e in ops)
+    lines = [f"| {e.key} | {e.count // tokens} | {e.self_cpu_time_total / wall:.1%} |\n" for e in ops[:top]]
+    rest = sum(e.self_cpu_time_total for e in ops[top:])
+    lines.append(f"| other ops | | {rest / wall:.1%} |\n")
+    lines.append(f"| outside torch ops (Python, HF modules, dispatch) | | {(wall - inside) / wall:.1%} |\n")
+    return (
+        f"{wall / tokens / 1e3:.1f} ms per token under the profiler.\n\n"
+        "| op | calls per token | share of decode wall time |\n|---|---|---|\n" + "".join(lines)
+    )
+
+
+def measure(runs: dict[str, tuple], repeats: int, buf: torch.Tensor) -> tuple[dict[str, float], float]:
+    """Median tokens/s per contender and median read bandwidth (bytes/s) over interleaved rounds."""
+    for _, fn, *rest in runs.values():  # warm-up
+        fn(*rest[:-1], 8)
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    bandwidth = []
+    for _ in range(repeats):  # interleaved, so machine load hits every contender alike
+        bandwidth.append(read_bandwidth(buf))
+        for name, (_, fn, *rest) in runs.items():
+            rates[name].append(timed(fn, *rest))
+    return {name: statistics.median(r) for name, r in rates.items()}, statistics.median(bandwidth)
 
 
 def main() -> None:
@@ -99,62 +206,68 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--hidden", type=int, default=512)
-    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--sizes", default="512x8,1024x16", help="hidden x layers, comma-separated")
     ap.add_argument("--results", default=str(Path(__file__).with_name("RESULTS.md")))
     ap.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
+    ap.add_argument("--profile", action="store_true", help="also profile the codelm PyTorch engines")
     args = ap.parse_args()
     import llama_cpp
 
     torch.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory() as tmp:
-        ckpt = build_checkpoint(Path(tmp) / "llama", args.hidden, args.layers)
-        engine = Engine.from_pretrained(str(ckpt), threads=args.threads)
-        files = {k: export_gguf(ckpt, Path(tmp) / f"m-{k}.gguf", k) for k in ("f32", "f16")}
-        raw = {
-            k: llama_cpp.Llama(
-                str(f), n_ctx=1024, n_threads=args.threads, n_threads_batch=args.threads, verbose=False
-            )
-            for k, f in files.items()
-        }
-        cpp_engine = Engine.from_pretrained(str(files["f32"]), threads=args.threads)
-    ids = engine.encode(PROMPT)
-    runs = {
-        "hand-written PyTorch loop": (hand_loop, engine.model, ids, args.tokens),
-        "codelm engine, PyTorch fp32": (engine_run, engine, args.tokens),
-        "llama.cpp f32 (raw)": (raw_llama_cpp, raw["f32"], ids, args.tokens),
-        "llama.cpp f16 (raw)": (raw_llama_cpp, raw["f16"], ids, args.tokens),
-        "codelm engine, llama.cpp f32": (engine_run, cpp_engine, args.tokens),
-    }
-    for fn, *rest in runs.values():  # warm-up
-        fn(*rest[:-1], 8)
-    rates: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(args.repeats):  # interleaved, so machine load hits every contender alike
-        for name, (fn, *rest) in runs.items():
-            rates[name].append(timed(fn, *rest))
-    load = os.getloadavg()[0]
-    for llm in raw.values():
-        llm.close()  # now, not in __del__ at exit (llama-cpp-python's bindings are gone by then)
-    med = {name: statistics.median(r) for name, r in rates.items()}
-    ratio = med["codelm engine, PyTorch fp32"] / med["llama.cpp f32 (raw)"]
-    overhead = med["codelm engine, llama.cpp f32"] / med["llama.cpp f32 (raw)"]
-    params = sum(p.numel() for p in engine.model.parameters())
-    for name, rate in med.items():
-        print(f"{name:32s} {rate:8.1f} tok/s")
+    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    buf = torch.ones(128 * 2**20)  # 512 MiB of fp32
+    load_before = os.getloadavg()
+    tables, ratio = [], 0.0
+    for hidden, layers in sizes:
+        raw: list = []
+        with tempfile.TemporaryDirectory() as tmp:
+            ckpt = build_checkpoint(Path(tmp) / f"llama-{hidden}x{layers}", hidden, layers)
+            runs = contenders(ckpt, Path(tmp), args.threads, args.tokens, raw)
+        model = runs["codelm engine, PyTorch fp32"][2].model
+        params, per_token = sum(p.numel() for p in model.parameters()), read_params(model)
+        auto = resolve_dtype("auto", torch.device("cpu"), params)
+        med, bw = measure(runs, args.repeats, buf)
+        for llm in raw:
+            llm.close()  # now, not in __del__ at exit (llama-cpp-python's bindings are gone by then)
+        pytorch = max(r for name, r in med.items() if name.startswith("codelm engine, PyTorch"))
+        ratio = pytorch / med["llama.cpp f32 (raw)"]
+        rows = []
+        print(f"\n{params / 1e6:.1f}M params, read bandwidth {bw / 1e9:.1f} GB/s")
+        for name, rate in med.items():
+            width = runs[name][0]
+            floor = bw / (per_token * width)  # tokens/s if only the weight reads took time
+            rows.append(f"| {name} | {rate:.1f} | {per_token * width / 1e6:.0f} | {rate / floor:.2f} |\n")
+            print(f"{name:40s} {rate:8.1f} tok/s  {rate / floor:5.2f} of the bandwidth floor")
+        print(f"best codelm PyTorch / llama.cpp f32: {ratio:.2f}")
+        profiles = []
+        if args.profile:
+            for name, (_, _fn, engine, *_rest) in runs.items():
+                if name.startswith("codelm engine, PyTorch") and "plain" not in name:
+                    prof = profile(engine, min(args.tokens, 32))
+                    print(f"\nprofile of {name}:\n{prof}")
+                    profiles.append(f"\nProfile of {name}: {prof}")
+        tables.append(
+            f"\n### {params / 1e6:.1f}M params (hidden {hidden}, {layers} layers)\n\n"
+            f"Read bandwidth (torch sum of 512 MiB, median): {bw / 1e9:.1f} GB/s; dtype auto picks "
+            f"{str(auto).removeprefix('torch.')} here.\n\n"
+            "| contender | tokens/s | weight MB read per token | fraction of bandwidth floor |\n"
+            "|---|---|---|---|\n"
+            + "".join(rows)
+            + f"\nbest codelm PyTorch / llama.cpp f32: **{ratio:.2f}**\n"
+            + "".join(profiles)
+        )
+    load_after = os.getloadavg()
     machine = (
-        f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"llama-cpp-python {llama_cpp.__version__}"
+        f"{platform.machine()}, {os.cpu_count()} cores, native bf16: {native_bf16()}, "
+        f"torch {torch.__version__}, llama-cpp-python {llama_cpp.__version__}"
     )
     section = (
-        f"\n## decode vs llama.cpp, {date.today()}\n\n"
-        f"Machine: {machine}; {args.threads} thread(s) each. Llama of {params / 1e6:.1f}M params "
-        f"(hidden {args.hidden}, {args.layers} layers, vocab {engine.vocab_size}), batch 1, greedy, "
-        f"{args.tokens} new tokens, median of {args.repeats} interleaved runs, load average {load:.1f}; "
-        "GGUF files from `codelm export gguf`.\n\n"
-        "| contender | tokens/s |\n|---|---|\n"
-        + "".join(f"| {name} | {rate:.1f} |\n" for name, rate in med.items())
-        + f"\ncodelm PyTorch fp32 / llama.cpp f32: **{ratio:.2f}** (target >= {TARGET}); codelm on the "
-        f"llama.cpp backend / raw llama.cpp f32: {overhead:.2f} (issue 17: >= 0.9).\n"
+        f"\n## decode vs llama.cpp and HF generate, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n"
+        f"Machine: {machine}; {args.threads} thread(s) each. Batch 1, greedy, {args.tokens} new tokens, "
+        f"median of {args.repeats} interleaved rounds; load average (1 min) {load_before[0]:.1f} before, "
+        f"{load_after[0]:.1f} after. GGUF files from `codelm export gguf`. Command: "
+        f"`python bench/decode.py --tokens {args.tokens} --repeats {args.repeats} --threads {args.threads} "
+        f"--sizes {args.sizes}`.\n" + "".join(tables)
     )
     if not args.no_record:
         path = Path(args.results)

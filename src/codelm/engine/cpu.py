@@ -2,10 +2,11 @@
 
 Batch-1 decode reads every weight once per token, so at ~200M parameters it is bound by memory
 bandwidth: bf16 weights halve the bytes. On CPUs with AVX512-BF16 or AMX the arithmetic is native
-too, but torch's plain bf16 `F.linear` on one row runs no faster than fp32 (bench/RESULTS.md,
-"decode: where the time goes"); oneDNN's kernel on a weight reordered once at load into its blocked
-layout (what inductor's freezing pass does for `torch.compile`) is what turns the halved bytes into
-speed. `pack_linears` swaps a loaded model's `nn.Linear`s for `PackedLinear`s holding that layout.
+too, but torch's plain bf16 `F.linear` on one row runs at about half fp32's speed (bench/decode.py,
+docs/models.md "Decode speed on CPU"); oneDNN's kernel on a weight reordered once at load into its
+blocked layout (what inductor's freezing pass does under `torch.compile`) is what turns the halved
+bytes into speed. `pack_linears` swaps a loaded model's `nn.Linear`s for `PackedLinear`s holding
+that layout.
 
 Only inference loads pack (`codelm.engine.loader`): a packed weight is a copy that training would
 not update, so an `Engine` wrapped around a live policy (RL rollouts) keeps plain linears.
@@ -21,8 +22,9 @@ import torch
 
 # /proc/cpuinfo flags of native bf16 arithmetic: AVX512-BF16 (Cooper Lake, Zen 4+) and AMX (Sapphire Rapids+)
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-# below this many parameters decode is bound by per-layer overhead, not by reading weights, and bf16
-# buys nothing measurable (bench/decode.py at 28M), while fp32 keeps tiny test models' greedy ties exact
+# below this many parameters decode time is mostly per-layer overhead, not weight reads: bf16 gained
+# ~1.2x at 28M against ~1.7x at 210M (bench/decode.py), too little to give up fp32's exact agreement
+# with fp32 references (and the tiny test models' greedy ties) by default
 AUTO_BF16_MIN_PARAMS = 64_000_000
 
 
