@@ -240,3 +240,19 @@ def test_plan_says_when_it_does_not_fit(capsys):
         == 0
     )
     assert "does not fit" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("replay", "steps"), [(0, 125), (0.25, 167), (0.5, 250)])
+def test_sft_epochs_count_passes_over_the_pairs_with_replay_on_top(replay, steps):
+    """1,000 pairs, 8 rows a step: one pass over the pairs is 125 steps; replayed rows add steps."""
+    import dataclasses
+    from importlib import resources
+
+    from codelm.recipes.schema import StagePaths
+
+    recipe = load_recipe(Path(str(resources.files("codelm.recipes") / "tiny.yaml")))
+    stage = recipe.stage("sft")
+    train = {**stage.train, "sft": {**stage.train["sft"], "replay_fraction": replay}}
+    stage = dataclasses.replace(stage, epochs=1, train=train)
+    paths = StagePaths("<init>", "<tok>", "<run>/shards", "<run>/stages/sft", "<sft.jsonl>", records=1000)
+    assert recipe.train_config(stage, paths).run.max_steps == steps

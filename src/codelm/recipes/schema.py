@@ -135,7 +135,8 @@ class StageSpec:
     tokens: float | None = None  # training tokens, for planning and the step count (rl: sampled ones)
     seq_len: int = 2048
     data: str | None = None  # SFT/DPO/RL JSONL, or a derivation name (see recipes/derive.py)
-    epochs: float | None = None  # SFT/DPO/RL passes over their data (RL: over the problems)
+    # SFT/DPO/RL passes over their data (RL: over the problems; SFT: replayed rows come on top)
+    epochs: float | None = None
     fim_rate: float = 0.0
     fim_spm_rate: float | None = None
     rope_theta: float | None = None  # long context: a new RoPE base
@@ -272,7 +273,10 @@ def stage_raw(stage: StageSpec, paths: StagePaths) -> dict[str, Any]:
         if paths.heldout:
             section["heldout"] = paths.heldout
         rows = paths.records * (2 if stage.kind == "dpo" else 1)
-        steps = math.ceil((stage.epochs or 1) * (rows if stage.kind == "sft" else paths.records) / seqs)
+        steps = (stage.epochs or 1) * (rows if stage.kind == "sft" else paths.records) / seqs
+        if stage.kind == "sft":  # epochs count passes over the SFT data: replayed rows come on top
+            steps /= 1 - float((train.get("sft") or {}).get("replay_fraction") or 0)
+        steps = math.ceil(steps)
     run.setdefault("max_steps", max(1, steps or 1))
     optim = train.pop("optim", None) or {}
     if stage.warmup_fraction is not None:
