@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from codelm.engine.scheduler import QueueFullError, Scheduler
+from codelm.engine.scheduler import QueueFullError, Scheduler, length_groups
 
 PROMPTS = ["import os\n", "def add(a, b):\n", "class Stack:\n    def __init__(self):\n", "x = [1, 2"]
 
@@ -149,3 +149,32 @@ def test_events_carry_logprobs(tiny_engine, scheduler):
     assert ticket.done.wait(60)
     streamed = [lp for ev in events for lp in (ev.logprobs or [])]
     assert streamed == ticket.result().completions[0].logprobs and len(streamed) == 12
+
+
+def test_length_groups_bound_padding_and_keep_every_row(tiny_engine):
+    e = tiny_engine("llama")
+    prompts = ["x", "def f():\n", "import os\n" * 3, "import os\n" * 3 + "y", "class A:\n" * 12]
+    rows = [r for p in prompts for r in e.build_rows(e.completion_request(p, n=2, temperature=0.5))[1]]
+    groups = length_groups(rows, slack=0.15)
+    assert sorted(map(id, (r for g in groups for r in g))) == sorted(map(id, rows))
+    for g in groups:
+        lengths = [len(r.prompt_ids) for r in g]
+        assert max(lengths) * len(g) <= 1.15 * sum(lengths)
+    assert 1 < len(groups) < len(rows)  # the n samples of one prompt share a group; 12x apart do not
+    assert len(length_groups(rows, slack=100)) == 1
+
+
+def test_mixed_lengths_admitted_together_match_offline(tiny_engine):
+    e = tiny_engine("llama")
+    prompts = ["x", "import os\n" * 2, "class A:\n" * 10, "def add(a, b):\n" * 3]
+    reqs = [e.completion_request(p, max_new_tokens=12, temperature=0.0, ignore_eos=True) for p in prompts]
+    s = Scheduler(e)  # not started: everything is pending when the worker admits for the first time
+    tickets = [collect(s, r)[0] for r in reqs]
+    s.start()
+    try:
+        assert all(t.done.wait(60) for t in tickets)
+        assert s.stats.max_rows == len(reqs)  # one admission, several prefill groups, one batch
+        offline = [r.completions[0].token_ids for r in e.generate(reqs)]
+        assert [t.result().completions[0].token_ids for t in tickets] == offline
+    finally:
+        s.close()
