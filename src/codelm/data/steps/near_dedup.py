@@ -14,9 +14,10 @@ document: 512 bytes at the default 128 permutations) and keys, hashing the shard
 documents' texts, a batch at a time, to verify pairs by exact Jaccard (their shingle sets spill to
 a temporary file past 64 MB, see `codelm.data.lsh.SetStore`); `apply` drops each shard's
 duplicates. Same kept copies as in-process, for any sharding. So the sharded path's memory is
-O(documents) (signatures, ids, bucket keys, pairs: about 2 KB per document), not O(text): peak RSS
-of `codelm data curate` grows from 268 to 295 MB between 3x and 10x the stdlib (94 -> 312 MB of
-text; bench/dedup_memory.py). The in-process `run` holds its input, as any global step does.
+O(documents) (signatures, ids, bucket keys, pairs: a few KB per document), not O(text): peak RSS
+of `codelm data curate` grows from 247 to 313 MB between 3x and 10x the stdlib (94 -> 312 MB of
+text; before: 357 -> 822 MB; bench/dedup_memory.py). The in-process `run` holds its input, as any
+global step does.
 """
 
 from __future__ import annotations
