@@ -23,7 +23,7 @@ import torch
 # /proc/cpuinfo flags of native bf16 arithmetic: AVX512-BF16 (Cooper Lake, Zen 4+) and AMX (Sapphire Rapids+)
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 # below this many parameters decode time is mostly per-layer overhead, not weight reads: bf16 gained
-# ~1.2x at 28M against ~1.7x at 210M (bench/decode.py), too little to give up fp32's exact agreement
+# ~1.2x at 28M against ~1.6x at 210M (bench/decode.py), too little to give up fp32's exact agreement
 # with fp32 references (and the tiny test models' greedy ties) by default
 AUTO_BF16_MIN_PARAMS = 64_000_000
 
