@@ -277,6 +277,7 @@ def measure_peaks(device: torch.device, precisions: list[str], into: dict[str, l
     """The matmul peak of each precision now, by the function the training logs use (metrics.py)."""
     for p in dict.fromkeys(["fp32", *precisions]):
         into.setdefault(p, []).append(measure_matmul_tflops(device, p))
+        print(f"matmul peak {p}: {into[p][-1]:.3f} TFLOP/s (load average {load_average()})", flush=True)
 
 
 def load_average() -> str:
