@@ -23,13 +23,12 @@ import gzip
 import json
 import os
 import platform
-import statistics
 import subprocess
 import tempfile
 from datetime import date
 from pathlib import Path
 
-from sandbox import codelm_cli_run, evalplus_run  # bench/sandbox.py: the same runs for MBPP+
+from sandbox import codelm_cli_run, cold_warm_rows, evalplus_run  # bench/sandbox.py: the same runs for MBPP+
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "HumanEvalPlus.jsonl.gz"
@@ -81,27 +80,7 @@ def main() -> None:
                     runs.setdefault((name, state), []).append((wall, cpu))
                     print(f"{name} {state}: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
     after = os.getloadavg()[0]
-    rows, ratios, differ = [], {}, {}
-    for state in ("cold", "warm"):
-        theirs, ours = verdicts["evalplus", state], verdicts["codelm", state]
-        differ[state] = sorted(t for t in ours if ours[t] != theirs[t])
-        a_runs, o_runs = runs["evalplus", state], runs["codelm", state]
-        ratios[state] = statistics.median(x[0] / y[0] for x, y in zip(a_runs, o_runs, strict=True))
-        (a, a_cpu), (o, o_cpu) = (
-            (statistics.median(w for w, _ in r), statistics.median(c for _, c in r)) for r in (a_runs, o_runs)
-        )
-        counts = [(sum(b for b, _ in v.values()), sum(p for _, p in v.values())) for v in (theirs, ours)]
-        walls = [", ".join(f"{w:.1f}" for w, _ in r) for r in (a_runs, o_runs)]
-        print(
-            f"{state}: evalplus runs {walls[0]} s, codelm runs {walls[1]} s; ratio {ratios[state]:.2f}x wall"
-        )
-        rows.append(
-            f"| {state}: wall | {a:.1f} s ({walls[0]}) | {o:.1f} s ({walls[1]}) | {ratios[state]:.2f} | "
-            f"{'>= 3' if state == 'warm' else ''} |\n"
-            f"| {state}: CPU | {a_cpu:.1f} s | {o_cpu:.1f} s | {a_cpu / o_cpu:.2f} | |\n"
-            f"| {state}: base / plus passed | {counts[0][0]} / {counts[0][1]} "
-            f"| {counts[1][0]} / {counts[1][1]} | | |\n"
-        )
+    rows, ratios, differ = cold_warm_rows(verdicts, runs, "")
     unexplained = sorted({t for ts in differ.values() for t in ts if t not in KNOWN})
     print(f"verdicts differ on {differ}; unexplained: {unexplained or 'none'}")
     machine = f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"

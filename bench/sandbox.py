@@ -129,6 +129,33 @@ def codelm_cli_run(dataset: str, samples: Path, data: Path, workers: int, cache:
     return wall, cpu, verdicts
 
 
+def cold_warm_rows(
+    verdicts: dict[tuple[str, str], dict], runs: dict[tuple[str, str], list[tuple[float, float]]], label: str
+) -> tuple[list[str], dict[str, float], dict[str, list[str]]]:
+    """EvalPlus against codelm per cache state: RESULTS.md rows (wall, CPU, base / plus passed), the
+    median per-pair wall ratio and the task ids whose (base, plus) verdicts differ."""
+    rows, ratios, differ = [], {}, {}
+    for state in ("cold", "warm"):
+        theirs, ours = verdicts["evalplus", state], verdicts["codelm", state]
+        differ[state] = sorted(t for t in theirs.keys() | ours.keys() if ours.get(t) != theirs.get(t))
+        a_runs, o_runs = runs["evalplus", state], runs["codelm", state]
+        ratios[state] = statistics.median(x[0] / y[0] for x, y in zip(a_runs, o_runs, strict=True))
+        (a, a_cpu), (o, o_cpu) = (
+            (statistics.median(w for w, _ in r), statistics.median(c for _, c in r)) for r in (a_runs, o_runs)
+        )
+        counts = [(sum(b for b, _ in v.values()), sum(p for _, p in v.values())) for v in (theirs, ours)]
+        walls = [", ".join(f"{w:.1f}" for w, _ in r) for r in (a_runs, o_runs)]
+        print(f"{label}{state}: evalplus {walls[0]} s, codelm {walls[1]} s; ratio {ratios[state]:.2f}x wall")
+        rows.append(
+            f"| {state}: wall | {a:.1f} s ({walls[0]}) | {o:.1f} s ({walls[1]}) | {ratios[state]:.2f} | "
+            f"{'>= 3' if state == 'warm' else ''} |\n"
+            f"| {state}: CPU | {a_cpu:.1f} s | {o_cpu:.1f} s | {a_cpu / o_cpu:.2f} | |\n"
+            f"| {state}: base / plus passed | {counts[0][0]} / {counts[0][1]} "
+            f"| {counts[1][0]} / {counts[1][1]} | | |\n"
+        )
+    return rows, ratios, differ
+
+
 def compare_mbpp_plus(data: Path, workers: int, repeats: int, results: Path) -> float:
     """EvalPlus against codelm on MBPP+'s canonical solutions: one cold pair, ``repeats`` warm pairs."""
     records = [json.loads(line) for line in data.read_text().splitlines() if line.strip()]
@@ -152,25 +179,7 @@ def compare_mbpp_plus(data: Path, workers: int, repeats: int, results: Path) -> 
                 runs.setdefault((name, state), []).append((wall, cpu))
                 print(f"MBPP+ {name} {state}: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
     after = os.getloadavg()[0]
-    rows, ratios, differ = [], {}, {}
-    for state in ("cold", "warm"):
-        theirs, ours = verdicts["evalplus", state], verdicts["codelm", state]
-        differ[state] = sorted(t for t in theirs.keys() | ours.keys() if ours.get(t) != theirs.get(t))
-        a_runs, o_runs = runs["evalplus", state], runs["codelm", state]
-        ratios[state] = statistics.median(x[0] / y[0] for x, y in zip(a_runs, o_runs, strict=True))
-        (a, a_cpu), (o, o_cpu) = (
-            (statistics.median(w for w, _ in r), statistics.median(c for _, c in r)) for r in (a_runs, o_runs)
-        )
-        counts = [(sum(b for b, _ in v.values()), sum(p for _, p in v.values())) for v in (theirs, ours)]
-        walls = [", ".join(f"{w:.1f}" for w, _ in r) for r in (a_runs, o_runs)]
-        print(f"MBPP+ {state}: evalplus {walls[0]} s, codelm {walls[1]} s; ratio {ratios[state]:.2f}x wall")
-        rows.append(
-            f"| {state}: wall | {a:.1f} s ({walls[0]}) | {o:.1f} s ({walls[1]}) | {ratios[state]:.2f} | "
-            f"{'>= 3' if state == 'warm' else ''} |\n"
-            f"| {state}: CPU | {a_cpu:.1f} s | {o_cpu:.1f} s | {a_cpu / o_cpu:.2f} | |\n"
-            f"| {state}: base / plus passed | {counts[0][0]} / {counts[0][1]} "
-            f"| {counts[1][0]} / {counts[1][1]} | | |\n"
-        )
+    rows, ratios, differ = cold_warm_rows(verdicts, runs, "MBPP+ ")
     print(f"MBPP+ verdicts differ on {differ}")
     section = (
         f"\n## sandbox (MBPP+ against EvalPlus 0.3.1), {date.today()}\n\n"
