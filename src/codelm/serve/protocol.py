@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from codelm.engine.params import MAX_STOP_LENGTH, MAX_STOP_STRINGS, SEED_MAX, SEED_MIN
+from codelm.errors import check_unicode
 
 
 class _Schema(BaseModel):
@@ -41,23 +42,8 @@ class _Request(_Schema):
     @field_validator("*", mode="after")
     @classmethod
     def _valid_unicode(cls, value: Any) -> Any:
-        _check_unicode(value)
+        check_unicode(value)
         return value
-
-
-def _check_unicode(value: Any) -> None:
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            code = ord(value[exc.start])
-            raise ValueError(
-                f"holds an unpaired surrogate (U+{code:04X} at character {exc.start}), which is not "
-                "valid Unicode text"
-            ) from None
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _check_unicode(item)
 
 
 _STOP_STRING = {"type": "string", "minLength": 1, "maxLength": MAX_STOP_LENGTH}

@@ -103,3 +103,18 @@ def test_refusals(tiny_checkpoint, tmp_path):
         run_eval(
             EvalOptions(tasks=("fim-loss",), output=tmp_path / "b", progress=False), SamplesBackend(samples)
         )
+
+
+@pytest.mark.parametrize("name", ["fim-loss", "perplexity", "humaneval"])
+def test_a_lone_surrogate_in_a_task_file_is_refused_in_one_line(name, tmp_path):
+    """JSON can escape an unpaired surrogate, which no tokenizer takes: the file is refused naming
+    the record, before any model work, instead of a tokenizer traceback."""
+    from codelm.errors import CodelmError
+    from codelm.eval.tasks.data import Source
+
+    path = tmp_path / "bad.jsonl"
+    path.write_text(
+        '{"task_id": "a", "text": "ok"}\n{"task_id": "b", "text": "x = \'\\ud800\'", "prompt": "p"}\n'
+    )
+    with pytest.raises(CodelmError, match=r"record 2 holds an unpaired surrogate \(U\+D800"):
+        get_task(name).load(Source(path=path))

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from codelm.errors import CodelmError
+from codelm.errors import CodelmError, check_unicode
 
 from ..execution import ExecutionPool
 from ..generation import Backend, Generated, GenRequest, GenSettings, single_turn
@@ -91,6 +91,11 @@ class Task:
     def from_records(self, records: list[dict], origin: str) -> list[Any]:
         """Problems of ``records`` (read from ``origin``), without the ``excluded`` ones."""
         try:
+            for number, record in enumerate(records, start=1):
+                try:
+                    check_unicode(record)
+                except ValueError as exc:
+                    raise ValueError(f"record {number} {exc}") from None
             problems = self.parse(records, origin)
         except (KeyError, TypeError, ValueError) as exc:
             raise CodelmError(f"{self.name}: cannot read problems from {origin}: {exc}") from exc
