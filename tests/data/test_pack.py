@@ -9,7 +9,7 @@ from transformers import AutoTokenizer
 
 from codelm.cli import main
 from codelm.data.document import DataError
-from codelm.data.pack import pack
+from codelm.data.pack import PackConfig, pack
 from codelm.train.shards import ShardReader, read_index
 
 TEXTS = [
@@ -68,6 +68,21 @@ def test_fim_pieces_are_the_family_format_and_restore_the_document(
         else:  # Seed-Coder SPM: <suf> S <pre> P <mid> M
             s, p, m = ids[cut[suf] + 1 : cut[pre]], ids[cut[pre] + 1 : cut[mid]], ids[cut[mid] + 1 :]
         assert tok.decode(p) + tok.decode(m) + tok.decode(s) == text
+
+
+def test_line_rate_cuts_whole_lines_and_is_recorded(corpus, tmp_path, tiny_checkpoint):
+    tok_dir = tiny_checkpoint("llama")
+    out = pack([corpus], tok_dir, tmp_path / "shards", fim_rate=1.0, fim_line_rate=1.0, seed=3)
+    assert read_index(out)["lineage"]["fim_line_rate"] == 1.0
+    tok = AutoTokenizer.from_pretrained(tok_dir)
+    mid = tok.convert_tokens_to_ids("<fim_middle>")
+    for i, text in enumerate(TEXTS):
+        ids = ShardReader(out).document(i).tolist()
+        middle = tok.decode(ids[ids.index(mid) + 1 :])
+        assert middle.strip() and (text.startswith(middle) or "\n" + middle in text)  # from a line start
+        assert middle.endswith("\n") or text.endswith(middle)  # to a line end
+    with pytest.raises(DataError, match="fim_line_rate must be in"):
+        PackConfig(fim_rate=0.5, fim_line_rate=1.5)
 
 
 def test_pack_is_deterministic_and_refuses_to_clobber(corpus, tmp_path, tiny_checkpoint):

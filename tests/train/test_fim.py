@@ -8,14 +8,14 @@ import pytest
 from codelm.errors import UnsupportedFeatureError
 from codelm.models import get_family
 from codelm.models.formats import render_fim
-from codelm.train.fim import FimTransform, chunk_text
+from codelm.train.fim import FimTransform, chunk_text, line_split_points
 
 TEXT = "import os\n\n\ndef walk(root):\n    for d, _, files in os.walk(root):\n        yield d, files\n"
 
 
-def transform(tokenizer_of, family, rate=1.0, spm=None, max_tokens=2048):
+def transform(tokenizer_of, family, rate=1.0, spm=None, max_tokens=2048, line=0.0):
     tok = tokenizer_of(family)
-    return tok, FimTransform(get_family(family), tok, rate, spm, max_tokens=max_tokens)
+    return tok, FimTransform(get_family(family), tok, rate, spm, line, max_tokens=max_tokens)
 
 
 @pytest.mark.parametrize("family", ["llama", "codegemma", "stablecode", "seedcoder"])
@@ -77,3 +77,39 @@ def test_codegen1_refuses_fim(tokenizer_of):
         transform(tokenizer_of, "codegen1", rate=0.5)
     tok, fim = transform(tokenizer_of, "codegen1", rate=0.0)
     assert fim(np.arange(5), np.random.default_rng(0))[0].ids == [0, 1, 2, 3, 4]
+
+
+def test_line_spans_are_whole_non_blank_lines_half_of_them_single():
+    lines = TEXT.splitlines(keepends=True)
+    starts = {sum(map(len, lines[:i])) for i in range(len(lines) + 1)}
+    single = 0
+    for seed in range(400):
+        a, b = line_split_points(TEXT, np.random.default_rng(seed))
+        assert a in starts and b in starts and a < b  # cut at line starts: the middle is whole lines
+        middle = TEXT[a:b]
+        assert middle.splitlines()[0].strip()  # it starts at a non-blank line
+        single += middle.count("\n") == 1
+    assert 0.45 < single / 400 < 0.75  # half are single lines, plus multi-line draws of one line
+    assert line_split_points("\n  \n", np.random.default_rng(0)) is None
+    assert line_split_points("x = 1", np.random.default_rng(0)) == (0, 5)  # no final newline
+
+
+def test_line_rate_makes_line_middles(tokenizer_of):
+    tok, mixed = transform(tokenizer_of, "llama", rate=1.0, line=0.5)
+    _, lines = transform(tokenizer_of, "llama", rate=1.0, line=1.0)
+    ids = np.asarray(tok(TEXT, add_special_tokens=False)["input_ids"])
+
+    def middles(fim):
+        out = []
+        for i in range(200):
+            text = tok.decode(fim(ids, np.random.default_rng([1, i]))[0].ids)
+            out.append(text.split("<fim_middle>")[1] if "<fim_middle>" in text else text)
+        return out
+
+    whole = middles(lines)
+    assert all(m.endswith("\n") and TEXT.count(m) >= 1 for m in whole)
+    assert all(TEXT.startswith(m) or "\n" + m in TEXT for m in whole)  # starts at a line start
+    share = sum(m.endswith("\n") for m in middles(mixed)) / 200
+    assert 0.4 < share < 0.8  # line middles plus character middles that happen to end a line
+    with pytest.raises(Exception, match="line share"):
+        transform(tokenizer_of, "llama", line=1.5)

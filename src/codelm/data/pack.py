@@ -56,13 +56,15 @@ class PackConfig:
 
     fim_rate: float = 0.0  # share of documents FIM-permuted here (0: none; or FIM on the fly in training)
     fim_spm_rate: float | None = None  # share of FIM documents in SPM order (default: the family's order)
+    fim_line_rate: float = 0.0  # share of FIM documents whose middle is whole lines (train/fim.py)
     seed: int = 0  # FIM draws are seeded by (seed, document position)
     max_document_tokens: int = 8192  # longer documents are cut at line ends
     tokens_per_shard: int = 1 << 26
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.fim_rate <= 1.0 or not 0.0 <= (self.fim_spm_rate or 0.0) <= 1.0:
-            raise DataError("pack: fim_rate and fim_spm_rate must be in [0, 1]")
+        rates = (self.fim_rate, self.fim_spm_rate or 0.0, self.fim_line_rate)
+        if not all(0.0 <= r <= 1.0 for r in rates):
+            raise DataError("pack: fim_rate, fim_spm_rate and fim_line_rate must be in [0, 1]")
         if self.max_document_tokens < 1 or self.tokens_per_shard < 1:
             raise DataError("pack: max_document_tokens and tokens_per_shard must be >= 1")
 
@@ -132,6 +134,7 @@ def pack(
     family: str | None = None,
     fim_rate: float = 0.0,
     fim_spm_rate: float | None = None,
+    fim_line_rate: float = 0.0,
     seed: int = 0,
     max_document_tokens: int = 8192,
     tokens_per_shard: int = 1 << 26,
@@ -149,10 +152,15 @@ def pack(
         raise DataError("FIM needs the target family's sentinels: pass --family")
     tok = load_tokenizer(str(tokenizer_dir))
     # validates the sentinels before anything is written
-    fim = FimTransform(fam, tok, fim_rate, fim_spm_rate, max_tokens=max_document_tokens) if fim_rate else None
+    fim = (
+        FimTransform(fam, tok, fim_rate, fim_spm_rate, fim_line_rate, max_tokens=max_document_tokens)
+        if fim_rate
+        else None
+    )
     settings = {
         "fim_rate": fim_rate,
         "fim_spm_rate": fim.spm_rate if fim else None,
+        "fim_line_rate": fim_line_rate if fim else 0.0,
         "seed": seed,
         "max_document_tokens": max_document_tokens,
     }
@@ -269,6 +277,9 @@ def add_pack_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fim-spm-rate", type=float, help="share of FIM documents in SPM order (default: family's)"
     )
+    p.add_argument(
+        "--fim-line-rate", type=float, help="share of FIM documents whose middle is whole lines (default 0)"
+    )
     p.add_argument("--seed", type=int, help="FIM draws are seeded by (seed, document position); default 0")
     p.add_argument("--max-document-tokens", type=int, help="longer documents are cut at lines (default 8192)")
     p.add_argument("--tokens-per-shard", type=int, help=f"default {1 << 26}")
@@ -282,7 +293,8 @@ def pack_from_args(args: argparse.Namespace) -> Path | None:
     from codelm.config import config_from_args, dump
     from codelm.train.shards import read_index
 
-    flags = {k: getattr(args, k) for k in ("fim_rate", "fim_spm_rate", "seed", "max_document_tokens")}
+    names = ("fim_rate", "fim_spm_rate", "fim_line_rate", "seed", "max_document_tokens")
+    flags = {k: getattr(args, k) for k in names}
     flags["tokens_per_shard"] = args.tokens_per_shard
     config = config_from_args(PackConfig, args, flags, "pack config")
     if args.print_config:

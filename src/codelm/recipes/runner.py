@@ -239,7 +239,7 @@ def step_pack(ctx: RunContext, name: str) -> dict[str, Any]:
         [ctx.path("split", "train.jsonl")], tokenizer_path(ctx), ctx.path("shards"), **common, **settings
     )
     # the held-out split as shards too, without FIM: pretraining's held-out loss curve reads them
-    settings |= {"fim_rate": 0.0, "fim_spm_rate": None}
+    settings |= {"fim_rate": 0.0, "fim_spm_rate": None, "fim_line_rate": 0.0}
     heldout = pack(
         [ctx.path("split", "heldout.jsonl")],
         tokenizer_path(ctx),

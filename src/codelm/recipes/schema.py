@@ -139,6 +139,7 @@ class StageSpec:
     epochs: float | None = None
     fim_rate: float = 0.0
     fim_spm_rate: float | None = None
+    fim_line_rate: float = 0.0  # share of FIM examples whose middle is whole lines (train/fim.py)
     rope_theta: float | None = None  # long context: a new RoPE base
     warmup_fraction: float | None = None  # warmup as a share of the stage's steps (SFT: 10%)
     train: dict[str, Any] = field(default_factory=dict)  # `codelm train` sections (checked at load)
@@ -148,6 +149,7 @@ class StageSpec:
         _check(self.tokens is None or self.tokens > 0, f"stage {self.name}: tokens must be positive")
         _check(self.seq_len > 1, f"stage {self.name}: seq_len must be > 1")
         _check(0 <= self.fim_rate <= 1, f"stage {self.name}: fim_rate in [0, 1]")
+        _check(0 <= self.fim_line_rate <= 1, f"stage {self.name}: fim_line_rate in [0, 1]")
 
 
 @dataclass
@@ -260,6 +262,7 @@ def stage_raw(stage: StageSpec, paths: StagePaths) -> dict[str, Any]:
             "shards": [paths.shards],
             "fim_rate": stage.fim_rate,
             "fim_spm_rate": stage.fim_spm_rate,
+            "fim_line_rate": stage.fim_line_rate,
         }
         if paths.heldout_shards:
             section["heldout_shards"] = [paths.heldout_shards]

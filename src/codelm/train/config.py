@@ -63,6 +63,7 @@ class PretrainConfig:
     shards: list[str] = field(default_factory=list)  # shard directories (train/shards.py), read in order
     fim_rate: float = 0.0  # share of documents FIM-permuted on the fly (0.5 Seed-Coder, 0.9 CodeGemma)
     fim_spm_rate: float | None = None  # share of FIM documents in SPM order (default: the family's order)
+    fim_line_rate: float = 0.0  # share of FIM documents whose middle is whole lines (train/fim.py)
     shuffle: bool = True  # a seeded document order per epoch
     row_shuffle: int = 0  # rows read ahead and handed out shuffled, so a batch mixes documents (0: off)
     heldout_shards: list[str] = field(default_factory=list)  # never trained on: held-out loss (no FIM)
@@ -76,6 +77,7 @@ class PretrainConfig:
         _check(
             self.fim_spm_rate is None or 0.0 <= self.fim_spm_rate <= 1.0, "pretrain.fim_spm_rate in [0, 1]"
         )
+        _check(0.0 <= self.fim_line_rate <= 1.0, "pretrain.fim_line_rate must be in [0, 1]")
 
 
 @dataclass
@@ -90,6 +92,7 @@ class SFTConfig:
     replay_fraction: float = 0.0
     replay_fim_rate: float = 0.0
     replay_fim_spm_rate: float | None = None
+    replay_fim_line_rate: float = 0.0
 
     def __post_init__(self) -> None:
         _check(bool(self.data), "sft.data: a JSONL file")

@@ -135,5 +135,6 @@ class PretrainSource:
             ],
             "fim_rate": self.fim.rate,
             "fim_spm_rate": self.fim.spm_rate,
+            "fim_line_rate": self.fim.line_rate,
             "position": self.state_dict(),
         }

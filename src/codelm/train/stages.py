@@ -56,7 +56,7 @@ class Stage:
 def _pretrain_source(
     cfg: TrainConfig,
     shards: list[str],
-    fim: tuple[float, float | None],
+    fim: tuple[float, float | None, float],
     tokenizer: Any,
     family: Family,
     seed: int,
@@ -83,7 +83,7 @@ def _with_replay(cfg: TrainConfig, source: Any, tokenizer: Any, family: Family) 
     from codelm.train.row_shuffle import RowShuffle
 
     data, seed = cfg.data, cfg.run.seed + 1
-    fim = (data.replay_fim_rate, data.replay_fim_spm_rate)
+    fim = (data.replay_fim_rate, data.replay_fim_spm_rate, data.replay_fim_line_rate)
     rows = _pretrain_source(cfg, data.replay_shards, fim, tokenizer, family, seed)
     return Replay(source, RowShuffle(rows, 1024, seed), data.replay_fraction)
 
@@ -95,7 +95,7 @@ def build_stage(
     seed, seq_len, mode = cfg.run.seed, cfg.batch.seq_len, cfg.model.packed_attention
     if cfg.stage == "pretrain":
         data = cfg.data
-        fim = (data.fim_rate, data.fim_spm_rate)
+        fim = (data.fim_rate, data.fim_spm_rate, data.fim_line_rate)
         source = _pretrain_source(cfg, data.shards, fim, tokenizer, family, seed, data.shuffle)
         if cfg.data.row_shuffle:
             from codelm.train.row_shuffle import RowShuffle
