@@ -79,15 +79,19 @@ class ExecutionPool:
         self.start()
         limits = limits or self.limits
         jobs: queue.SimpleQueue = queue.SimpleQueue()
-        count = 0
-        for count, program in enumerate(programs, start=1):
-            jobs.put((count - 1, program))
+        listed = list(enumerate(programs))
+        count = len(listed)
+        # Longest first where programs say what they cost (sorted is stable: the rest keep their
+        # order), so no worker is left with one long program at the end while the others idle.
+        for index, program in sorted(listed, key=lambda item: -item[1].cost):
+            jobs.put((index, program))
         done: queue.SimpleQueue = queue.SimpleQueue()
 
         def serve(worker: SandboxWorker) -> None:
             # Two jobs in flight per worker: the next one is already queued when a sample ends, so
             # the worker never waits for this thread to be scheduled (it matters on a busy machine).
-            in_flight: collections.deque[tuple[int, Program, bool]] = collections.deque()
+            # Each entry: index, program, retried, the checks an undecided first run settled
+            in_flight: collections.deque[tuple[int, Program, bool, Mapping]] = collections.deque()
             try:
                 while True:
                     while len(in_flight) < _PIPELINE_DEPTH:
@@ -96,19 +100,26 @@ class ExecutionPool:
                         except queue.Empty:
                             break
                         worker.submit(program, limits)
-                        in_flight.append((index, program, False))
+                        in_flight.append((index, program, False, {}))
                     if not in_flight:
                         return
-                    index, program, retried = in_flight.popleft()
+                    index, program, retried, settled = in_flight.popleft()
                     result = worker.collect()
-                    if result.status is Status.ERROR and not retried:
+                    if result.undecided and program.fallback is not None:
+                        # verify could not tell: the fallback (a comparison in the sandbox) decides
+                        worker.submit(program.fallback, limits)
+                        in_flight.append((index, program.fallback, False, result.settles))
+                        continue
+                    if result.status is Status.ERROR and not retried and not result.undecided:
                         # the harness failed, not the sample: run it once more before saying so
                         log.info("sandbox error, retrying once: %s", result.detail[:200])
                         worker.submit(program, limits)
-                        in_flight.append((index, program, True))
+                        in_flight.append((index, program, True, settled))
                         continue
-                    if result.status is Status.ERROR:
+                    if result.status is Status.ERROR and retried:
                         result = dataclasses.replace(result, detail=f"{result.detail} (after one retry)")
+                    if settled:
+                        result = dataclasses.replace(result, settles={**settled, **result.settles})
                     done.put((index, result))
             except BaseException as exc:  # a harness bug: hand it to the consumer thread
                 done.put((in_flight[0][0] if in_flight else -1, exc))

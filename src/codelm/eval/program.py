@@ -94,6 +94,10 @@ class Program:
     # cannot reach what ``verify`` compares against.
     result_file: str | None = None
     verify: Callable[[ExecResult], ExecResult] | None = field(default=None, compare=False)
+    # Run instead when ``verify`` cannot tell (``ExecResult.undecided``: MBPP+'s digests differ);
+    # the checks the first run settled stand
+    fallback: Program | None = field(default=None, compare=False, repr=False)
+    cost: float = 0.0  # expected seconds, if known: the pool starts the costliest programs first
 
     def __post_init__(self) -> None:
         for name in ("argv", "compile_argv"):  # accept lists, keep the dataclass immutable
@@ -134,6 +138,7 @@ class ExecResult:
     # Verdicts of other checks of the same sample that this run settled too (``Program.verify`` may
     # judge several on one run's outputs: MBPP+'s base inputs are the first of its plus run's)
     settles: Mapping[str, ExecResult] = field(default_factory=dict, compare=False, repr=False)
+    undecided: bool = False  # ``verify`` could not tell: the program's ``fallback`` decides (else an error)
 
     @property
     def passed(self) -> bool:

@@ -11,7 +11,7 @@ import pytest
 from codelm.eval.execution import ExecutionPool
 from codelm.eval.program import Status
 from codelm.eval.tasks import mbpp_plus_check as check
-from codelm.eval.tasks.mbpp_plus import decode_outputs
+from codelm.eval.tasks.mbpp_plus import Digest, decode_outputs
 
 from ..conftest import assert_all_pass, assert_no_strays, load_task, score_canonical, score_samples
 
@@ -255,3 +255,68 @@ def test_ground_truth_is_cached_across_runs(loaded, pool, tmp_path, monkeypatch)
     assert TruthCache.default().root is None
     key = TruthCache.key("t", "a", b"b")
     assert key.startswith("t-") and key != TruthCache.key("t", "ab") and key == TruthCache.key("t", "a", b"b")
+
+
+def test_large_outputs_are_compared_by_digest_and_a_differing_digest_by_the_fallback(pool, monkeypatch):
+    """Outputs past DIGEST_BYTES leave the sandbox as the SHA-256 of their canonical bytes; equal
+    digests pass, and where they differ (equal values of other types, or wrong ones) the comparison
+    in the sandbox decides, with EvalPlus's rules; the checks settled before that input stand."""
+    import dataclasses
+
+    from codelm.eval.tasks.mbpp_plus import TASK as task
+
+    monkeypatch.setenv("CODELM_EVAL_CACHE", "off")
+    record = {
+        "task_id": "Mbpp/9001",
+        "prompt": '"""\nWrite a function f.\n"""\n',
+        "entry_point": "f",
+        "canonical_solution": "def f(n):\n    return list(range(n))\n",
+        "base_input": [[3], [5000]],
+        "plus_input": [[6000], [4]],
+        "atol": 0,
+        "assertion": "assert f(3) == [0, 1, 2]\n",
+    }
+    problem = task.prepare(task.parse([record], "test"), pool)[0]
+    assert [type(e) for e in problem.expected["plus"]] == [list, Digest, Digest, list]
+    # the candidate's case holds no reference to run; the fallback's, comparing in the sandbox, does
+    assert (
+        b"list(range(n))" not in problem.cases["plus"] and b"list(range(n))" in problem.fallback_cases["plus"]
+    )
+
+    def plus(completion: str, fallback: bool = True):
+        program = task.timed(task.programs(problem, completion)["plus"], problem, "plus", 3.0)
+        assert program.fallback is not None and program.fallback.timeout >= program.timeout + 10
+        return task.judge(pool.map([program if fallback else dataclasses.replace(program, fallback=None)])[0])
+
+    canonical = plus(record["canonical_solution"], fallback=False)  # equal digests: no fallback needed
+    assert canonical.status is Status.PASSED and canonical.settles["base"].passed
+    floats = "def f(n):\n    return [float(i) for i in range(n)]\n"  # == the ints, other bytes
+    undecided = plus(floats, fallback=False)
+    assert undecided.undecided and undecided.status is Status.ERROR and "digest" in undecided.detail
+    assert undecided.settles == {}  # the digest differs on a base input: nothing settled
+    assert plus(floats).status is Status.PASSED
+    wrong = "def f(n):\n    return list(range(n if n < 5500 else n - 1))\n"  # right on the base inputs
+    result = plus(wrong)
+    assert result.status is Status.FAILED and "expected" in result.detail
+    assert result.settles["base"].passed  # from the first run, before the differing digest
+    not_plain = "def f(n):\n    class L(list):\n        pass\n    return L(range(n))\n"
+    assert plus(not_plain).status is Status.PASSED  # no digest, then == as EvalPlus compares
+
+
+def test_truth_digests_only_where_equal_bytes_mean_equal_values():
+    big = list(range(5000))
+    tag, sha, floats = check.truth_digest(big, None)
+    assert (tag, floats) == ("#", 0) and sha == check.digest(list(range(5000)))
+    assert check.truth_digest([0.5] * 5000, None)[2] == 1  # a list of floats: the tolerance follows
+    assert check.truth_digest(big[:10], None) is None  # small: compared as values
+    assert check.truth_digest(big, "set_eq") is None  # an oracle compares otherwise
+    assert check.truth_digest([float("nan")] * 5000, None) is None  # NaN equals nothing
+    assert check.truth_digest(set(big), None) is None  # iteration order differs between processes
+    assert check.truth_digest([b"x"] * 5000, None) is None  # an array would marshal as bytes too
+    assert check.digest(object()) is None and check.digest(1) != check.digest(1.0)
+    assert decode_outputs(json.dumps([["#", sha, 1], ["#", None]]).encode()) == [
+        Digest(sha, True),
+        Digest(None),
+    ]
+    with pytest.raises(ValueError):
+        decode_outputs(b'[["#", "not hex"]]')

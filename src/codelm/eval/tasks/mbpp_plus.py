@@ -137,6 +137,9 @@ class Problem:
     cases: Mapping[str, bytes] = field(repr=False, compare=False, default_factory=dict)  # check -> case.pkl
     expected: Mapping[str, list] = field(repr=False, compare=False, default_factory=dict)  # check -> outputs
     time_limits: Mapping[str, list[float]] = field(repr=False, compare=False, default_factory=dict)
+    times: list[float] = field(repr=False, compare=False, default_factory=list)  # the reference's, per input
+    # check -> case.pkl comparing in the sandbox, for a candidate whose digests differ (``verify``)
+    fallback_cases: Mapping[str, bytes] = field(repr=False, compare=False, default_factory=dict)
 
     @property
     def prompt(self) -> str:
@@ -147,9 +150,12 @@ class Problem:
         return ORACLES.get(self.entry_point)
 
     def case(self, inputs: list, **extra: Any) -> bytes:
-        fields = {"entry_point": self.entry_point, "reference": self.reference, "inputs": inputs}
-        fields |= {"atol": self.atol, "oracle": self.oracle, **extra}
-        return pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
+        """A check program's case.pkl. A candidate's own outputs (``mode="outputs"``) need no
+        reference, so its case holds none: the sample cannot run it to forge its outputs."""
+        fields = {"entry_point": self.entry_point, "inputs": inputs, "atol": self.atol, "oracle": self.oracle}
+        if extra.get("mode") != "outputs":
+            fields["reference"] = self.reference
+        return pickle.dumps(fields | extra, protocol=pickle.HIGHEST_PROTOCOL)
 
     def inputs(self, check: str) -> list:
         return self.base_input + self.plus_input if check == "plus" else self.base_input
@@ -160,20 +166,34 @@ class Problem:
 
     def with_cases(self, expected: list | None = None, times: list | None = None) -> Problem:
         """This problem's check programs' inputs packed; with the expected outputs of all inputs
-        (known to this process only), the programs just report the candidate's outputs. ``times``
-        (the reference's seconds per input) give EvalPlus's per-input limits."""
-        mode = "outputs" if expected is not None else None
+        (known to this process only; large ones as ``Digest``), the programs just report the
+        candidate's outputs, and where digests are expected, the programs comparing in the sandbox
+        are kept as their fallback. ``times`` (the reference's seconds per input, required with
+        ``expected``) give EvalPlus's per-input limits."""
+        checks = ("plus", "base")
+        compared_here = {
+            check: self.case(self.inputs(check), restart=self.restart(check), **self.limits(check, times))
+            for check in checks
+        }
+        if expected is None:
+            return dataclasses.replace(self, cases=compared_here, expected={}, time_limits={}, times=[])
+        known = {"plus": expected, "base": expected[: len(self.base_input)]}
+        digests = {check: [i for i, e in enumerate(known[check]) if type(e) is Digest] for check in checks}
         cases = {
             check: self.case(
-                self.inputs(check), mode=mode, restart=self.restart(check), **self.limits(check, times)
+                self.inputs(check),
+                mode="outputs",
+                restart=self.restart(check),
+                digests=digests[check],
+                **self.limits(check, times),
             )
-            for check in ("plus", "base")
+            for check in checks
         }
-        known = {"plus": expected, "base": expected[: len(self.base_input)]} if expected is not None else {}
-        limits = {}
-        if times is not None:
-            limits = {check: input_limits(times)[: len(self.inputs(check))] for check in ("plus", "base")}
-        return dataclasses.replace(self, cases=cases, expected=known, time_limits=limits)
+        limits = {check: input_limits(times)[: len(self.inputs(check))] for check in checks}
+        fallback = {check: compared_here[check] for check in checks if digests[check]}
+        return dataclasses.replace(
+            self, cases=cases, expected=known, time_limits=limits, times=list(times), fallback_cases=fallback
+        )
 
     def limits(self, check: str, times: list | None) -> dict:
         """The case's per-input time limits: from the reference's times, or, where the check
@@ -273,10 +293,27 @@ class MbppPlusTask(Task):
                     settles={"base": len(problem.base_input)} if check == "plus" else None,
                 )
                 compared_here = {"result_file": OUTPUTS, "verify": judge}
+                if check in problem.fallback_cases:  # where the digests differ: compare in the sandbox
+                    fallback_files = {"case.pkl": problem.fallback_cases[check], "solution.py": solution}
+                    compared_here["fallback"] = Program(
+                        source=_check_source(), filename="check.py", files=fallback_files, exit_ok=False
+                    )
+                # the reference's time: the pool starts the longest programs first
+                compared_here["cost"] = sum(problem.times[: len(problem.inputs(check))])
             programs[check] = Program(
                 source=_check_source(), filename="check.py", files=files, exit_ok=False, **compared_here
             )
         return programs
+
+    def timed(self, program: Program, problem: Any, check: str, calibrated: float) -> Program:
+        """The check's limit; a fallback (which runs the reference too) gets that much more plus
+        4x the reference's time, at least 10 s: the candidate's own limits stay EvalPlus's."""
+        timed = super().timed(program, problem, check, calibrated)
+        if timed.fallback is None:
+            return timed
+        reference = sum(problem.times[: len(problem.inputs(check))])
+        fallback = dataclasses.replace(timed.fallback, timeout=timed.timeout + max(10.0, 4.0 * reference))
+        return dataclasses.replace(timed, fallback=fallback)
 
     def needs_calibration(self, problem: Problem) -> bool:
         return not problem.time_limits  # prepare timed the canonical solution on every input
@@ -302,6 +339,16 @@ class MbppPlusTask(Task):
 OUTPUTS = "outputs.json"
 
 
+@dataclass(frozen=True)
+class Digest:
+    """A large output as the SHA-256 of its canonical bytes (``mbpp_plus_check.canonical``; None:
+    the candidate's output has none, not being a plain value); ``floats``: the expected output is
+    a float or a list of floats (EvalPlus's tolerance becomes 1e-6 after it)."""
+
+    sha256: str | None
+    floats: bool = False
+
+
 _KINDS = {"l": list, "t": tuple, "S": set, "F": frozenset}
 _FLAT = {"s": str, "f": float, "b": bool, "i": int}  # mbpp_plus_check._FLAT: JSON holds them exactly
 
@@ -316,6 +363,11 @@ def _decode(item: Any) -> Any:
         return items if container is list else container(items)
     if tag in ("n", "b", "s"):
         return payload[0]
+    if tag == "#":
+        sha = payload[0]
+        if sha is not None and not (type(sha) is str and len(sha) == 64 and set(sha) <= _HEX):
+            raise ValueError("a digest is not 64 hex digits")
+        return Digest(sha, bool(payload[1]) if len(payload) > 1 else False)
     if tag == "i":
         return int(payload[0], 16) if len(payload[0]) <= MAX_HEX_DIGITS else _too_long()
     if tag == "f":
@@ -332,6 +384,7 @@ def _decode(item: Any) -> Any:
     return _KINDS[tag](items)
 
 
+_HEX = frozenset("0123456789abcdef")
 MAX_HEX_DIGITS = 1 << 22  # 16 Mbit integers: hex converts in linear time, so this only bounds memory
 
 
@@ -394,21 +447,36 @@ def decode_run(data: bytes) -> tuple[list, str | None]:
         raise ValueError(f"unreadable outputs: {exc}") from exc
 
 
+# first_failure: only a comparison in the sandbox can tell
+UNDECIDED = "its digest differs from the expected one's"
+
+
 def first_failure(
     outputs: list, error: str | None, expected: list, inputs: list, problem: Problem, restart: int | None
 ) -> tuple[int, str] | None:
-    """The first input whose output fails EvalPlus's rules (or is missing) and why; None: all pass."""
+    """The first input whose output fails EvalPlus's rules (or is missing) and why; None: all pass.
+    The reason is ``UNDECIDED`` where an expected digest differs from the output's first."""
     atol, oracle = problem.atol, problem.oracle
+    if oracle is None and error is None and outputs == expected:  # in C; digests equal field by field
+        if not any(type(e) is Digest for e in expected):
+            return None
     for index, (out, exp, inp) in enumerate(zip(outputs, expected, inputs)):  # noqa: B905 (outputs may stop early)
         if index == restart:  # the plus inputs: EvalPlus's second run starts with the task's atol
             atol = problem.atol
+        if type(exp) is Digest:
+            if type(out) is not Digest or out.sha256 is None or out.sha256 != exp.sha256:
+                return index, UNDECIDED
+            if atol == 0 and exp.floats:  # as matches() does after an exact match
+                atol = 1e-6
+            continue
+        if type(out) is Digest:  # written where a value was expected: not the check program's doing
+            return index, f"input #{index}: a digest where the output was expected"
         try:
             ok, atol = mbpp_plus_check.matches(out, exp, inp, atol, oracle)
         except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:  # e.g. not comparable
-            ok, reason = False, f"{type(exc).__name__}: {exc}"
-        else:
-            reason = f"got {mbpp_plus_check._short(out)}, expected {mbpp_plus_check._short(exp)}"
+            return index, f"input #{index}: {type(exc).__name__}: {exc}"[:500]
         if not ok:
+            reason = f"got {mbpp_plus_check._short(out)}, expected {mbpp_plus_check._short(exp)}"
             return index, f"input #{index}: {reason}"[:500]
     if len(outputs) < len(expected):
         return len(outputs), error or f"{len(outputs)} outputs for {len(expected)} inputs"
@@ -427,21 +495,28 @@ def verify(
 ) -> ExecResult:
     """The verdict on a candidate's outputs, compared here with EvalPlus's rules. ``settles``:
     other checks whose inputs are the first ``n`` of these ({check: n}), judged on the same
-    outputs (``ExecResult.settles``), as EvalPlus's own run of just those inputs would be."""
+    outputs (``ExecResult.settles``), as EvalPlus's own run of just those inputs would be. Where a
+    digest differs before any output fails, the result is ``undecided``: the pool runs the
+    program's fallback, which compares in the sandbox (the checks settled before it stand)."""
     try:
         outputs, error = decode_run(result.data or b"")
     except ValueError as exc:  # settles nothing: the other checks run on their own
         return dataclasses.replace(result, status=Status.FAILED, detail=str(exc)[:500], data=None)
     failure = first_failure(outputs, error, expected, inputs, problem, restart)
     passed = dataclasses.replace(result, data=None)
+    undecided = failure is not None and failure[1] == UNDECIDED
     also = {
         check: passed
         if failure is None or failure[0] >= count
         else dataclasses.replace(passed, status=Status.FAILED, detail=failure[1])
         for check, count in (settles or {}).items()
+        if not undecided or failure[0] >= count
     }
     if failure is None:
         return dataclasses.replace(passed, settles=also)
+    if undecided:
+        detail = f"input #{failure[0]}: {UNDECIDED}; no comparison in the sandbox to settle it"
+        return dataclasses.replace(passed, status=Status.ERROR, detail=detail, settles=also, undecided=True)
     return dataclasses.replace(passed, status=Status.FAILED, detail=failure[1], settles=also)
 
 

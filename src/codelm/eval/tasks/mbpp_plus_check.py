@@ -21,12 +21,13 @@ input``)``, EvalPlus's ``untrusted_check``), each call of the candidate gets its
 
 ``case.pkl`` holds the entry point, reference source, inputs, atol, oracle name and a mode:
 
-* ``truth``: run the reference and write its outputs and the time each call took to
-  ``outputs.json`` (``{"outputs": [encoded...], "times": [seconds...]}``, or, once the outputs
-  pass ``max_bytes``, ``{"unavailable": why}`` at once);
+* ``truth``: run the reference and write its outputs (large ones as digests) and the time each
+  call took to ``outputs.json`` (``{"outputs": [encoded...], "times": [seconds...]}``, or, once
+  the outputs pass ``max_bytes``, ``{"unavailable": why}`` at once);
 * ``outputs`` (the runner knows the expected outputs): run the candidate on every input and write
   its outputs to ``outputs.json`` (``{"outputs": [encoded...], "error": why it stopped early}``: an
-  exception or a time limit on input k ends the run after k outputs); the parent compares them
+  exception or a time limit on input k ends the run after k outputs; at the ``digests`` inputs,
+  the digest of the output); the case has no reference in this mode; the parent compares them
   (``mbpp_plus.verify``), so nothing in this process, which runs the candidate, knows or judges the
   expected outputs, and the outputs before a failure still settle the base inputs' verdict;
 * otherwise (expected outputs too large to pass around, e.g. Mbpp/255): compute the expected
@@ -37,10 +38,25 @@ input``)``, EvalPlus's ``untrusted_check``), each call of the candidate gets its
 ``encode`` writes plain values only, in a tagged JSON the parent decodes without running
 anything: an object of another type, or a subclass that overrides ``__eq__`` (an object that
 equals everything), is refused here, so it cannot pass a comparison made elsewhere.
+
+Large outputs (HumanEval/15 and /130 write ~150 MB, /139 integers of 10^5 digits) are compared by
+digest instead: the truth run writes ``["#", sha256, floats]`` for an output whose canonical bytes
+(``canonical``: ``marshal`` format 2, exact builtin types only, no references or interning flags)
+pass ``DIGEST_BYTES``, where that is safe (``truth_digest``: no NaN, no bytes, no sets, whose
+order follows the per-process string hash seed), and the case of a
+candidate lists those inputs (``digests``) so its program writes the SHA-256 of its own output's
+canonical bytes there. Equal digests mean byte-identical canonical forms, hence equal values of
+the same builtin types, which EvalPlus's ``out == exp`` passes. The parent holds the expected
+digest; the candidate's case holds neither it nor the reference, so a matching digest can only come
+from the right output. A digest that differs proves nothing (``1 == 1.0``, equal sets iterated in
+another order, floats within the tolerance), so the parent then runs the comparison in the
+sandbox instead (the mode without expected outputs below) for the same verdict as EvalPlus.
 """
 
 import copy
+import hashlib
 import json
+import marshal
 import math
 import pickle
 import signal
@@ -247,6 +263,53 @@ def encode(value: object, depth: int = 0) -> object:
     return [_CONTAINERS[base], [encode(item, depth + 1) for item in base.__iter__(value)]]
 
 
+DIGEST_BYTES = 16 * 1024  # outputs whose canonical bytes are larger are compared by digest
+_SCALARS_NOT_BYTES = {type(None), bool, int, float, complex, str}
+
+
+def canonical(value: object) -> bytes | None:
+    """The canonical bytes of a plain value (``marshal`` format 2: written in C, exact builtin
+    types only, no references or interning flags, so equal values built alike give equal bytes);
+    None for anything else (a subclass, an object of another type, nesting too deep)."""
+    try:
+        return marshal.dumps(value, 2)
+    except (ValueError, RecursionError):
+        return None
+
+
+def digest(value: object) -> str | None:
+    """SHA-256 of ``canonical(value)``; None where there is none."""
+    data = canonical(value)
+    return hashlib.sha256(data).hexdigest() if data is not None else None
+
+
+def _digestible(value: object) -> bool:
+    """Scalars, lists, tuples and dicts only: no bytes (marshal writes any buffer, e.g. an array,
+    as bytes) and no sets (iterated in an order that can differ between two processes)."""
+    kind = type(value)
+    if kind in _SCALARS_NOT_BYTES:
+        return True
+    if kind is dict:
+        return _digestible(list(value)) and _digestible(list(value.values()))
+    if kind in (list, tuple):
+        return set(map(type, value)) <= _SCALARS_NOT_BYTES or all(_digestible(item) for item in value)
+    return False
+
+
+def truth_digest(out: object, oracle: str | None) -> list | None:
+    """``["#", sha256, floats]`` for a large expected output that a digest can stand for
+    (``_digestible``, and equal to its canonical bytes read back: no NaN, which equals nothing);
+    ``floats`` is ``is_floats(out)`` (it makes the tolerance 1e-6 for the inputs after it)."""
+    if oracle is not None:  # the oracles compare less (or other things) than the whole output
+        return None
+    data = canonical(out)
+    if data is None or len(data) <= DIGEST_BYTES or not _digestible(out):
+        return None
+    if marshal.loads(data) != out:
+        return None
+    return ["#", hashlib.sha256(data).hexdigest(), int(is_floats(out))]
+
+
 def reported(out: object, oracle: str | None) -> object:
     """What of an output the comparison looks at, for oracles that look at less than all of it."""
     if oracle == "are_equivalent":  # any output is accepted
@@ -295,7 +358,8 @@ def write_truth(case: dict) -> None:
         out = reference(*inp)
         times.append(time.perf_counter() - start)
         out = out if case["oracle"] != "not_none" else out is not None
-        part = json.dumps(_encoded(index, out), separators=(",", ":"))
+        encoded = truth_digest(out, case["oracle"]) or _encoded(index, out)
+        part = json.dumps(encoded, separators=(",", ":"))
         size += len(part)
         if size > case.get("max_bytes", size):
             with open("outputs.json", "w", encoding="utf-8") as f:
@@ -317,9 +381,13 @@ def main() -> None:
     if case.get("mode") == "outputs":  # the first failing input ends the run (EvalPlus's verdict is
         encoded: list = []  # the same), but the outputs before it are still judged, by the parent
         error = None
+        digests = frozenset(case.get("digests", ()))
         try:
             for index, _, out in candidate_outputs(candidate, case):
-                encoded.append(_encoded(index, reported(out, case["oracle"])))
+                if index in digests:  # its expected output is a digest: so is what goes out
+                    encoded.append(["#", digest(out)])
+                else:
+                    encoded.append(_encoded(index, reported(out, case["oracle"])))
         except Exception as exc:
             error = _failure(len(encoded), exc)
         write_outputs(encoded, error=error)
