@@ -16,8 +16,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("device", ["cpu", "null"])  # null: what a stage YAML says by default
 def test_two_process_ddp_matches_single_process(
-    tiny_checkpoint, shards_of, make_config, read_losses, launch_ddp, tmp_path
+    tiny_checkpoint, shards_of, make_config, read_losses, launch_ddp, tmp_path, device
 ):
     from codelm.train.loop import train
 
@@ -31,7 +32,10 @@ def test_two_process_ddp_matches_single_process(
     single = make_config("pretrain", *extra, out=tmp_path / "single")
     train(single)
 
-    proc = launch_ddp(make_config("pretrain", *extra, out=tmp_path / "ddp"), timeout=180)
+    # run.device unset once left each process alone on a CPU-only machine: two world-size-1 runs
+    # writing one directory
+    ddp = make_config("pretrain", *extra, f"run.device={device}", out=tmp_path / "ddp")
+    proc = launch_ddp(ddp, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     meta = json.loads((tmp_path / "ddp" / "final" / "meta.json").read_text())

@@ -72,6 +72,20 @@ def _runtime(cfg: TrainConfig) -> Iterator[None]:
         GradientState._reset_state()
 
 
+def _has_accelerator() -> bool:
+    """A GPU (or other device) accelerate would pick. Without one, `run.device` unset means the CPU,
+    said explicitly: under `accelerate launch` with a multi-GPU config on a CPU-only machine,
+    accelerate otherwise leaves every process outside the process group (world size 1 each, all
+    writing the same run directory) instead of joining them over gloo."""
+    mps = getattr(torch.backends, "mps", None)
+    xpu = getattr(torch, "xpu", None)
+    return bool(
+        torch.cuda.is_available()
+        or (xpu is not None and xpu.is_available())
+        or (mps is not None and mps.is_available())
+    )
+
+
 def resolve_precision(precision: str, cpu_only: bool = False) -> str:
     """`auto` -> bf16 where the hardware computes it natively, else fp32 (fp32/bf16 pass through).
 
@@ -161,7 +175,7 @@ def prepare(cfg: TrainConfig, resume: bool) -> Run:
     from accelerate.utils import set_seed
 
     out = Path(cfg.run.out_dir)
-    cpu = cfg.run.device == "cpu"
+    cpu = cfg.run.device == "cpu" or (cfg.run.device is None and not _has_accelerator())
     world = PartialState(cpu=cpu).num_processes
     accum = cfg.batch.accumulation(world)
     cfg.run.precision = resolve_precision(cfg.run.precision, cpu)
