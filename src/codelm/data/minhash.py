@@ -1,24 +1,31 @@
 """Vectorized MinHash signatures over code-token shingles.
 
-Near-dedup cost is dominated by hashing every shingle of every document num_perm times, so this
-module never loops over tokens in Python. A batch of documents is joined into one byte buffer
-and, with numpy only:
+Near-dedup cost is dominated by hashing every shingle of every document, so this module never
+loops over tokens in Python and touches each text byte only a few times. A batch of documents is
+joined into one byte buffer and, with numpy only:
 
 1. tokens are the maximal runs of identifier bytes `[A-Za-z0-9_]` plus all non-ASCII bytes
-   (BigCode's near-dedup splits code on non-alphanumerics the same way), found with one table
-   lookup and a diff;
-2. each token is hashed with a prefix polynomial hash: `H[i] = sum_{j<i} byte_j * P^j` (uint64,
-   wrapping), so a token's hash is `(H[end] - H[start]) * P^-start` (P is odd, hence invertible
-   modulo 2^64), then scrambled with the splitmix64 finalizer;
+   (BigCode's near-dedup splits code on non-alphanumerics the same way): one `bytes.translate`
+   to 0/1 and one comparison of neighbours give their starts and ends;
+2. each token is hashed from its bytes read 8 at a time: an unaligned little-endian uint64 view
+   of the buffer gives a token's first word with one gather, masked to its length (tokens hold no
+   zero byte, so the masked word identifies a token of up to 8 bytes); the few longer tokens add
+   `word_j * M_j` for their further words, then everything goes through the splitmix64 finalizer;
 3. a shingle of n consecutive tokens is `mix(sum_k tok[i+k] * M_k)` for all windows at once;
    windows that straddle two documents are masked out; a document with fewer than n tokens gets
    one shingle of all its tokens;
-4. the signature is `min_j (a_p * x_j + b_p) mod 2^32` over the 32-bit shingle hashes x_j for
-   num_perm random pairs (a_p odd, so each map is a permutation of the 32-bit values), computed
-   as a (num_perm x shingles) uint32 matrix per chunk and reduced per document with
-   `np.minimum.reduceat`. 32-bit lanes halve the memory traffic of the dominant step; since the
-   x_j are already well-mixed hashes, the linear permutations estimate Jaccard as well as 64-bit
-   multiply-shift does (mean absolute error 0.008 vs 0.012 on stdlib pairs, 128 permutations).
+4. the signature is a one-pass "fast similarity sketch" (Dahlgaard, Knudsen and Thorup 2017,
+   the scheme rensa's R-MinHash adapts) instead of num_perm hashes of every shingle: in round r
+   each shingle x hashes to one of the num_perm slots with a 32-bit value, and slot i keeps the
+   smallest `(r, value)` that landed in it; rounds repeat, only for documents that still have an
+   empty slot, up to `ROUNDS`; a slot still empty then takes `(ROUNDS, min_x (a_i * x + b_i) mod
+   2^32)` over all the document's shingles (classic MinHash for that slot). Each slot's value is
+   thus the minimum over the document's shingles of one key per shingle and slot, keys that are
+   i.i.d. across shingles, so two documents agree in a slot with probability Jaccard (as with
+   num_perm independent permutations), and the slots of one round, being a partition, even
+   correlate negatively (less variance). A document of more than ~800 shingles fills every slot
+   in round 0: about 2 hash evaluations per shingle instead of num_perm multiply-adds. Slots are
+   folded to uint32 by the same finalizer (0xFFFFFFFF only for a text without tokens).
 
 Everything is seeded, so signatures are identical across processes and machines; an executor can
 compute them per shard and cluster the concatenation (see `codelm.data.lsh`).
@@ -35,16 +42,17 @@ from codelm.data.config import StageConfig
 from codelm.data.document import DataError
 
 U64 = np.uint64
-_WORD = np.zeros(256, dtype=bool)
-for _c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_":
-    _WORD[_c] = True
-_WORD[128:] = True  # UTF-8 multi-byte sequences: letters of other scripts stay inside tokens
-_LOWER = np.arange(256, dtype=np.uint8)
-_LOWER[ord("A") : ord("Z") + 1] += 32
+_WORD_TABLE = bytes(
+    1 if chr(c) in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_" or c >= 128 else 0
+    for c in range(256)
+)  # UTF-8 multi-byte sequences count as word bytes: letters of other scripts stay inside tokens
+_LOWER_TABLE = bytes(c + 32 if ord("A") <= c <= ord("Z") else c for c in range(256))
 
 BATCH_BYTES = 2 << 20  # text bytes hashed per numpy pass: bounds the uint64 temporaries to ~50 MB
-CHUNK_SHINGLES = 1 << 14  # shingles per (num_perm x chunk) uint32 matrix: 8 MB at 128 perms (cache-sized)
-_POWERS: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # P -> (P^j, P^-j) mod 2^64, shared per process
+ROUNDS = 4  # sketch rounds before the empty slots of a (short) document fall back to MinHash
+CHUNK_SHINGLES = 1 << 20  # (slot, shingle) keys per fallback pass: bounds its temporaries
+_MAX64 = np.iinfo(np.uint64).max
+_LOW32 = U64(0xFFFFFFFF)
 
 
 def mix64(x: np.ndarray) -> np.ndarray:
@@ -61,6 +69,22 @@ def _odd_u64(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.integers(0, 2**64 - 1, size=n, dtype=np.uint64, endpoint=True) | U64(1)
 
 
+def _ragged_arange(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For groups of the given lengths (>= 0): each element's group and its index inside it."""
+    group = np.repeat(np.arange(len(lengths)), lengths)
+    first = np.zeros(len(lengths), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=first[1:])
+    return group, np.arange(len(group)) - first[group]
+
+
+def _masked(words: np.ndarray, nbytes: np.ndarray) -> np.ndarray:
+    """Keep the first `min(nbytes, 8)` bytes (the low ones: little-endian) of each word, in place."""
+    shift = (64 - 8 * np.minimum(nbytes, 8)).astype(U64)
+    words <<= shift
+    words >>= shift
+    return words
+
+
 class ShingleHasher:
     """Hash the word tokens and token n-grams of many texts at once (see the module docstring)."""
 
@@ -69,43 +93,43 @@ class ShingleHasher:
             raise DataError(f"shingle size must be >= 1, got {n}")
         rng = np.random.default_rng(seed)
         self.n, self.lowercase = n, lowercase
-        self._p = int(_odd_u64(rng, 1)[0])
+        self._word_mult = _odd_u64(rng, 2)  # first word, then the seed of the later words' multipliers
         self._mults = _odd_u64(rng, n)
-
-    def _powers(self, length: int) -> tuple[np.ndarray, np.ndarray]:
-        """P^j and P^-j for j < length: cached for a usual batch; a longer one (a batch ending in
-        a long text) gets a one-off pair, so the process does not keep 16 bytes per byte of it."""
-        pw, ipw = _POWERS.get(self._p, (np.ones(0, U64), np.ones(0, U64)))
-        if len(pw) < length:
-            size = max(length, BATCH_BYTES + (1 << 16))
-            pw = np.full(size, self._p, dtype=U64)
-            ipw = np.full(size, pow(self._p, -1, 2**64), dtype=U64)
-            pw[0] = ipw[0] = 1
-            pw, ipw = np.cumprod(pw), np.cumprod(ipw)  # wraps modulo 2^64 as intended
-            if size == BATCH_BYTES + (1 << 16):
-                _POWERS[self._p] = pw, ipw
-        return pw[:length], ipw[:length]
 
     def tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token hashes of all texts, concatenated, and per-text offsets (len(texts) + 1)."""
         encoded = [t.encode("utf-8", "surrogatepass") for t in texts]
         # one separator byte between texts, so no token runs across two of them
-        buf = np.frombuffer(b"\n".join(encoded), dtype=np.uint8)
+        raw = b"\n".join(encoded)
         if self.lowercase:
-            buf = _LOWER[buf]
-        starts_of_text = np.zeros(len(texts), dtype=np.int64)
+            raw = raw.translate(_LOWER_TABLE)
+        word = np.frombuffer(raw.translate(_WORD_TABLE), dtype=np.int8)
+        edges = np.flatnonzero(word[1:] != word[:-1]) + 1
+        if len(word) and word[0]:
+            edges = np.concatenate([[0], edges])
+        if len(word) and word[-1]:
+            edges = np.concatenate([edges, [len(word)]])
+        starts, lengths = edges[0::2], edges[1::2] - edges[0::2]
+        padded = raw + bytes(8)  # so the last byte's word can be read
+        words = np.ndarray((len(raw),), dtype="<u8", buffer=padded, strides=(1,))  # words[i]: bytes i..i+7
+        acc = _masked(words[starts], lengths) * self._word_mult[0]
+        long = np.flatnonzero(lengths > 8)
+        if len(long):  # the later words of tokens longer than 8 bytes
+            owner, j = _ragged_arange((lengths[long] - 1) // 8)
+            j += 1
+            pos = starts[long][owner] + 8 * j
+            later = _masked(words[pos], lengths[long][owner] - 8 * j)
+            later *= mix64(j.astype(U64) + self._word_mult[1]) | U64(1)
+            first = np.zeros(len(long), dtype=np.int64)
+            np.cumsum((lengths[long][:-1] - 1) // 8, out=first[1:])
+            acc[long] += np.add.reduceat(later, first)
+        hashes = mix64(acc)
+        text_starts = np.zeros(len(texts), dtype=np.int64)
         if len(texts) > 1:
-            starts_of_text[1:] = np.cumsum([len(e) + 1 for e in encoded[:-1]])
-        edges = np.diff(_WORD[buf].view(np.int8), prepend=np.int8(0), append=np.int8(0))
-        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-        pw, ipw = self._powers(len(buf))
-        prefix = np.zeros(len(buf) + 1, dtype=U64)
-        np.cumsum(buf.astype(U64) * pw, out=prefix[1:])
-        hashes = mix64((prefix[ends] - prefix[starts]) * ipw[starts])
-        text_of_token = np.searchsorted(starts_of_text, starts, side="right") - 1
-        per_text = np.bincount(text_of_token, minlength=len(texts))
-        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-        np.cumsum(per_text, out=offsets[1:])
+            np.cumsum([len(e) + 1 for e in encoded[:-1]], out=text_starts[1:])
+        offsets = np.empty(len(texts) + 1, dtype=np.int64)
+        offsets[:-1] = np.searchsorted(starts, text_starts)  # first token at or after each text's start
+        offsets[-1] = len(starts)
         return hashes, offsets
 
     def shingles(self, texts: Sequence[str], *, short: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -124,8 +148,13 @@ class ShingleHasher:
             acc = tok[:windows] * self._mults[0]
             for k in range(1, n):
                 acc += tok[k : windows + k] * self._mults[k]
-            text_of_window = np.repeat(np.arange(len(texts)), counts)[:windows]
-            valid = np.arange(windows) + n <= tok_off[1:][text_of_window]
+            # a window starting in the last n-1 tokens of a text runs into the next one
+            ends = tok_off[1:]
+            cut = np.maximum(ends - (n - 1), tok_off[:-1])
+            bad_owner, bad_j = _ragged_arange(ends - cut)
+            bad = cut[bad_owner] + bad_j
+            valid = np.ones(windows, dtype=bool)
+            valid[bad[bad < windows]] = False
             out[np.repeat(counts >= n, per_text)] = mix64(acc[valid])
         for t in np.flatnonzero((counts > 0) & (counts < n) & short):  # one shingle of all tokens
             toks = tok[tok_off[t] : tok_off[t + 1]]
@@ -186,7 +215,7 @@ class MinHashConfig(StageConfig):
 
 
 class MinHasher:
-    """MinHash signatures (uint32, one row per text) under a `MinHashConfig`."""
+    """MinHash signatures (uint32, one row per text) under a `MinHashConfig` (module docstring, 4)."""
 
     def __init__(self, config: MinHashConfig | None = None) -> None:
         self.config = config or MinHashConfig()
@@ -194,37 +223,63 @@ class MinHasher:
             self.config.shingle_size, lowercase=self.config.lowercase, seed=self.config.seed
         )
         rng = np.random.default_rng(self.config.seed + 1)
-        self._a = (_odd_u64(rng, self.config.num_perm) >> U64(32)).astype(np.uint32)[:, None] | np.uint32(1)
-        self._b = (_odd_u64(rng, self.config.num_perm) >> U64(32)).astype(np.uint32)[:, None]
-        self._buf: np.ndarray | None = None  # (num_perm, CHUNK_SHINGLES) scratch, made on first use
+        k = self.config.num_perm
+        self._round_seeds = _odd_u64(rng, ROUNDS)
+        self._a = (_odd_u64(rng, k) >> U64(32)).astype(np.uint32) | np.uint32(1)
+        self._b = (_odd_u64(rng, k) >> U64(32)).astype(np.uint32)
 
     def signatures(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), num_perm) uint32; a text without tokens gets all 0xFFFFFFFF (see `has_shingles`)."""
         sigs = np.empty((len(texts), self.config.num_perm), dtype=np.uint32)
         for start, stop in batches(texts):
-            sigs[start:stop] = self._batch_signatures(texts[start:stop])
+            hashes, offsets = self.shingler.shingles(texts[start:stop])
+            sigs[start:stop] = self.sketch(hashes, offsets)
         return sigs
 
-    def _batch_signatures(self, texts: Sequence[str]) -> np.ndarray:
-        hashes, offsets = self.shingler.shingles(texts)
-        hashes = (hashes >> U64(32)).astype(np.uint32)
-        if self._buf is None:
-            self._buf = np.empty((self.config.num_perm, CHUNK_SHINGLES), dtype=np.uint32)
-        mins = np.full((self.config.num_perm, len(texts)), np.iinfo(np.uint32).max, dtype=np.uint32)
-        for c0 in range(0, len(hashes), CHUNK_SHINGLES):
-            c1 = min(c0 + CHUNK_SHINGLES, len(hashes))
-            # texts overlapping [c0, c1) and their segment starts inside the chunk
-            first = np.searchsorted(offsets, c0, side="right") - 1
-            last = np.searchsorted(offsets, c1, side="left")
-            seg = np.clip(offsets[first : last + 1], c0, c1) - c0
-            nonempty = np.flatnonzero(seg[1:] > seg[:-1])
-            m = self._buf[:, : c1 - c0]
-            np.multiply(self._a, hashes[c0:c1], out=m)
-            np.add(m, self._b, out=m)
-            seg_min = np.minimum.reduceat(m, seg[nonempty], axis=1)
-            cols = first + nonempty
-            mins[:, cols] = np.minimum(mins[:, cols], seg_min)
-        return mins.T
+    def sketch(self, hashes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """Signatures of the shingle sets `hashes[offsets[d]:offsets[d + 1]]` (module docstring, 4)."""
+        k, docs = self.config.num_perm, len(offsets) - 1
+        counts = np.diff(offsets)
+        slots = np.full(docs * k, _MAX64, dtype=U64)  # (round << 32 | value), doc-major
+        doc = np.repeat(np.arange(docs, dtype=np.int64), counts)
+        active = hashes
+        for r in range(ROUNDS):
+            h = mix64(active ^ self._round_seeds[r])
+            slot = doc * k + (((h >> U64(32)) * U64(k)) >> U64(32)).astype(np.int64)
+            h &= _LOW32
+            h |= U64(r << 32)
+            np.minimum.at(slots, slot, h)
+            unfilled = (slots.reshape(docs, k) == _MAX64).any(axis=1) & (counts > 0)
+            if not unfilled.any():
+                break
+            if r + 1 < ROUNDS:
+                keep = unfilled[doc]
+                active, doc = active[keep], doc[keep]
+        else:
+            self._fill_empty_slots(slots, hashes, offsets)
+        out = (mix64(slots) >> U64(32)).astype(np.uint32).reshape(docs, k)
+        out[counts == 0] = np.iinfo(np.uint32).max
+        return out
+
+    def _fill_empty_slots(self, slots: np.ndarray, hashes: np.ndarray, offsets: np.ndarray) -> None:
+        """Classic MinHash, `min (a_i * x + b_i) mod 2^32` over the document, for each slot i still
+        empty after `ROUNDS` rounds (short documents), as `(ROUNDS << 32) | value`, in place."""
+        k, counts = self.config.num_perm, np.diff(offsets)
+        empty = np.flatnonzero(slots == _MAX64)
+        empty = empty[counts[empty // k] > 0]
+        x32 = (hashes >> U64(32)).astype(np.uint32)
+        cost = np.cumsum(counts[empty // k])
+        begin = 0
+        while begin < len(empty):  # pieces of about CHUNK_SHINGLES (slot, shingle) keys
+            end = max(begin + 1, int(np.searchsorted(cost, cost[begin] + CHUNK_SHINGLES, side="right")))
+            part = empty[begin:end]
+            d, i = part // k, part % k
+            which, j = _ragged_arange(counts[d])
+            values = self._a[i][which] * x32[offsets[d][which] + j] + self._b[i][which]
+            starts = np.zeros(len(part), dtype=np.int64)
+            np.cumsum(counts[d][:-1], out=starts[1:])
+            slots[part] = np.minimum.reduceat(values, starts).astype(U64) | U64(ROUNDS << 32)
+            begin = end
 
     @staticmethod
     def has_shingles(signatures: np.ndarray) -> np.ndarray:

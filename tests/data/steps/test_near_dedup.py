@@ -87,3 +87,11 @@ def test_empty_input():
 def test_empty_and_tiny_documents_are_never_clustered():
     docs = [Document(t, i) for t, i in [("", "a"), ("", "b"), ("...", "c"), ("x", "d"), ("y", "e")]]
     assert len(list(NearDedup()(iter(docs)))) == 5
+
+
+def test_distinct_files_are_not_merged_even_unverified(stdlib_docs):
+    """The signatures alone (no exact-Jaccard check) do not merge distinct stdlib modules."""
+    originals, _, _ = corpus(stdlib_docs)
+    step = NearDedup(MinHashConfig(verify=False))
+    assert ids(step(iter(originals))) == ids(originals)
+    assert step.stats.counters["merged_pairs"] == 0
