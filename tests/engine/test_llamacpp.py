@@ -1,4 +1,5 @@
-"""The llama.cpp backend against the PyTorch engine on the same tiny checkpoints.
+"""The llama.cpp backend against the PyTorch engine on the same tiny checkpoints, and its batched decode
+against each prompt decoded alone.
 
 f32 GGUF: greedy tokens identical to the PyTorch engine for completion and FIM prompts. f16 and q8_0
 change the logits a little: measured as teacher-forced top-1 agreement along the PyTorch engine's own
@@ -134,3 +135,118 @@ def test_cli_complete_and_infill(gguf_engine, tiny_engine, capsys):
                  "--temperature", "0"]) == 0  # fmt: skip
     want = tiny_engine("llama").complete("import os\n", temperature=0, max_new_tokens=8).text
     assert capsys.readouterr().out.rstrip("\n") == want.rstrip("\n")
+
+
+# -- the batched decode: one context, one sequence per row ----------------------------------------
+BATCH_PROMPTS = [
+    "import os\n",
+    "def fib(n):\n    if n < 2:\n        return n\n",
+    "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, x):\n",
+    "# sort a list\n",
+    "for i in range(10):\n    print(i)\n" * 4,
+]
+GREEDY = {"temperature": 0, "max_new_tokens": 20, "ignore_eos": True}
+
+
+def _consistent(model) -> None:
+    """codelm's record of each sequence matches what llama.cpp holds; every sequence is free."""
+    import llama_cpp
+
+    assert model.free == set(range(model.n_seq)) and not model.owner
+    for s in range(model.n_seq):
+        assert llama_cpp.llama_memory_seq_pos_max(model.mem, s) == len(model.cached[s]) - 1
+
+
+def test_batched_greedy_equals_serial(gguf_engine):
+    cpp = gguf_engine("llama")
+    assert cpp.model.n_seq >= len(BATCH_PROMPTS)
+    requests = [cpp.completion_request(p, **GREEDY) for p in BATCH_PROMPTS]
+    alone = [cpp.generate([r])[0].completions[0] for r in requests]
+    together = [r.completions[0] for r in cpp.generate(requests)]  # one batch, prompts of 4-60 tokens
+    assert [c.token_ids for c in together] == [c.token_ids for c in alone]
+    assert [c.text for c in together] == [c.text for c in alone]
+    _consistent(cpp.model)
+
+
+def test_rows_joining_mid_decode_and_leaving(gguf_engine):
+    """The scheduler's path: a batch is stepped, new rows are merged into it while it decodes, a
+    cancelled row is dropped by `select`; each finished row's tokens equal its prompt decoded alone."""
+    from codelm.engine import llamacpp as ops
+
+    cpp = gguf_engine("llama")
+    requests = [cpp.completion_request(p, **GREEDY) for p in BATCH_PROMPTS]
+    alone = [cpp.generate([r])[0].completions[0].token_ids for r in requests]
+    rows = [cpp.build_rows(r)[1][0] for r in requests]
+    batch = ops.prefill(cpp.model, rows[:2], cpp.pad_id)
+    for _ in range(3):
+        list(ops.choose_and_advance(batch))
+    assert batch.n_ready == 2 and all(0 < len(r.token_ids) < 20 for r in rows[:2])
+    batch = ops.merge(batch, ops.prefill(cpp.model, rows[2:], cpp.pad_id))
+    list(ops.choose_and_advance(batch))
+    cancelled = rows[3]
+    seq = batch.state[cancelled].seq
+    assert seq is not None and seq not in cpp.model.free
+    cancelled.finish("cancelled")
+    ops.select(batch, [j for j, r in enumerate(batch.rows) if r is not cancelled])
+    assert seq in cpp.model.free and cancelled not in batch.rows  # its sequence is free at once
+    while batch.rows:
+        list(ops.choose_and_advance(batch))
+    for j in (0, 1, 2, 4):
+        assert rows[j].token_ids == alone[j], j
+    _consistent(cpp.model)
+
+
+def test_samples_share_the_prompt_and_the_prefix_cache(gguf_engine):
+    cpp = gguf_engine("llama")
+    prompt = BATCH_PROMPTS[4]  # long enough for the samples to copy the first one's cache
+    want = cpp.complete(prompt, **GREEDY).completions[0].token_ids
+    for s in range(cpp.model.n_seq):  # an empty prefix cache
+        cpp.model.trim(s, 0)
+    before = cpp.model.evaluated
+    many = cpp.complete(prompt, n=3, **GREEDY).completions
+    assert [c.token_ids for c in many] == [want] * 3
+    ids = cpp.encode(prompt)
+    assert cpp.model.evaluated - before == len(ids) + 3 * (20 - 1)  # the prompt once, then 3 rows
+    holding = [s for s in range(cpp.model.n_seq) if cpp.model.cached[s][: len(ids)] == ids]
+    assert len(holding) == 3
+    before = cpp.model.evaluated  # now cached: a repeat evaluates the last prompt token only
+    assert cpp.complete(prompt, **GREEDY).completions[0].token_ids == want
+    assert cpp.model.evaluated - before == 1 + 19
+    seeded = [cpp.complete(prompt, n=2, temperature=1.0, seed=3, max_new_tokens=8) for _ in range(2)]
+    assert [c.token_ids for c in seeded[0].completions] == [c.token_ids for c in seeded[1].completions]
+    _consistent(cpp.model)
+
+
+def test_scheduler_streams_batched_and_cancels(gguf_engine):
+    import threading
+
+    from codelm.engine.scheduler import Scheduler
+
+    cpp = gguf_engine("llama")
+    requests = [cpp.completion_request(p, **GREEDY) for p in BATCH_PROMPTS[:3]]
+    alone = [cpp.generate([r])[0].completions[0].text for r in requests]
+    long = cpp.completion_request("def main():\n", temperature=0, max_new_tokens=500, ignore_eos=True)
+    scheduler = Scheduler(cpp)  # started once everything is queued: admitted together
+    try:
+        texts: dict[int, str] = {}
+        tickets = []
+        for i, r in enumerate(requests):
+            texts[i] = ""
+            tickets.append(scheduler.submit(r, lambda e, i=i: texts.__setitem__(i, texts[i] + e.text)))
+        first = threading.Event()
+
+        def cancel_on_first(event) -> None:
+            first.set()
+            cancelling.cancel()
+
+        cancelling = scheduler.submit(long, cancel_on_first)
+        scheduler.start()
+        for t in tickets:
+            assert t.done.wait(120)
+        assert cancelling.done.wait(120) and first.is_set()
+        assert [texts[i] for i in range(3)] == alone
+        assert cancelling.rows[0].finish_reason == "cancelled" and cancelling.rows[0].generated < 500
+        assert scheduler.stats.max_rows == 4  # decoded together
+    finally:
+        scheduler.close()
+    _consistent(cpp.model)

@@ -8,23 +8,35 @@ Everything a user sees is codelm's: the checkpoint's own tokenizer and family (s
 file by the exporter), FIM and chat rendering, sampling, stop tokens and strings, thinking budgets,
 logprobs and streaming, through the same `Row`s the PyTorch engine decodes.
 
-One llama.cpp context holds one sequence, so rows are decoded one after another: a `SerialBatch`
-advances its first row until it finishes, then starts the next (reusing the KV cache of the prompt
-prefix it shares with the previous one, so the n samples of a request pay for one prompt). Under
-`codelm serve` concurrent requests therefore queue, as in llama-cpp-python's own server; streaming,
-cancellation and deadlines work as with the PyTorch engine.
+Rows are decoded together, as `llama-server -np N` does: one llama.cpp context holds up to N
+sequences (one per row), and each step is one `llama_decode` of a batch holding the next token of
+every decoding row plus chunks of the prompts of newly admitted rows, so `codelm serve --model
+x.gguf` continuously batches concurrent requests (codelm.engine.scheduler) instead of queueing them.
+The context keeps one KV stream per sequence (llama.cpp's non-unified cache): a token attends over
+its own sequence only, where a unified cache makes every token of the batch attend over every
+sequence's cells. llama.cpp then splits a batch into equal-length runs of consecutive sequence ids,
+so tokens go in sequence-id order and new rows take the lowest free ids.
+
+A finished or cancelled row hands its sequence back at once. Its cells keep what it evaluated, as
+a prompt cache: a new row takes the free sequence sharing the longest prefix with its prompt and
+drops the rest of that sequence (`llama_memory_seq_rm`), so a repeated prompt or the next turn of a
+chat skips most of its prefill. The n samples of one request evaluate their prompt once: the other
+samples wait for the first, then copy its sequence (`llama_memory_seq_cp`) and its logits.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import tempfile
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import torch
 
 from codelm.engine import decode
@@ -35,6 +47,9 @@ from codelm.engine.sampling import choose_tokens
 from codelm.errors import CheckpointError, CodelmError
 
 META = "codelm."
+STEP_TOKENS = 512  # tokens per llama_decode call: decoding rows first, then chunks of new prompts
+KV_BUDGET_BYTES = 2 << 30  # KV cache (f16) the sequences may take together; fewer sequences past it
+SHARE_MIN_TOKENS = 16  # a sample copies its sibling's prompt cache when that saves this much prefill
 
 
 def _llama_cpp():
@@ -68,112 +83,367 @@ def read_metadata(path: Path) -> dict[str, str]:
     return out
 
 
-class LlamaCppModel:
-    """One llama.cpp context: evaluates token ids and returns the last position's logits."""
+def kv_bytes_per_token(config: dict) -> int:
+    """Bytes of f16 keys and values one token takes in the cache, from the HF config."""
+    layers = int(config.get("num_hidden_layers") or config.get("n_layer") or 1)
+    heads = int(config.get("num_attention_heads") or config.get("n_head") or 1)
+    kv_heads = int(config.get("num_key_value_heads") or heads)
+    hidden = int(config.get("hidden_size") or config.get("n_embd") or 64 * heads)
+    head_dim = int(config.get("head_dim") or hidden // heads)
+    return 2 * 2 * layers * kv_heads * head_dim
 
-    def __init__(self, path: Path, n_ctx: int, threads: int | None = None) -> None:
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+_BACKEND_READY = False
+
+
+class LlamaCppModel:
+    """One llama.cpp context of `n_seq` sequences of up to `n_ctx` tokens each.
+
+    It owns the sequences: `acquire` hands out a free one (the one whose cached tokens share the
+    longest prefix with a prompt), `release` takes it back; `decode` runs one batch and returns the
+    logits of the tokens that asked for them.
+    """
+
+    def __init__(self, path: Path, n_ctx: int, threads: int | None = None, n_seq: int = 1) -> None:
+        import os
+
         llama_cpp = _llama_cpp()
-        kwargs: dict[str, Any] = {"n_ctx": n_ctx, "n_batch": min(512, n_ctx), "verbose": False}
-        if threads:
-            kwargs.update(n_threads=threads, n_threads_batch=threads)
+        from llama_cpp import _internals
+        from llama_cpp._logger import set_verbose
+
+        global _BACKEND_READY
+        set_verbose(False)
+        if not _BACKEND_READY:
+            llama_cpp.llama_backend_init()
+            _BACKEND_READY = True
+        n_seq = max(1, min(n_seq, STEP_TOKENS, int(llama_cpp.llama_max_parallel_sequences())))
         try:
-            self.llm = llama_cpp.Llama(model_path=str(path), logits_all=False, **kwargs)
+            self._model = _internals.LlamaModel(
+                path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=False
+            )
         except ValueError as exc:  # llama-cpp-python's "Failed to load model from file"
             raise CheckpointError(f"llama.cpp could not load {path}: {exc}") from exc
+        params = llama_cpp.llama_context_default_params()
+        cores = os.cpu_count() or 1
+        params.n_ctx = n_ctx * n_seq
+        params.n_batch = params.n_ubatch = STEP_TOKENS
+        params.n_seq_max = n_seq
+        params.n_threads = threads or max(cores // 2, 1)  # llama-cpp-python's defaults
+        params.n_threads_batch = threads or cores
+        params.kv_unified = False  # one stream per sequence: attention over its own cells only
+        params.no_perf = True
+        try:
+            self._ctx = _internals.LlamaContext(model=self._model, params=params, verbose=False)
+        except ValueError as exc:
+            raise CodelmError(
+                f"llama.cpp could not create a context of {n_seq} x {n_ctx} tokens: {exc}"
+            ) from exc
         # freed while the interpreter is still whole: llama-cpp-python's own __del__ at exit prints
         # a TypeError traceback (its C bindings are gone by then)
-        weakref.finalize(self, self.llm.close)
-        self._get_logits = llama_cpp.llama_get_logits_ith
+        weakref.finalize(self, _close, self._ctx, self._model)
+        self.ctx, self.mem = self._ctx.ctx, self._ctx.memory
         self.path = path
-        self.n_ctx = n_ctx
-        self.n_vocab = self.llm.n_vocab()
+        self.n_seq = int(llama_cpp.llama_n_seq_max(self.ctx))
+        self.n_ctx = min(n_ctx, int(llama_cpp.llama_n_ctx_seq(self.ctx)))  # tokens per sequence
+        self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._model.vocab))
+        self.free = set(range(self.n_seq))
+        self.cached: list[list[int]] = [[] for _ in range(self.n_seq)]  # token ids each sequence holds
+        self.owner: dict[int, Row | None] = {}  # sequences in use -> their row
+        self.evaluated = 0  # tokens run through llama_decode, for tests and benches
+        self._lib = llama_cpp
+        self._decode, self._get_logits = llama_cpp.llama_decode, llama_cpp.llama_get_logits
+        self._seq_rm, self._seq_cp = llama_cpp.llama_memory_seq_rm, llama_cpp.llama_memory_seq_cp
+        # the batch arrays are numpy buffers llama.cpp reads in place; each token has one sequence id
+        cap = STEP_TOKENS
+        self.tok = np.zeros(cap, np.int32)
+        self.pos = np.zeros(cap, np.int32)
+        self.seq = np.zeros(cap, np.int32)
+        self.want = np.zeros(cap, np.int8)
+        self._n_seq_id = np.ones(cap, np.int32)
+        p_i32 = ctypes.POINTER(ctypes.c_int32)
+        base = self.seq.ctypes.data
+        self._seq_ptrs = (p_i32 * cap)(*[ctypes.cast(base + 4 * i, p_i32) for i in range(cap)])
+        self._batch = llama_cpp.llama_batch(
+            n_tokens=0,
+            token=self.tok.ctypes.data_as(p_i32),
+            embd=None,
+            pos=self.pos.ctypes.data_as(p_i32),
+            n_seq_id=self._n_seq_id.ctypes.data_as(p_i32),
+            seq_id=self._seq_ptrs,
+            logits=self.want.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)),
+        )
 
-    @property
-    def cached(self) -> list[int]:
-        """The token ids whose keys and values are in the context now."""
-        return self.llm.input_ids[: self.llm.n_tokens].tolist()
+    # -- sequences -------------------------------------------------------------------------------
+    def acquire(self, prompt: list[int], row: Row | None = None) -> tuple[int, int] | None:
+        """(sequence, tokens of `prompt` already cached in it), or None when all are taken.
+
+        At least the last prompt token is left to evaluate: its logits are needed."""
+        if not self.free:
+            self._reclaim()
+            if not self.free:
+                return None
+        best, keep = -1, -1
+        for s in sorted(self.free):  # ties go to the lowest id: consecutive ids batch together
+            n = common_prefix(self.cached[s], prompt)
+            if n > keep:
+                best, keep = s, n
+        keep = min(keep, len(prompt) - 1)
+        self.free.discard(best)
+        self.owner[best] = row
+        self.trim(best, keep)
+        return best, keep
+
+    def trim(self, s: int, keep: int) -> None:
+        """Drop sequence `s`'s tokens from position `keep` on."""
+        if keep < len(self.cached[s]) and not self._seq_rm(self.mem, s, keep, -1):
+            self._seq_rm(self.mem, s, -1, -1)  # a partial removal can fail; a whole one cannot
+            keep = 0
+        del self.cached[s][keep:]
+
+    def release(self, s: int) -> None:
+        """Hand sequence `s` back; its cells stay as a prefix cache for the next prompt."""
+        self.owner.pop(s, None)
+        self.free.add(s)
+
+    def _reclaim(self) -> None:
+        """Take back sequences whose row ended without being released (a failed step)."""
+        for s, row in list(self.owner.items()):
+            if row is not None and row.finish_reason is not None:
+                self.release(s)
+
+    def copy(self, src: int, dst: int) -> None:
+        """Sequence `dst` becomes a copy of `src` (llama.cpp copies the stream's buffer)."""
+        self._seq_cp(self.mem, src, dst, -1, -1)
+        self.cached[dst] = list(self.cached[src])
+
+    # -- evaluation ------------------------------------------------------------------------------
+    def decode(self, n: int) -> np.ndarray:
+        """Run the first `n` entries of the batch arrays; logits (outputs, vocab) of the entries
+        with `want` set, in batch order. A view into llama.cpp's buffer: valid until the next call."""
+        self._batch.n_tokens = n
+        self.evaluated += n
+        rc = self._decode(self.ctx, self._batch)
+        if rc != 0:  # what the failed batch left in its sequences is unknown: drop them whole
+            for s in set(self.seq[:n].tolist()):
+                self._seq_rm(self.mem, s, -1, -1)
+                self.cached[s] = []
+            raise CodelmError(f"llama_decode failed (code {rc}) on a batch of {n} tokens")
+        outputs = int(self.want[:n].sum())
+        return np.ctypeslib.as_array(self._get_logits(self.ctx), shape=(outputs, self.n_vocab))
 
     def logits_after(self, ids: list[int]) -> torch.Tensor:
-        """Logits (vocab,) after the sequence `ids`, evaluating only what the cache lacks."""
-        cached = self.cached
-        keep = 0
-        for a, b in zip(cached, ids, strict=False):
-            if a != b:
-                break
-            keep += 1
-        keep = min(keep, len(ids) - 1)  # at least one token is evaluated: its logits are needed
-        self.llm.n_tokens = keep  # llama-cpp-python's eval drops the cache past n_tokens
-        return self.step(ids[keep:])
+        """Logits (vocab,) after the sequence `ids`, evaluating only what a free sequence lacks."""
+        got = self.acquire(ids)
+        if got is None:
+            raise CodelmError("every llama.cpp sequence is in use")
+        s, done = got
+        try:
+            logits = None
+            while done < len(ids):
+                n = min(STEP_TOKENS, len(ids) - done)
+                self.tok[:n] = ids[done : done + n]
+                self.pos[:n] = np.arange(done, done + n)
+                self.seq[:n] = s
+                self.want[:n] = 0
+                self.want[n - 1] = done + n == len(ids)
+                logits = self.decode(n)
+                self.cached[s] += ids[done : done + n]
+                done += n
+            return torch.from_numpy(logits[0].copy())
+        finally:
+            self.release(s)
 
-    def step(self, ids: list[int]) -> torch.Tensor:
-        """Append `ids` to the context; logits (vocab,) of the last one."""
-        import numpy as np
 
-        self.llm.eval(ids)  # without logits_all it keeps no scores: read the last row from llama.cpp
-        row = np.ctypeslib.as_array(self._get_logits(self.llm.ctx, -1), shape=(self.n_vocab,))
-        return torch.from_numpy(row.copy())
+def _close(ctx, model) -> None:
+    ctx.close()
+    model.close()
 
 
 @dataclass(eq=False)
-class SerialBatch:
-    """The rows waiting or decoding on one llama.cpp context; rows[0] is the one advancing."""
+class _Seq:
+    """Where a row stands in the context."""
+
+    seq: int | None = None  # its sequence id, once it has one
+    n_past: int = 0  # its tokens in the cache (prompt and generated)
+    leader: Row | None = None  # a sibling sample evaluating the same prompt, to copy when done
+
+
+@dataclass(eq=False)
+class SeqBatch:
+    """The rows of one llama.cpp context: `rows[:n_ready]` have logits (`logits[j]` for row j)
+    and choose a token next; the rest still wait for a sequence or evaluate their prompt."""
 
     model: LlamaCppModel
     rows: list[Row]
-    active: Row | None = None  # the row whose tokens the context holds
+    n_ready: int = 0
     logits: torch.Tensor | None = None
-    finished: list[Row] = field(default_factory=list)
+    state: dict[Row, _Seq] = field(default_factory=dict)
 
 
-def prefill(model: LlamaCppModel, rows: list[Row], pad_id: int) -> SerialBatch:
-    """A batch of `rows`; each prompt is evaluated when its row's turn comes."""
-    return SerialBatch(model, list(rows))
+def prefill(model: LlamaCppModel, rows: list[Row], pad_id: int) -> SeqBatch:
+    """A batch of new `rows`; their prompts are evaluated by the next steps, in chunks."""
+    return SeqBatch(model, list(rows), state={r: _Seq() for r in rows})
 
 
-def merge(a: SerialBatch, b: SerialBatch) -> SerialBatch:
-    a.rows += b.rows
+def merge(a: SeqBatch, b: SeqBatch) -> SeqBatch:
+    """One batch: the ready rows of both, then the waiting rows of both."""
+    if b.n_ready:
+        a.logits = b.logits if not a.n_ready else torch.cat([a.logits, b.logits])
+    a.rows = a.rows[: a.n_ready] + b.rows[: b.n_ready] + a.rows[a.n_ready :] + b.rows[b.n_ready :]
+    a.n_ready += b.n_ready
+    a.state.update(b.state)
     return a
 
 
-def select(batch: SerialBatch, keep: list[int]) -> None:
+def _release(batch: SeqBatch, row: Row) -> None:
+    st = batch.state.pop(row)
+    if st.seq is not None:
+        batch.model.release(st.seq)
+    for other in batch.state.values():  # its siblings evaluate the prompt themselves now
+        if other.leader is row:
+            other.leader = None
+
+
+def select(batch: SeqBatch, keep: list[int]) -> None:
+    """Keep rows `keep` (indices into batch.rows); the others hand back their sequences."""
+    kept = set(keep)
+    for j, row in enumerate(batch.rows):
+        if j not in kept:
+            _release(batch, row)
+    ready = [j for j in keep if j < batch.n_ready]
+    if len(ready) < batch.n_ready:
+        batch.logits = batch.logits[torch.tensor(ready, dtype=torch.long)] if ready else None
     batch.rows = [batch.rows[j] for j in keep]
+    batch.n_ready = len(ready)
 
 
-def choose_and_advance(batch: SerialBatch) -> Iterator[tuple[Row, str]]:
-    """One token of the first row (evaluating its prompt first when it is new)."""
-    row = batch.rows[0]
-    if batch.active is not row:
-        batch.logits = batch.model.logits_after(row.prompt_ids)
-        batch.active = row
-    logits = batch.logits[None, :]
-    tokens, chosen = choose_tokens(logits, [row.sampler])
-    decode._force([row], tokens, chosen)
-    view = decode.Batch(batch.model, [row], None, None, None, logits, False)  # what _logprobs reads
-    scored = decode._logprobs(view, tokens)
-    kept = len(row.token_ids)
-    piece = step_row(row, tokens[0])
-    if 0 in scored and len(row.token_ids) > kept:
-        scored[0].in_text = tokens[0] not in row.skip_ids
-        row.logprobs.append(scored[0])
-    if piece:
-        yield row, piece
-    if row.finish_reason is not None:
-        batch.rows.pop(0)
+def choose_and_advance(batch: SeqBatch) -> Iterator[tuple[Row, str]]:
+    """Choose the ready rows' tokens, then one llama_decode of those tokens and of prompt chunks."""
+    model, state = batch.model, batch.state
+    going: list[tuple[Row, int]] = []  # ready rows that continue, with the token to feed
+    if batch.n_ready:
+        ready = batch.rows[: batch.n_ready]
+        logits = batch.logits
+        tokens, chosen = choose_tokens(logits, [r.sampler for r in ready])
+        decode._force(ready, tokens, chosen)
+        scored = decode._logprobs(SimpleNamespace(rows=ready, logits=logits), tokens)
+        for j, row in enumerate(ready):
+            kept = len(row.token_ids)
+            piece = step_row(row, tokens[j])
+            if j in scored and len(row.token_ids) > kept:  # the token is part of the output
+                scored[j].in_text = tokens[j] not in row.skip_ids
+                row.logprobs.append(scored[j])
+            if row.finish_reason is None and state[row].n_past + 1 > model.n_ctx:
+                piece += row.finish("length")  # the sequence is full (the budget normally ends it first)
+            if piece:
+                yield row, piece
+            if row.finish_reason is None:
+                going.append((row, tokens[j]))
+            else:
+                _release(batch, row)
+    waiting = [r for r in batch.rows[batch.n_ready :] if r in state]
+    batch.rows, batch.n_ready, batch.logits = [r for r, _ in going] + waiting, 0, None
+    _assign(batch, waiting)
+    entries = [(state[r].seq, r, None, t) for r, t in going]  # (sequence, row, prompt end, token)
+    budget = STEP_TOKENS - len(entries)
+    for row in waiting:
+        st = state[row]
+        if budget <= 0:
+            break
+        if st.seq is None or st.leader is not None:
+            continue
+        end = min(len(row.prompt_ids), st.n_past + budget)
+        entries.append((st.seq, row, end, None))
+        budget -= end - st.n_past
+    if not entries:
+        if waiting:  # nothing can run: every sequence is held by rows outside this batch
+            raise CodelmError(f"no free llama.cpp sequence for {len(waiting)} waiting row(s)")
         return
-    if len(row.prompt_ids) + len(row.token_ids) + 1 > batch.model.n_ctx:
-        row.finish_reason = "length"  # the context is full (the budget normally ends it first)
-        batch.rows.pop(0)
-        return
-    batch.logits = batch.model.step([tokens[0]])
+    entries.sort(key=lambda e: e[0])  # llama.cpp batches runs of consecutive sequence ids
+    n = 0
+    outputs: list[Row] = []
+    tok, pos, seq, want = model.tok, model.pos, model.seq, model.want
+    for s, row, end, token in entries:
+        st = state[row]
+        if end is None:
+            tok[n], pos[n], seq[n], want[n] = token, st.n_past, s, 1
+            model.cached[s].append(token)
+            st.n_past += 1
+            n += 1
+            outputs.append(row)
+            continue
+        k = end - st.n_past
+        tok[n : n + k] = row.prompt_ids[st.n_past : end]
+        pos[n : n + k] = np.arange(st.n_past, end, dtype=np.int32)
+        seq[n : n + k] = s
+        want[n : n + k] = 0
+        model.cached[s] += row.prompt_ids[st.n_past : end]
+        st.n_past = end
+        n += k
+        if end == len(row.prompt_ids):
+            want[n - 1] = 1
+            outputs.append(row)
+    out = torch.from_numpy(model.decode(n))
+    index = list(range(len(outputs)))
+    for i, lead in enumerate(list(outputs)):
+        if state[lead].n_past != len(lead.prompt_ids):
+            continue  # a decoding row, not a prompt just finished
+        for row in waiting:
+            st = state[row]
+            if st.leader is lead:
+                model.copy(state[lead].seq, st.seq)
+                st.leader, st.n_past = None, len(row.prompt_ids)
+                outputs.append(row)
+                index.append(i)
+    batch.logits = out if len(index) == len(out) else out[torch.tensor(index, dtype=torch.long)]
+    done = set(outputs)
+    batch.rows = outputs + [r for r in batch.rows if r not in done]
+    batch.n_ready = len(outputs)
+
+
+def _assign(batch: SeqBatch, waiting: list[Row]) -> None:
+    """Give waiting rows free sequences; a sample whose sibling evaluates the same prompt waits
+    for it (and copies its cache) instead of evaluating the prompt a second time."""
+    model, state = batch.model, batch.state
+    for row in waiting:
+        st = state[row]
+        if st.seq is not None:
+            continue
+        got = model.acquire(row.prompt_ids, row)
+        if got is None:
+            return
+        st.seq, st.n_past = got
+        if len(row.prompt_ids) - 1 - st.n_past < SHARE_MIN_TOKENS:
+            continue
+        for other in waiting:
+            o = state[other]
+            if other is row:
+                break
+            if other.prompt_ids == row.prompt_ids and o.seq is not None and o.leader is None:
+                st.leader = other  # o is still evaluating: rows with logits are not in `waiting`
+                break
 
 
 def generate_rows(model: LlamaCppModel, rows: list[Row], pad_id: int) -> Iterator[tuple[int, str]]:
-    """Run `rows` to completion one after another, yielding (row index, new text)."""
+    """Run `rows` to completion together, yielding (row index, new text)."""
     position = {row: i for i, row in enumerate(rows)}
     batch = prefill(model, rows, pad_id)
-    while batch.rows:
-        for row, piece in choose_and_advance(batch):
-            yield position[row], piece
+    try:
+        while batch.rows:
+            for row, piece in choose_and_advance(batch):
+                yield position[row], piece
+    finally:  # also when the caller stops early or a step fails: the sequences go back
+        for row in list(batch.state):
+            _release(batch, row)
 
 
 class _Ops:
@@ -231,8 +501,11 @@ class LlamaCppEngine(Engine):
             config = AutoConfig.from_pretrained(tmp)
             generation = GenerationConfig.from_pretrained(tmp) if "generation_config" in meta else None
         fam = get_family(family or meta.get("family", ""))
-        n_ctx = int(json.loads(meta["config"]).get("max_position_embeddings") or 2048)
-        model = LlamaCppModel(path, n_ctx, threads)
+        raw = json.loads(meta["config"])
+        n_ctx = int(raw.get("max_position_embeddings") or 2048)
+        # one sequence per row of the batch, as many as the KV budget holds at the full context
+        n_seq = max(1, min(max_batch_size, KV_BUDGET_BYTES // (kv_bytes_per_token(raw) * n_ctx)))
+        model = LlamaCppModel(path, n_ctx, threads, n_seq)
         model.config, model.generation_config = config, generation
         engine = cls(
             Loaded(model=model, tokenizer=tokenizer, family=fam, path=path),  # type: ignore[arg-type]
