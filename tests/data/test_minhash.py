@@ -46,7 +46,7 @@ def test_signatures_span_chunks_and_batches(monkeypatch, stdlib_docs):
 
     texts = [d.text for d in stdlib_docs[:12]]
     reference = MinHasher().signatures(texts)
-    monkeypatch.setattr(mod, "CHUNK_SHINGLES", 257)  # documents cut across many chunks
+    monkeypatch.setattr(mod, "CHUNK_SHINGLES", 257)  # short documents' fallback in small pieces
     monkeypatch.setattr(mod, "BATCH_BYTES", 3000)  # and many small batches
     assert np.array_equal(MinHasher().signatures(texts), reference)
 
