@@ -15,9 +15,9 @@ documents' texts, a batch at a time, to verify pairs by exact Jaccard (their shi
 a temporary file past 64 MB, see `codelm.data.lsh.SetStore`); `apply` drops each shard's
 duplicates. Same kept copies as in-process, for any sharding. So the sharded path's memory is
 O(documents) (signatures, ids, bucket keys, pairs: a few KB per document), not O(text): peak RSS
-of `codelm data curate` grows from 247 to 313 MB between 3x and 10x the stdlib (94 -> 312 MB of
-text; before: 357 -> 822 MB; bench/dedup_memory.py). The in-process `run` holds its input, as any
-global step does.
+of `codelm data curate` grows from 153 to 200 MB between 3x and 10x the stdlib (94 -> 312 MB of
+text; 247 -> 313 MB with the hashing before 2026-12-04, 357 -> 822 MB before the spill;
+bench/dedup_memory.py). The in-process `run` holds its input, as any global step does.
 """
 
 from __future__ import annotations
