@@ -113,3 +113,72 @@ def test_line_rate_makes_line_middles(tokenizer_of):
     assert 0.4 < share < 0.8  # line middles plus character middles that happen to end a line
     with pytest.raises(Exception, match="line share"):
         transform(tokenizer_of, "llama", line=1.5)
+
+
+SENTINEL_TEXT = "<fim_prefix><fim_suffix><fim_middle><|fim_begin|><|fim_hole|><|fim_end|><|endoftext|><s></s>"
+ODD = ["é", "中文", "😀", "\u0300", "\u2028", "\u00a0", "\r\n", "\t\t", "   ", "\n\n\n", "'s", "123456"]
+ODD.append(SENTINEL_TEXT)
+
+
+def random_documents(n, seed):
+    """Stdlib-like code with unicode, whitespace runs and spelled-out sentinels mixed in."""
+    from codelm.models.tiny import stdlib_sources
+
+    lines = "".join(stdlib_sources(60_000)).splitlines(keepends=True)
+    rng = np.random.default_rng(seed)
+    docs = []
+    for _ in range(n):
+        start = int(rng.integers(len(lines) - 80))
+        parts = lines[start : start + int(rng.integers(1, 80))]
+        for _ in range(int(rng.integers(0, 6))):
+            at = int(rng.integers(len(parts) + 1))
+            parts.insert(at, ODD[int(rng.integers(len(ODD)))])
+        docs.append("".join(parts))
+    return docs + ["", "\n", "x", SENTINEL_TEXT, "é\n中\n😀"]
+
+
+FAMILIES = ["llama", "codegemma", "stablecode", "seedcoder"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_fast_codec_gives_the_wrappers_ids_on_random_documents(tokenizer_of, family):
+    """The Rust-direct path (FastCodec) against the straightforward transformers calls: same pieces
+    for random documents, cut points, orders, line spans and chunking, sentinel text included."""
+    same_pieces(tokenizer_of, family, 8)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", FAMILIES)
+def test_fast_codec_gives_the_wrappers_ids_on_many_random_documents(tokenizer_of, family):
+    same_pieces(tokenizer_of, family, 150)
+
+
+def same_pieces(tokenizer_of, family, n):
+    tok = tokenizer_of(family)
+    fam = get_family(family)
+    for max_tokens in (2048, 48):
+        fast = FimTransform(fam, tok, 0.7, 0.5, 0.3, max_tokens=max_tokens)
+        slow = FimTransform(fam, tok, 0.7, 0.5, 0.3, max_tokens=max_tokens)
+        slow.codec = None
+        assert fast.codec is not None  # the tiny tokenizers qualify for the fast path
+        for i, text in enumerate(random_documents(n, seed=max_tokens)):
+            # stored ids with sentinel text as control ids (no split) and as text (split)
+            for split in (False, True):
+                ids = np.asarray(tok(text, add_special_tokens=False, split_special_tokens=split)["input_ids"])
+                a = fast(ids, np.random.default_rng([7, i]))
+                b = slow(ids, np.random.default_rng([7, i]))
+                assert [(p.ids, p.eos) for p in a] == [(p.ids, p.eos) for p in b]
+        assert fast.codec.encode(ODD) == slow._encode(ODD)
+
+
+def test_fast_codec_is_refused_where_it_cannot_be_shown_equal(tokenizer_of):
+    from codelm.train.fim import FastCodec
+
+    assert FastCodec.of(tokenizer_of("codegen1")) is None  # CodeGenTokenizer overrides decode
+    tok = tokenizer_of("llama")
+    assert FastCodec.of(tok) is not None
+    tok.clean_up_tokenization_spaces = True
+    try:
+        assert FastCodec.of(tok) is None  # decoding would differ by the clean-up
+    finally:
+        tok.clean_up_tokenization_spaces = False

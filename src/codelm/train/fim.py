@@ -14,6 +14,13 @@ the packer keeps documents apart in attention (train/packing.py).
 Rates follow the recipes in shared/research/data-recipes.md: Seed-Coder 0.5 (SPM only), CodeGemma
 0.8-0.9 with 50/50 PSM/SPM, StarCoder 0.5 PSM. Every decision comes from an RNG seeded by
 (seed, epoch, document index), so a resumed run re-draws exactly the same splits.
+
+Cost: the transform decodes each FIM document and re-tokenizes its pieces, on the prefetch thread,
+beside torch's threads. Through the transformers wrappers that cost 5-7 ms of CPU per 2,048 tokens,
+and `encode_batch`'s thread pool added its spinning on the same cores. `FastCodec` calls the Rust
+tokenizer directly, the same calls the wrappers end in, once per document, without the thread pool
+(docs/training.md "Loop overhead"); it is used only where a probe at construction gives the same
+ids and text as the wrappers, so the output is unchanged.
 """
 
 from __future__ import annotations
@@ -64,6 +71,78 @@ def line_split_points(text: str, rng: np.random.Generator) -> tuple[int, int] | 
     return starts[first], ends[last]
 
 
+PROBES = (  # texts the fast path must encode and decode as the wrappers do before it is used
+    "def f(x):\n    return x  # \u00e9\u4e2d\U0001f600\n\n\t\tpass\r\n",
+    "<fim_prefix><fim_suffix><fim_middle><|fim_begin|><|fim_hole|><|fim_end|><|endoftext|>",
+    "<|fim_prefix|><|fim_suffix|><|fim_middle|><s></s><bos><eos><pad><unk><|file_separator|>",
+    "   x  \n\n\n  y's 12345 \u00a0\u2028\u0300a",
+    "",
+)
+
+
+class FastCodec:
+    """`tokenizer(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]` and
+    `tokenizer.decode(ids)` through the Rust tokenizer directly, for a `transformers` tokenizer whose
+    calls end in it unchanged.
+
+    Those wrappers cost more than the tokenization here (argument checks, `to_py_obj` over every id,
+    offsets and attention masks never read), and `encode_batch` runs on the tokenizers thread pool,
+    whose workers spin on the cores torch's threads use. This calls `encode` (offsets are cheap
+    next to the pool) on a private copy of the Rust tokenizer with `encode_special_tokens` set (what
+    `split_special_tokens=True` sets on the shared one), so another thread encoding with control
+    tokens is never affected. `of()` returns None where equality cannot be shown: a tokenizer class
+    that overrides the calls, decoding with a clean-up, or a probe that differs.
+    """
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+
+    @classmethod
+    def of(cls, tokenizer: Any) -> FastCodec | None:
+        try:
+            from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+            from transformers.tokenization_utils_tokenizers import TokenizersBackend
+        except ImportError:  # another transformers layout: keep the wrappers
+            return None
+        kind = type(tokenizer)
+        if not isinstance(tokenizer, TokenizersBackend) or any(
+            getattr(kind, name) is not getattr(base, name)
+            for name, base in (
+                ("__call__", PreTrainedTokenizerBase),
+                ("decode", PreTrainedTokenizerBase),
+                ("_encode_plus", TokenizersBackend),
+                ("_decode", TokenizersBackend),
+            )
+        ):
+            return None
+        if tokenizer.clean_up_tokenization_spaces:
+            return None
+        from tokenizers import Tokenizer
+
+        backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        backend.no_truncation()  # what the wrapper's call does (DO_NOT_TRUNCATE, DO_NOT_PAD)
+        backend.no_padding()
+        backend.encode_special_tokens = True
+        codec = cls(backend)
+        probes = [*PROBES, *(t for t in tokenizer.all_special_tokens)]
+        want = tokenizer(probes, add_special_tokens=False, split_special_tokens=True, verbose=False)
+        if codec.encode(probes) != want["input_ids"]:
+            return None
+        for ids in want["input_ids"]:
+            if codec.decode(ids) != tokenizer.decode(ids):
+                return None
+        every = list(range(len(tokenizer)))  # control tokens as text, as the wrapper decodes them
+        if codec.decode(every) != tokenizer.decode(every):
+            return None
+        return codec
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return [self.backend.encode(t, add_special_tokens=False).ids for t in texts]
+
+    def decode(self, ids: list[int]) -> str:
+        return self.backend.decode(ids, skip_special_tokens=False)
+
+
 class FimTransform:
     """Turn a document's token ids into training pieces, FIM-permuted at `rate`."""
 
@@ -101,8 +180,16 @@ class FimTransform:
                     f"the tokenizer lacks {family.name}'s FIM sentinels {', '.join(missing)}; "
                     "use a tokenizer of that family (or set the FIM rate to 0)"
                 )
+        self.codec = FastCodec.of(tokenizer) if rate > 0 else None
+
+    def _decode(self, ids: list[int]) -> str:
+        if self.codec is not None:
+            return self.codec.decode(ids)
+        return self.tokenizer.decode(ids)
 
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        if self.codec is not None:
+            return self.codec.encode(texts)
         # split_special_tokens: text that spells a sentinel is data, never a control token
         return self.tokenizer(
             list(texts), add_special_tokens=False, split_special_tokens=True, verbose=False
@@ -133,11 +220,11 @@ class FimTransform:
         if len(ids) <= self.max_tokens:
             if rng.random() >= self.rate:
                 return [Piece(ids.tolist(), eos=True)]
-            text = self.tokenizer.decode(ids.tolist())
+            text = self._decode(ids.tolist())
             return [Piece(self.permute(text, rng, spm=rng.random() < self.spm_rate), eos=True)]
         # A long document is cut into chunks of about max_tokens at line ends, and each chunk gets its
         # own FIM draw, so the prefix, middle and suffix of a FIM example stay within one sequence.
-        text = self.tokenizer.decode(ids.tolist())
+        text = self._decode(ids.tolist())
         chunks = chunk_text(text, max(1, int(len(text) * self.max_tokens * 0.9 / len(ids))))
         return [self._one(c, rng, last=i == len(chunks) - 1) for i, c in enumerate(chunks)]
 
