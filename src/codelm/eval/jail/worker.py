@@ -14,6 +14,7 @@ sample left anything outside its work directory).
 from __future__ import annotations
 
 import base64
+import gc
 import hmac
 import importlib
 import os
@@ -336,6 +337,11 @@ def main() -> None:
     info["memory_cap_by"] = f"cgroup {memory.kind}" if memory else ("accounting" if meter else None)
     protocol.write_frame(ctl_out, {"ready": True, "info": info})
     worker = Worker(info, pidns_fd, int(config["scratch_bytes"]), memory, meter)
+    # Everything the worker holds now (interpreter, preloaded modules) goes to the collector's
+    # permanent generation: a sample's collections skip it, so they neither walk it nor write to
+    # its pages (each write would copy a page the fork shares).
+    gc.collect()
+    gc.freeze()
     try:
         while (job := protocol.read_frame(ctl_in)) is not None:
             try:

@@ -56,6 +56,8 @@ CHECK_SOURCE = Path(__file__).with_name("mbpp_plus_check.py")
 # and 1 more to join the process
 MIN_TIME_LIMIT = 1.0  # evalplus.config.DEFAULT_MIN_TIME_LIMIT
 GT_TIME_LIMIT_FACTOR = 4.0  # evalplus.config.DEFAULT_GT_TIME_LIMIT_FACTOR
+# where the check program times the reference itself: per-input limits max(floor, factor x its time)
+LIMIT_RULE = (MIN_TIME_LIMIT, GT_TIME_LIMIT_FACTOR)
 RUN_LIMIT = 60.0
 
 # evalplus/eval/_special_oracle.py and unsafe_execute: entry point -> oracle of the check program
@@ -171,12 +173,20 @@ class Problem:
         are kept as their fallback. ``times`` (the reference's seconds per input, required with
         ``expected``) give EvalPlus's per-input limits."""
         checks = ("plus", "base")
-        compared_here = {
-            check: self.case(self.inputs(check), restart=self.restart(check), **self.limits(check, times))
-            for check in checks
-        }
+        per_input = input_limits(times) if times is not None else None
+        limits = {check: per_input[: len(self.inputs(check))] for check in checks} if per_input else {}
+
+        def compared_here(check: str) -> bytes:  # the case of a program comparing in the sandbox
+            timing = {"time_limits": limits[check]} if limits else {"limit_rule": LIMIT_RULE}
+            return self.case(self.inputs(check), restart=self.restart(check), **timing)
+
         if expected is None:
-            return dataclasses.replace(self, cases=compared_here, expected={}, time_limits={}, times=[])
+            cases = {check: compared_here(check) for check in checks}
+            return dataclasses.replace(
+                self, cases=cases, expected={}, time_limits=limits, times=list(times or ())
+            )
+        if times is None or len(times) != len(expected):
+            raise ValueError(f"{self.task_id}: expected outputs need the reference's time on each input")
         known = {"plus": expected, "base": expected[: len(self.base_input)]}
         digests = {check: [i for i, e in enumerate(known[check]) if type(e) is Digest] for check in checks}
         cases = {
@@ -185,28 +195,26 @@ class Problem:
                 mode="outputs",
                 restart=self.restart(check),
                 digests=digests[check],
-                **self.limits(check, times),
+                time_limits=limits[check],
             )
             for check in checks
         }
-        limits = {check: input_limits(times)[: len(self.inputs(check))] for check in checks}
-        fallback = {check: compared_here[check] for check in checks if digests[check]}
+        fallback = {check: compared_here(check) for check in checks if digests[check]}
         return dataclasses.replace(
             self, cases=cases, expected=known, time_limits=limits, times=list(times), fallback_cases=fallback
         )
-
-    def limits(self, check: str, times: list | None) -> dict:
-        """The case's per-input time limits: from the reference's times, or, where the check
-        program times the reference itself, the rule to derive them."""
-        if times is None:
-            return {"limit_rule": (MIN_TIME_LIMIT, GT_TIME_LIMIT_FACTOR)}
-        return {"time_limits": input_limits(times)[: len(self.inputs(check))]}
 
     def runs(self, check: str) -> list[list[float]]:
         """The per-input limits of each of EvalPlus's runs (base, plus) that this check stands for."""
         limits = self.time_limits.get(check, [])
         cut = len(self.base_input)
         return [limits[:cut], limits[cut:]] if check == "plus" else [limits]
+
+
+def reference_allowance(problem: Problem, check: str) -> float:
+    """Wall-clock seconds added for a check program that runs the reference before the candidate:
+    4x the reference's time on the check's inputs, at least 10 s."""
+    return max(10.0, 4.0 * sum(problem.times[: len(problem.inputs(check))]))
 
 
 def input_limits(times: list[float]) -> list[float]:
@@ -306,23 +314,25 @@ class MbppPlusTask(Task):
         return programs
 
     def timed(self, program: Program, problem: Any, check: str, calibrated: float) -> Program:
-        """The check's limit; a fallback (which runs the reference too) gets that much more plus
-        4x the reference's time, at least 10 s: the candidate's own limits stay EvalPlus's."""
+        """The check's limit; a fallback, which runs the reference too, gets more for that
+        (``reference_allowance``): the candidate's own limits stay EvalPlus's."""
         timed = super().timed(program, problem, check, calibrated)
         if timed.fallback is None:
             return timed
-        reference = sum(problem.times[: len(problem.inputs(check))])
-        fallback = dataclasses.replace(timed.fallback, timeout=timed.timeout + max(10.0, 4.0 * reference))
-        return dataclasses.replace(timed, fallback=fallback)
+        timeout = timed.timeout + reference_allowance(problem, check)
+        return dataclasses.replace(timed, fallback=dataclasses.replace(timed.fallback, timeout=timeout))
 
     def needs_calibration(self, problem: Problem) -> bool:
         return not problem.time_limits  # prepare timed the canonical solution on every input
 
     def check_timeout(self, problem: Any, check: str, calibrated: float) -> float:
         runs = [run for run in problem.runs(check) if run]
-        if not runs:  # no ground-truth times (outputs computed in the check program itself)
+        if not runs:  # no ground-truth times (the check program times the reference itself)
             return calibrated
-        return max(calibrated, sum(min(RUN_LIMIT, sum(run)) + 2.0 for run in runs))
+        limit = sum(min(RUN_LIMIT, sum(run)) + 2.0 for run in runs)
+        if check not in problem.expected:  # compared in the sandbox: the reference runs there too
+            limit += reference_allowance(problem, check)
+        return max(calibrated, limit)
 
     def settled_by(self, problem: Problem) -> dict[str, str]:
         """The base inputs are the first of the plus check's: its outputs settle both verdicts
@@ -406,27 +416,38 @@ def decode_outputs(data: bytes | list) -> list:
 
 
 def _with_truth(problem: Problem, data: bytes) -> Problem:
-    """``problem`` with its ground truth; without (outputs too large to pass around, or unreadable),
-    its check programs compute the expected outputs themselves, as EvalPlus's would (slower, same
-    verdicts)."""
+    """``problem`` with its ground truth. Without its outputs (not plain values, too large to pass
+    around, cheaper to compute again than to digest) its check programs compute them in the
+    sandbox, as EvalPlus's would (same verdicts), under the per-input limits of the reference's
+    times; without those either (the reference's run failed), under limits they time themselves."""
     try:
         outputs, times = decode_truth(data)
-    except ValueError as exc:  # e.g. an integer too long to pass around: compared in the sandbox
-        log.info("%s: expected outputs not precomputed (%s)", problem.task_id, exc)
+        if len(times) != len(problem.inputs("plus")):
+            raise ValueError(f"{len(times)} times for {len(problem.inputs('plus'))} inputs")
+    except ValueError as exc:
+        log.info("%s: no ground truth (%s)", problem.task_id, exc)
         return problem
     return problem.with_cases(outputs, times)
 
 
-def decode_truth(data: bytes) -> tuple[list, list[float]]:
-    """The reference's outputs and its seconds per input, as the truth run wrote them."""
+def decode_truth(data: bytes) -> tuple[list | None, list[float]]:
+    """The reference's outputs (None: they are compared in the sandbox) and its seconds per input,
+    as the truth run wrote them."""
     try:
         truth = json.loads(data)
         if "unavailable" in truth:
             raise ValueError(f"the reference's run: {truth['unavailable']}")
         times = [float(t) for t in truth["times"]]
-        outputs = decode_outputs(truth["outputs"])
+        if truth["outputs"] is None:
+            log.info("expected outputs compared in the sandbox: %s", truth.get("why"))
+            return None, times
     except (ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"unreadable ground truth: {exc}") from exc
+    try:
+        outputs = decode_outputs(truth["outputs"])
+    except ValueError as exc:  # e.g. an integer too long to pass around: compared in the sandbox
+        log.info("expected outputs compared in the sandbox: %s", exc)
+        return None, times
     if len(times) != len(outputs):
         raise ValueError("unreadable ground truth: one time per output expected")
     return outputs, times
