@@ -188,6 +188,32 @@ def test_a_systemic_generation_failure_stops_the_run(humaneval_path, tmp_path):
     assert (tmp_path / "generations.jsonl").read_text() == ""  # nothing journaled: a resume retries
 
 
+def test_task_max_new_tokens_sets_one_tasks_budget(humaneval_path, tmp_path):
+    from codelm.eval.tasks import get_task
+
+    settings = GenSettings(task_max_new_tokens={"humaneval": 384})
+    assert get_task("humaneval").max_tokens(settings) == 384
+    assert get_task("fim-exact-match").max_tokens(settings) == 128  # its own default stays
+    both = GenSettings(max_new_tokens=64, task_max_new_tokens={"humaneval": 384})
+    assert [get_task(t).max_tokens(both) for t in ("humaneval", "fim-exact-match")] == [384, 64]
+    with pytest.raises(ValueError, match="max_new_tokens of humaneval must be >= 1"):
+        GenSettings(task_max_new_tokens={"humaneval": 0})
+
+    class Recording(CanonicalBackend):
+        def generate(self, requests):
+            self.budgets = [r.sampling.max_new_tokens for r in requests]
+            return super().generate(requests)
+
+    problems = humaneval.load_problems(humaneval_path)
+    options = dict(output=tmp_path, limit=2, data_dir=humaneval_path.parent, execute=False, progress=False)
+    backend = Recording(problems)
+    run_eval(EvalOptions(tasks=("humaneval",), settings=settings, **options), backend)
+    assert backend.budgets == [384, 384]
+    wrong = GenSettings(task_max_new_tokens={"mbpp": 100})
+    with pytest.raises(CodelmError, match="task_max_new_tokens name tasks that are not selected: mbpp"):
+        run_eval(EvalOptions(tasks=("humaneval",), settings=wrong, **options), backend)
+
+
 def test_refusals_come_before_any_work(tmp_path):
     missing_model = str(tmp_path / "no-such-model")
     with pytest.raises(CodelmError, match="--allow-code-execution"):

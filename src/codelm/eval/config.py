@@ -6,6 +6,7 @@
     temperature: 0.0
     limit: 200             # per task; `task_limits` overrides it for named tasks
     task_limits: {humaneval: null}
+    task_max_new_tokens: {humaneval: 384}   # over max_new_tokens (default: each task's own)
     limit_spread: true     # the limited problems spread evenly over the file, not the first N
     release_window: "2024-08-01:"  # tasks with release dates (livecodebench): problems since then
 
@@ -31,6 +32,7 @@ class EvalConfig:
     top_k: int | None = None
     repetition_penalty: float | None = None
     max_new_tokens: int | None = None  # default: per task
+    task_max_new_tokens: dict[str, int] = field(default_factory=dict)  # per task, over max_new_tokens
     seed: int | None = None
     k: list[int] = field(default_factory=lambda: [1, 10, 100])  # pass@k values (those <= n reported)
     batch_size: int = 16  # prompts per backend call
@@ -88,7 +90,12 @@ class EvalConfig:
         try:
             sampling = Sampling(temperature, self.top_p, self.top_k, self.repetition_penalty, seed=self.seed)
             settings = GenSettings(
-                self.mode, self.n, sampling, self.max_new_tokens, batch_size=self.batch_size
+                self.mode,
+                self.n,
+                sampling,
+                self.max_new_tokens,
+                batch_size=self.batch_size,
+                task_max_new_tokens=dict(self.task_max_new_tokens),
             )
             return EvalOptions(
                 tasks=tuple(self.tasks),

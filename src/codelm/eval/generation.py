@@ -156,14 +156,16 @@ class GenSettings:
     sampling: Sampling = field(default_factory=Sampling)
     max_new_tokens: int | None = None  # None: each task's own default
     batch_size: int = 16  # requests handed to the backend at once (progress and resume granularity)
+    task_max_new_tokens: Mapping[str, int] = field(default_factory=dict)  # per task, over max_new_tokens
 
     def __post_init__(self) -> None:
         if self.mode not in ("base", "chat"):
             raise ValueError(f"mode must be base or chat, got {self.mode!r}")
         if self.n < 1 or self.batch_size < 1:
             raise ValueError(f"n and batch_size must be >= 1, got {self.n} and {self.batch_size}")
-        if self.max_new_tokens is not None and self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        for name, value in {"": self.max_new_tokens, **self.task_max_new_tokens}.items():
+            if value is not None and value < 1:
+                raise ValueError(f"max_new_tokens{f' of {name}' if name else ''} must be >= 1, got {value}")
 
 
 @dataclass(frozen=True)

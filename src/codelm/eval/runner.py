@@ -149,9 +149,11 @@ def plan_tasks(options: EvalOptions, backend: Backend) -> tuple[list[Plan], dict
     unknown = sorted(set(options.data) - set(names))
     if unknown:
         raise CodelmError(f"--data names tasks that are not selected: {', '.join(unknown)}")
-    unknown = sorted(set(options.task_limits) - set(names))
-    if unknown:
-        raise CodelmError(f"task limits name tasks that are not selected: {', '.join(unknown)}")
+    max_tokens = options.settings.task_max_new_tokens
+    for what, named in (("task limits", options.task_limits), ("task_max_new_tokens", max_tokens)):
+        unknown = sorted(set(named) - set(names))
+        if unknown:
+            raise CodelmError(f"{what} name tasks that are not selected: {', '.join(unknown)}")
     if options.release_window is not None and not any(get_task(name).dated for name in names):
         raise CodelmError(
             f"--release-window {options.release_window}: no selected task has release dates "
@@ -294,6 +296,8 @@ def claim_samples(
 def run_config(options: EvalOptions, backend: Backend, plans: list[Plan], skipped: dict) -> dict:
     s = options.settings
     generation = {"backend": backend.name, "mode": s.mode, "n": s.n, "max_new_tokens": s.max_new_tokens}
+    if s.task_max_new_tokens:  # only when set: a resumed run of before this field compares equal
+        generation["task_max_new_tokens"] = dict(s.task_max_new_tokens)
     sampling = dataclasses.asdict(s.sampling)
     sampling.pop("max_new_tokens")  # set per task (or by max_new_tokens above)
     generation |= {"sampling": sampling}

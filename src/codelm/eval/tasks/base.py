@@ -108,6 +108,8 @@ class Task:
         raise NotImplementedError
 
     def max_tokens(self, settings: GenSettings) -> int:
+        if self.name in settings.task_max_new_tokens:
+            return settings.task_max_new_tokens[self.name]
         if settings.max_new_tokens is not None:
             return settings.max_new_tokens
         return max(self.max_new_tokens, 1024) if settings.mode == "chat" else self.max_new_tokens
