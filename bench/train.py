@@ -52,7 +52,16 @@ from codelm.train.config import load_config
 from codelm.train.metrics import flops_per_token, measure_matmul_tflops, read_metrics
 
 WARMUP = 3  # steps left out of the timing (compilation, allocator, autotuning, first-touch)
-CONTENDERS = ("trainer", "minimal", "minimal-compiled", "codelm", "codelm-compiled")
+CONTENDERS = (
+    "trainer",
+    "minimal",
+    "minimal-compiled",
+    "codelm",
+    "codelm-compiled",
+    "codelm-compiled-wrappers",
+)
+# codelm-compiled-wrappers: codelm compiled with FIM re-tokenized through the transformers calls, the
+# path before train/fim.py's FastCodec, for an A/B of that change; never counted as codelm's best
 # bench-only model shapes on the family's tiny config (model.overrides): ~30M parameters with the
 # tiny 2,048-row vocabulary, a small-GPT-2-like shape (head_dim 64, MLP 3x hidden, full-width KV)
 SIZES = {
@@ -270,6 +279,15 @@ def run_contender(name: str, cfg) -> dict:
         return run_trainer(cfg)
     if name.startswith("minimal"):
         return run_minimal(cfg, compiled=name.endswith("-compiled"))
+    if name == "codelm-compiled-wrappers":
+        from codelm.train import fim
+
+        saved = fim.FastCodec.__dict__["of"]
+        fim.FastCodec.of = staticmethod(lambda tokenizer: None)  # same ids, through the wrappers
+        try:
+            return run_codelm(cfg)
+        finally:
+            fim.FastCodec.of = saved
     return run_codelm(cfg)
 
 
@@ -297,7 +315,9 @@ def report(args, results: dict, peaks: dict, fpt: float, params: int, loads: tup
             f"| {name} | {precision} | {tps:.1f} ({spread}) | {tflops:.4f} | {tflops / peak:.1%} | {first} |"
         )
         family = (
-            "codelm"
+            "codelm-wrappers"  # an A/B of the data path, not a configuration codelm runs
+            if name.endswith("-wrappers")
+            else "codelm"
             if name.startswith("codelm")
             else name.replace("-compiled", "") + "-compiled" * ("compiled" in name)
         )
@@ -358,7 +378,9 @@ def main() -> None:
     )
     ap.add_argument("--device", default="cpu", help="cpu, or cuda (accelerate picks the GPU)")
     ap.add_argument("--precision", default="both", choices=["fp32", "bf16", "both"])
-    ap.add_argument("--contenders", default=",".join(CONTENDERS), help=f"comma-separated, of {CONTENDERS}")
+    ap.add_argument(
+        "--contenders", default=",".join(CONTENDERS[:5]), help=f"comma-separated, of {CONTENDERS}"
+    )
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=30)
@@ -379,7 +401,7 @@ def main() -> None:
     args.argv = sys.argv[1:]
     contenders = [c for c in args.contenders.split(",") if c]
     unknown = sorted(set(contenders) - set(CONTENDERS))
-    if unknown or not any(c.startswith("codelm") for c in contenders):
+    if unknown or not {"codelm", "codelm-compiled"} & set(contenders):
         ap.error(f"--contenders: at least one codelm contender, from {CONTENDERS} (unknown: {unknown})")
     if args.device == "cpu":
         torch.set_num_threads(args.threads)
@@ -404,7 +426,7 @@ def main() -> None:
             for precision in precisions:
                 for name in contenders:
                     out = Path(tmp) / f"{name}-{precision}-{i}"
-                    cfg = make_cfg(args, ckpt, shards, out, precision, name == "codelm-compiled")
+                    cfg = make_cfg(args, ckpt, shards, out, precision, name.startswith("codelm-compiled"))
                     r = run_contender(name, cfg)
                     results.setdefault((precision, name), []).append(r)
                     first = r["first_step_s"]
