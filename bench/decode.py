@@ -7,7 +7,7 @@ depth) are decoded greedily, batch 1, on the same threads by:
 - codelm's engine on PyTorch (sampling, stop checks, incremental detokenization) in fp32, and, on a
   CPU with native bf16 (AVX512-BF16/AMX), in bf16 with prepacked linears (what dtype "auto" picks at
   ~200M) and in bf16 with plain linears (`pack=False`: why the packing);
-- raw llama.cpp through llama-cpp-python (eval + numpy argmax), on GGUF files written by
+- raw llama.cpp through llama-cpp-python's C bindings (llama_decode + numpy argmax), on GGUF files written by
   `codelm export gguf` at f32 and f16: the anchor (issue 17);
 - codelm's engine on the llama.cpp backend (f32): what `--model FILE.gguf` costs over raw llama.cpp.
 
@@ -115,15 +115,22 @@ def engine_run(engine: Engine, tokens: int) -> int:
 
 
 def raw_llama_cpp(llm, prompt_ids: list[int], tokens: int) -> int:
-    """llama-cpp-python's eval and an argmax over llama.cpp's logits: no codelm in the loop."""
+    """llama.cpp's own C API and an argmax over its logits, no codelm in the loop: llama_decode of a
+    one-sequence batch (llama_batch_get_one), as llama.cpp's simple example does; llama-cpp-python's
+    `Llama.eval` is bypassed, since it adds Python work of its own per token."""
     import llama_cpp
 
     n_vocab = llm.n_vocab()
-    llm.reset()
-    llm.eval(prompt_ids)
+    llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llm.ctx), True)
+    ids = (llama_cpp.llama_token * len(prompt_ids))(*prompt_ids)
+    if llama_cpp.llama_decode(llm.ctx, llama_cpp.llama_batch_get_one(ids, len(prompt_ids))) != 0:
+        raise RuntimeError("llama_decode failed on the prompt")
+    one = (llama_cpp.llama_token * 1)()
     for _ in range(tokens):
         logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(n_vocab,))
-        llm.eval([int(logits.argmax())])
+        one[0] = int(logits.argmax())
+        if llama_cpp.llama_decode(llm.ctx, llama_cpp.llama_batch_get_one(one, 1)) != 0:
+            raise RuntimeError("llama_decode failed")
     return tokens
 
 
