@@ -6,7 +6,9 @@ and isolated once (namespaces, read-only host) and then forks one child per samp
 costs a fork plus its own runtime. One thread per worker feeds it jobs; the threads only wait on
 pipes, so the GIL is not a bottleneck. A program whose verdict is ``error`` (the harness failed:
 a lost worker, a mount refused) runs once more before that verdict stands, so an infrastructure
-failure is reported as such and never scored as the model's.
+failure is reported as such and never scored as the model's. A result its ``verify`` could not
+decide (``ExecResult.undecided``) is settled by the program's ``fallback``. Programs that say what
+they cost (``Program.cost``) start longest first, so no worker is left with a long one at the end.
 
 Timeouts are wall-clock and therefore load-sensitive. ``calibrate_timeouts`` measures each
 problem's reference solution in the same pool and derives ``max(floor, factor x runtime)``, so a

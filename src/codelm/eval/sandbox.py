@@ -37,7 +37,9 @@ patched traceback hooks or harness state changed through frames yield no proof. 
 (compiled languages) pass on exit status 0, as in every HumanEval-X harness. Benchmarks with
 ground-truth outputs (MBPP+) go further: the sample only writes its outputs as plain values
 (``Program.result_file``) and ``Program.verify`` compares them in the parent, which the sample
-cannot reach, as differential testing intends. A verdict of ``error`` (worker lost, mount refused)
+cannot reach, as differential testing intends (large outputs by a digest of their canonical bytes
+that only the parent knows the expected value of; where digests differ, ``Program.fallback``
+compares in the sandbox). A verdict of ``error`` (worker lost, mount refused)
 is retried once by the pool before it stands, and is never counted as the model's failure.
 
 Protected against (when ``sandbox_info()["summary"]`` says full isolation):

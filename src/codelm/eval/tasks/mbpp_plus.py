@@ -7,9 +7,13 @@ once per problem. The sample's check program (``mbpp_plus_check.py``, see its do
 comparison rules, float tolerance and special oracles) then only runs the candidate and writes
 its outputs as plain values; ``verify`` compares them with the expected ones in this process,
 which the sample cannot reach, so no trick inside the sandbox can turn a wrong output into a pass
-(an always-equal object cannot even be written). Without ``prepare`` (or where the outputs are too
-large, Mbpp/255), the check program computes and compares them itself. The ground truth is kept
-across runs (``store.TruthCache``), as EvalPlus keeps its own. Two checks per sample, both reported:
+(an always-equal object cannot even be written). Large outputs go both ways as SHA-256 digests of
+their canonical bytes (``Digest``; why that is safe: ``mbpp_plus_check``); a digest that differs
+leaves the verdict ``undecided`` and the pool runs the sample's fallback program, which computes
+the expected outputs in the sandbox and compares there. Without ``prepare`` (or where the outputs
+cost more to digest than to compute, Mbpp/255, or are no plain values), the check program computes
+and compares them itself. The ground truth is kept across runs (``store.TruthCache``), as EvalPlus
+keeps its own. Two checks per sample, both reported:
 
 * ``base``: the base inputs (EvalPlus's "base tests");
 * ``plus``: base and plus inputs together ("base + extra tests", the MBPP+ headline number).
