@@ -55,9 +55,8 @@ def test_tiny_recipe_runs_end_to_end(tmp_path, capsys):
         assert metrics["preference_accuracy"] is not None and metrics["docstring_pass@1"] is not None
     assert figures["checkpoints"]["after"]["perplexity"] == after["perplexity"]
     assert all(figures["steps"][step] is not None for step in step_names(load_recipe(TINY, scale="ci"))[:-1])
-    assert (
-        set(figures["stages"]) == {"pretrain", "long-context", "sft", "dpo"} and figures["stages"]["pretrain"]["tokens_per_s"]
-    )
+    assert set(figures["stages"]) == {"pretrain", "long-context", "sft", "dpo"}
+    assert figures["stages"]["pretrain"]["tokens_per_s"]
     assert len(figures["samples"]["after"]) == 5 and figures["samples"]["after"][0]["reference"]
     assert len(figures["infills"]["before"]) == 5 and figures["serve"].startswith("codelm serve --model")
     final = run / "stages" / "dpo" / "final"

@@ -1,4 +1,4 @@
-"""`codelm serve --model FILE.gguf`: the same API on the llama.cpp backend, requests queued serially."""
+"""`codelm serve --model FILE.gguf`: the same API on the llama.cpp backend, concurrent requests batched."""
 
 from __future__ import annotations
 
@@ -68,4 +68,4 @@ def test_concurrent_requests_all_finish(cpp_engine, start_server):
 
     with ThreadPoolExecutor(6) as pool:
         together = list(pool.map(one, prompts))
-    assert together == [one(p) for p in prompts]  # queued serially, each exactly as alone
+    assert together == [one(p) for p in prompts]  # batched together, each exactly as alone
