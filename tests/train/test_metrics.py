@@ -102,7 +102,7 @@ def test_mfu_of_a_tiny_run_is_against_the_measured_peak(pretrain_run):
 
 
 def test_bf16_run_measures_both_peaks(tiny_checkpoint, shards_of, make_config):
-    """bf16 autocast trains on a CPU; MFU is against the measured bf16 matmul peak."""
+    """bf16 autocast trains on a CPU; MFU is against the best measured matmul peak (fp32 or bf16)."""
     from codelm.train.loop import train
     from codelm.train.metrics import read_metrics
 
@@ -117,7 +117,8 @@ def test_bf16_run_measures_both_peaks(tiny_checkpoint, shards_of, make_config):
     final = train(cfg)
     device = json.loads((final / "meta.json").read_text())["device"]
     assert sorted(device["peak_tflops_measured"]) == ["bf16", "fp32"]
-    assert device["peak_tflops"] == device["peak_tflops_measured"]["bf16"] > 0
+    # the best of the two: a CPU without native bf16 emulates it far below its fp32 rate
+    assert device["peak_tflops"] == max(device["peak_tflops_measured"].values()) > 0
     records = read_metrics(final.parent / "metrics.jsonl")
     assert all(math.isfinite(r["loss"]) and 0 < r["mfu"] < 1.5 for r in records)
 
