@@ -94,3 +94,19 @@ def test_on_the_decontamination_list(data_dir):
 
     names = {t.benchmark for t in load_benchmarks(data_dir)}
     assert {f"multipl-e-{lang}" for lang in COUNTS} <= names
+
+
+def test_a_missing_test_library_makes_the_language_unavailable(monkeypatch):
+    """A toolchain whose test library is absent (Perl without Test::Deep) is skipped with the reason,
+    never run into a failed verdict for every sample."""
+    import dataclasses
+
+    from codelm.eval.tasks import multipl_e
+
+    bash = dataclasses.replace(LANGS["sh"], check=("{bash}", "-c", "echo 'no Test::Deep here' >&2; exit 3"))
+    monkeypatch.setitem(multipl_e.LANGS, "sh-without-library", bash)
+    why = multipl_e.probe("sh-without-library")
+    assert isinstance(why, str) and "no Test::Deep here" in why and "apt-get install bash" in why
+    with_library = dataclasses.replace(bash, check=("{bash}", "-c", "true"))
+    monkeypatch.setitem(multipl_e.LANGS, "sh-with-library", with_library)
+    assert multipl_e.probe("sh-with-library") == {"bash": multipl_e.probe("sh")["bash"]}

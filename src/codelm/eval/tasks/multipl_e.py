@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -47,7 +48,8 @@ _QUIET = '"$@" 2>.stderr; code=$?; cat .stderr >&2; [ $code -eq 0 ] && [ ! -s .s
 @dataclass(frozen=True)
 class Lang:
     """How one language's program is built and run: ``tools`` to find, the file name, the compile
-    and run commands (``{t[name]}`` are tool paths), extra files that must exist, the apt hint."""
+    and run commands (``{t[name]}`` are tool paths), extra files that must exist, a command that
+    must succeed (a test library the tests load: Perl's Test::Deep), the apt hint."""
 
     title: str
     tools: tuple[str, ...]
@@ -55,6 +57,7 @@ class Lang:
     run: tuple[str, ...]
     compile: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
+    check: tuple[str, ...] = ()
     apt: str = ""
     env: Callable[[], dict] | None = None
 
@@ -107,9 +110,23 @@ LANGS: dict[str, Lang] = {
         "Lua", ("lua5.4",), "main.lua", ("{lua5.4}", "main.lua"), needs=(LUAUNIT,), apt="lua5.4 lua-unit"
     ),
     "php": Lang("PHP", ("php",), "main.php", ("{php}", "main.php"), apt="php-cli"),
-    "pl": Lang("Perl", ("perl",), "main.pl", ("{perl}", "main.pl"), apt="perl libtest-deep-perl"),
+    "pl": Lang(
+        "Perl",
+        ("perl",),
+        "main.pl",
+        ("{perl}", "main.pl"),
+        check=("{perl}", "-MTest::Deep", "-e", "1"),
+        apt="perl libtest-deep-perl",
+    ),
     "r": Lang("R", ("Rscript",), "main.r", ("{Rscript}", "main.r"), apt="r-base-core"),
-    "rb": Lang("Ruby", ("ruby",), "main.rb", ("{ruby}", "main.rb"), apt="ruby ruby-test-unit"),
+    "rb": Lang(
+        "Ruby",
+        ("ruby",),
+        "main.rb",
+        ("{ruby}", "main.rb"),
+        check=("{ruby}", "-e", "require 'test/unit'; Test::Unit::AutoRunner.need_auto_run = false"),
+        apt="ruby ruby-test-unit",
+    ),
     "rkt": Lang(
         "Racket",
         ("racket",),
@@ -161,6 +178,11 @@ class Problem:
     stops: tuple[str, ...]
 
 
+def _fill(args: tuple[str, ...], tools: dict[str, str]) -> list[str]:
+    """A command with its "{tool}" arguments replaced by the tools' paths."""
+    return [tools.get(a[1:-1], a) if a[:1] == "{" and a[-1:] == "}" else a for a in args]
+
+
 @functools.cache
 def probe(language: str) -> dict[str, str] | str:
     """The language's tool paths on the sandbox PATH, or why it cannot run (cached per process)."""
@@ -174,6 +196,15 @@ def probe(language: str) -> dict[str, str] | str:
     for path in spec.needs:
         if not os.path.exists(path):
             return f"{path} not found; install: apt-get install {spec.apt}"
+    if spec.check:
+        argv = _fill(spec.check, tools)
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"{' '.join(argv)} failed: {exc}; install: apt-get install {spec.apt}"
+        if done.returncode:
+            why = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[0][:120]
+            return f"{' '.join(argv)} failed ({why}); install: apt-get install {spec.apt}"
     return tools
 
 
@@ -226,14 +257,11 @@ class MultiplETask(Task):
             raise RuntimeError(f"{self.name}: {found}")
         spec = LANGS[self.language]
 
-        def fill(args: tuple[str, ...]) -> list[str]:  # "{tool}" -> the tool's path
-            return [found.get(a[1:-1], a) if a[:1] == "{" and a[-1:] == "}" else a for a in args]
-
         return {
             "main": Program(
-                argv=fill(spec.run),
+                argv=_fill(spec.run, found),
                 files={spec.file: problem.prompt + completion + "\n" + problem.tests},
-                compile_argv=fill(spec.compile) or None,
+                compile_argv=_fill(spec.compile, found) or None,
                 env=spec.env() if spec.env else {},
                 compile_timeout=120.0 if spec.compile else None,
             )
