@@ -36,7 +36,7 @@ class Peak:
     """The peak MFU is computed against, and where it came from."""
 
     device: str  # "cpu x2", "h100", or the CUDA device name
-    tflops: float  # dense peak TFLOP/s of one device at the run's precision
+    tflops: float  # dense peak TFLOP/s of one device (measured: the best of fp32 and the run's precision)
     source: str  # config | table | measured
     measured: dict[str, float] = field(default_factory=dict)  # precision -> measured TFLOP/s
 

@@ -103,6 +103,8 @@ def test_a_missing_test_library_makes_the_language_unavailable(monkeypatch):
 
     from codelm.eval.tasks import multipl_e
 
+    if isinstance(multipl_e.probe("sh"), str):
+        pytest.skip(f"the check runs bash: {multipl_e.probe('sh')}")
     bash = dataclasses.replace(LANGS["sh"], check=("{bash}", "-c", "echo 'no Test::Deep here' >&2; exit 3"))
     monkeypatch.setitem(multipl_e.LANGS, "sh-without-library", bash)
     why = multipl_e.probe("sh-without-library")
