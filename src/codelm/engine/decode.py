@@ -3,18 +3,21 @@
 A `Batch` is a set of sample rows sharing one KV cache, left-padded with an attention mask and
 per-row positions. Rows leave as soon as they finish (their cache rows are dropped), and a new batch
 can be merged into a running one between steps: that is all continuous batching needs
-(`codelm.engine.scheduler`). `generate_rows` runs one batch to completion for offline use.
+(`codelm.engine.scheduler`). `generate_rows` runs one batch to completion; `generate_pool` runs any
+number of rows offline, a bounded batch at a time, admitting waiting rows as others finish.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 
 import torch
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from codelm.engine.params import TokenLogprob
 from codelm.engine.sampling import RowSampler, choose_tokens
@@ -102,6 +105,74 @@ class Batch:
     padded: bool  # False: no padding anywhere, so no mask is passed (SDPA's causal fast path)
 
 
+class GrowingLayer(DynamicLayer):
+    """A `DynamicLayer` whose keys and values are views of buffers with room to grow.
+
+    transformers' layer appends each step's key and value with `torch.cat`, copying the whole cache
+    every step: at batch 16 that was 30% of the tiny recipe's HumanEval decode time (1.3M parameters,
+    completions up to 384 tokens; aten::cat 120 us a call). Here a step writes into spare room in
+    place, and the buffer is reallocated only when full (room for max(256, length / 8) more
+    tokens, so the copies cost O(1) amortized per step). Whoever replaces `keys`/`values` outright
+    (`select` trimming padding, `merge`) gets a fresh buffer on the next update.
+    """
+
+    _kbuf: torch.Tensor | None = None
+    _vbuf: torch.Tensor | None = None
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        self.keys, self._kbuf = _append(self.keys, self._kbuf, key_states)
+        self.values, self._vbuf = _append(self.values, self._vbuf, value_states)
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep rows `indices`, with their spare room (one copy, as the plain layer makes)."""
+        if self.get_seq_length() == 0:
+            return
+        n = self.keys.shape[-2]
+        if _owns(self.keys, self._kbuf) and _owns(self.values, self._vbuf):
+            self._kbuf, self._vbuf = self._kbuf[indices], self._vbuf[indices]
+            self.keys, self.values = self._kbuf[:, :, :n], self._vbuf[:, :, :n]
+        else:
+            super().batch_select_indices(indices)
+
+    def reset(self) -> None:
+        self._kbuf = self._vbuf = None
+        super().reset()
+
+
+def _owns(view: torch.Tensor, buf: torch.Tensor | None) -> bool:
+    """`view` is the leading part of `buf` along the sequence (what `_append` returns)."""
+    return (
+        buf is not None
+        and view.dim() == 4
+        and view.data_ptr() == buf.data_ptr()
+        and view.shape[:2] == buf.shape[:2]
+        and view.stride() == buf.stride()
+    )
+
+
+def _append(view: torch.Tensor, buf: torch.Tensor | None, new: torch.Tensor):
+    """(`view` + `new` along the sequence as a view of a buffer, that buffer)."""
+    n = view.shape[-2] if view.dim() == 4 else 0
+    end = n + new.shape[-2]
+    if not _owns(view, buf) or end > buf.shape[-2] or buf.dtype != new.dtype:
+        b, h, _, d = new.shape
+        buf = new.new_empty((b, h, end + max(256, end // 8), d))
+        if n:
+            buf[:, :, :n] = view
+    buf[:, :, n:end] = new
+    return buf[:, :, :end], buf
+
+
+def new_cache(model) -> DynamicCache:
+    """The model's dynamic cache, its full-attention layers growing in place (`GrowingLayer`)."""
+    cache = DynamicCache(config=model.config)
+    cache.layers = [GrowingLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    return cache
+
+
 @cache
 def _cache_kwarg(model_class: type) -> str:
     """The KV-cache argument's name: `cache` since transformers 5.24, `past_key_values` before.
@@ -125,7 +196,7 @@ def prefill(model, rows: list[Row], pad_id: int) -> Batch:
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     padded = min(lengths) != width
-    cache = DynamicCache(config=model.config)
+    cache = new_cache(model)
     with torch.inference_mode():
         out = model(
             input_ids=ids,
@@ -266,5 +337,32 @@ def generate_rows(model, rows: list[Row], pad_id: int) -> Iterator[tuple[int, st
     position = {row: i for i, row in enumerate(rows)}
     batch = prefill(model, rows, pad_id)
     while batch.rows:
+        for row, piece in choose_and_advance(batch):
+            yield position[row], piece
+
+
+REFILL_SHARE = 0.25  # generate_pool admits waiting rows once this share of the batch is free
+
+
+def generate_pool(model, rows: list[Row], pad_id: int, max_rows: int) -> Iterator[tuple[int, str]]:
+    """Run `rows` (in the given order) to completion, at most `max_rows` at a time, yielding
+    (row index, new text).
+
+    Waiting rows join the running batch (`merge`) as soon as a quarter of it is free, instead of
+    the batch draining to its longest row: in the tiny recipe's HumanEval (164 prompts, greedy, up
+    to 384 tokens, batches of 16) a trained model's completions averaged 157 tokens but most
+    batches held one that ran to the limit, so fixed batches took 4,224 steps for what 16 busy rows
+    do in about 1,600. Admitting in groups amortizes a merge's cache copy.
+    """
+    position = {row: i for i, row in enumerate(rows)}
+    waiting = deque(rows)
+    batch: Batch | None = None
+    refill = max(1, int(max_rows * REFILL_SHARE))
+    while waiting or (batch is not None and batch.rows):
+        running = len(batch.rows) if batch is not None else 0
+        room = max_rows - running
+        if waiting and (running == 0 or room >= min(refill, len(waiting))):
+            fresh = prefill(model, [waiting.popleft() for _ in range(min(room, len(waiting)))], pad_id)
+            batch = fresh if running == 0 else merge(batch, fresh)
         for row, piece in choose_and_advance(batch):
             yield position[row], piece

@@ -234,14 +234,14 @@ class Engine:
         return Completion(text, reason, row.generated, row.token_ids, row.logprobs, reasoning)
 
     def generate(self, requests: Sequence[Request]) -> list[Result]:
-        """Generate every request, batching up to `max_batch_size` sample rows at a time."""
+        """Generate every request, up to `max_batch_size` sample rows at a time (waiting rows
+        join as others finish: `decode.generate_pool`)."""
         built = [self.build_rows(r) for r in requests]
         flat = [(ri, row) for ri, (_, rows) in enumerate(built) for row in rows]
         flat.sort(key=lambda x: len(x[1].prompt_ids))  # similar lengths together: less padding
-        for start in range(0, len(flat), self.max_batch_size):
-            batch = [row for _, row in flat[start : start + self.max_batch_size]]
-            for _ in self.decoder.generate_rows(self.model, batch, self.pad_id):
-                pass
+        rows = [row for _, row in flat]
+        for _ in self.decoder.generate_pool(self.model, rows, self.pad_id, self.max_batch_size):
+            pass
         return [
             Result(req, len(ids), [self.finish(req, row) for row in rows])
             for req, (ids, rows) in zip(requests, built, strict=True)

@@ -446,6 +446,15 @@ def generate_rows(model: LlamaCppModel, rows: list[Row], pad_id: int) -> Iterato
             _release(batch, row)
 
 
+def generate_pool(
+    model: LlamaCppModel, rows: list[Row], pad_id: int, max_rows: int
+) -> Iterator[tuple[int, str]]:
+    """Run `rows` to completion `max_rows` at a time (in order), yielding (row index, new text)."""
+    for start in range(0, len(rows), max_rows):
+        for i, piece in generate_rows(model, rows[start : start + max_rows], pad_id):
+            yield start + i, piece
+
+
 class _Ops:
     """The decode functions the engine and the scheduler call, for llama.cpp."""
 
@@ -454,6 +463,7 @@ class _Ops:
     select = staticmethod(select)
     choose_and_advance = staticmethod(choose_and_advance)
     generate_rows = staticmethod(generate_rows)
+    generate_pool = staticmethod(generate_pool)
 
 
 class LlamaCppEngine(Engine):

@@ -89,7 +89,7 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--max-new-tokens", type=int, help="default: per task (512; chat 1024; MTPB per turn)")
     s.add_argument("--seed", type=int, help="makes sampling reproducible")
     s.add_argument("--k", help="pass@k values, comma-separated (those <= n are reported; default 1,10,100)")
-    s.add_argument("--batch-size", type=int, help="prompts per backend call (default 16)")
+    s.add_argument("--batch-size", type=int, help="prompts per backend call (default 64)")
     x = p.add_argument_group("execution")
     x.add_argument("--allow-code-execution", action="store_true", help="run model code in the sandbox")
     x.add_argument("--generate-only", action="store_true", help="write samples without executing them")

@@ -155,7 +155,7 @@ class GenSettings:
     n: int = 1
     sampling: Sampling = field(default_factory=Sampling)
     max_new_tokens: int | None = None  # None: each task's own default
-    batch_size: int = 16  # requests handed to the backend at once (progress and resume granularity)
+    batch_size: int = 64  # requests handed to the backend at once (progress and resume granularity)
     task_max_new_tokens: Mapping[str, int] = field(default_factory=dict)  # per task, over max_new_tokens
 
     def __post_init__(self) -> None:
