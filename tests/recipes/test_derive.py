@@ -1,8 +1,9 @@
 """SFT and DPO data derived from code: docstring -> function, doctest-passing vs corrupted."""
 
+import ast
 import random
 
-from codelm.recipes.derive import dpo_pairs, mutate, sft_pairs
+from codelm.recipes.derive import doctest_candidates, dpo_pairs, functions, mutate, sft_pairs, source_lines
 
 MODULE = '''
 import math
@@ -64,3 +65,24 @@ def test_dpo_pairs_are_verified_in_the_sandbox():
     assert names <= {"hypotenuse", "clamp"} and pairs
     for p in pairs:
         assert p["chosen"] != p["rejected"] and p["chosen"].startswith("def ")
+
+
+def test_doctest_candidates_cut_sources_as_ast_does():
+    """The function sources equal `ast.get_source_segment`'s, whatever the line ends and characters
+    (CRLF and lone CR ends, form feeds and Unicode line separators inside lines, non-ASCII text)."""
+    tricky = (
+        "# \u00e9t\u00e9 \u2028 caf\u00e9\r\n\x0c\r\n"
+        'def greet(name):\r\n    """Say h\u00e9llo.\r\n\r\n'
+        '    >>> greet("x")\r\n    \'h\u00e9 x\'\r\n    """\r\n'
+        '    return "h\u00e9 " + name  # \x0b \u2029\r\n\r'
+        'def lone(a):\r    """Lone CR ends.\r\r    >>> lone(1)\r    1\r    """\r    return a\r'
+    )
+    for text in (MODULE, tricky, MODULE.replace("\n", "\r\n")):
+        got = {name: source for _, name, source in doctest_candidates([text])}
+        want = {
+            fn.name: ast.get_source_segment(text, fn)
+            for fn in functions(text)
+            if ">>>" in (ast.get_docstring(fn) or "")
+        }
+        assert got == want and got
+    assert source_lines(tricky) == ast._splitlines_no_ff(tricky)  # what ast splits with (private)
