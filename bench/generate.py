@@ -54,18 +54,17 @@ def prompts() -> list[str]:
         return [json.loads(line)["prompt"] for line in f]
 
 
+def greedy_requests(engine: Engine, texts: list[str], max_new: int) -> list:
+    return [engine.completion_request(t, max_new_tokens=max_new, temperature=0.0, stop=STOPS) for t in texts]
+
+
 def codelm_pool(engine: Engine, texts: list[str], max_new: int) -> list[str]:
-    requests = [
-        engine.completion_request(t, max_new_tokens=max_new, temperature=0.0, stop=STOPS) for t in texts
-    ]
-    return [r.completions[0].text for r in engine.generate(requests)]
+    return [r.completions[0].text for r in engine.generate(greedy_requests(engine, texts, max_new))]
 
 
 def codelm_fixed(engine: Engine, texts: list[str], max_new: int) -> list[str]:
     """The engine's rows run in fixed batches (sorted by prompt length, as `generate` sorts)."""
-    requests = [
-        engine.completion_request(t, max_new_tokens=max_new, temperature=0.0, stop=STOPS) for t in texts
-    ]
+    requests = greedy_requests(engine, texts, max_new)
     built = [engine.build_rows(r)[1][0] for r in requests]
     order = sorted(range(len(built)), key=lambda i: len(built[i].prompt_ids))
     for start in range(0, len(order), engine.max_batch_size):
@@ -86,12 +85,8 @@ def hf_batched(engine: Engine, texts: list[str], max_new: int) -> list[str]:
     with torch.inference_mode():
         for start in range(0, len(order), engine.max_batch_size):
             batch = order[start : start + engine.max_batch_size]
-            width = max(len(ids[i]) for i in batch)
-            inputs = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                inputs[row, width - len(ids[i]) :] = torch.tensor(ids[i])
-                mask[row, width - len(ids[i]) :] = 1
+            inputs, mask = decode.left_pad([ids[i] for i in batch], pad)
+            width = inputs.shape[1]
             generated = model.generate(
                 inputs,
                 attention_mask=mask,

@@ -184,19 +184,25 @@ def _cache_kwarg(model_class: type) -> str:
     return "cache" if "cache" in params else "past_key_values"
 
 
+def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask), each (len(prompts), longest): the prompts right-aligned, `pad_id` and
+    mask 0 on the left."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, prompt in enumerate(prompts):
+        ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+        mask[i, width - len(prompt) :] = 1
+    return ids, mask
+
+
 def prefill(model, rows: list[Row], pad_id: int) -> Batch:
     """Run the prompts of `rows` (left-padded) and return the batch ready for its first choice."""
     device = next(model.parameters()).device
-    lengths = [len(r.prompt_ids) for r in rows]
-    width = max(lengths)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, width - lengths[i] :] = torch.tensor(r.prompt_ids, dtype=torch.long)
-        mask[i, width - lengths[i] :] = 1
+    ids, mask = left_pad([r.prompt_ids for r in rows], pad_id)
+    padded = not bool(mask[:, 0].all())
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    padded = min(lengths) != width
     cache = new_cache(model)
     with torch.inference_mode():
         out = model(

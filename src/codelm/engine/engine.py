@@ -237,10 +237,9 @@ class Engine:
         """Generate every request, up to `max_batch_size` sample rows at a time (waiting rows
         join as others finish: `decode.generate_pool`)."""
         built = [self.build_rows(r) for r in requests]
-        flat = [(ri, row) for ri, (_, rows) in enumerate(built) for row in rows]
-        flat.sort(key=lambda x: len(x[1].prompt_ids))  # similar lengths together: less padding
-        rows = [row for _, row in flat]
-        for _ in self.decoder.generate_pool(self.model, rows, self.pad_id, self.max_batch_size):
+        # similar lengths together: less padding
+        pending = sorted((row for _, rows in built for row in rows), key=lambda row: len(row.prompt_ids))
+        for _ in self.decoder.generate_pool(self.model, pending, self.pad_id, self.max_batch_size):
             pass
         return [
             Result(req, len(ids), [self.finish(req, row) for row in rows])

@@ -21,6 +21,8 @@ from typing import Any
 
 from codelm.config import ConfigError
 
+from .generation import BATCH_SIZE
+
 
 @dataclass
 class EvalConfig:
@@ -35,7 +37,7 @@ class EvalConfig:
     task_max_new_tokens: dict[str, int] = field(default_factory=dict)  # per task, over max_new_tokens
     seed: int | None = None
     k: list[int] = field(default_factory=lambda: [1, 10, 100])  # pass@k values (those <= n reported)
-    batch_size: int = 64  # prompts per backend call (the engine keeps its rows busy across them)
+    batch_size: int = BATCH_SIZE  # prompts per backend call (the engine keeps its rows busy across them)
     limit: int | None = None  # problems per task (default: all)
     task_limits: dict[str, int | None] = field(default_factory=dict)  # per-task limit, over `limit`
     limit_spread: bool = False  # limited problems spread evenly over the file instead of the first N

@@ -147,6 +147,10 @@ class CannotScore:
         raise self._refuse()
 
 
+# requests per backend call: the in-process engine keeps its rows busy across a call's prompts
+BATCH_SIZE = 64
+
+
 @dataclass(frozen=True)
 class GenSettings:
     """What the runner asks every task to generate with."""
@@ -155,7 +159,7 @@ class GenSettings:
     n: int = 1
     sampling: Sampling = field(default_factory=Sampling)
     max_new_tokens: int | None = None  # None: each task's own default
-    batch_size: int = 64  # requests handed to the backend at once (progress and resume granularity)
+    batch_size: int = BATCH_SIZE  # requests handed to the backend at once (progress and resume granularity)
     task_max_new_tokens: Mapping[str, int] = field(default_factory=dict)  # per task, over max_new_tokens
 
     def __post_init__(self) -> None:
