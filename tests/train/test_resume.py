@@ -30,6 +30,13 @@ STAGES = {
         "run.eval_every=2",
         "run.eval_rows=4",
     ],
+    # Muon for the hidden matrices: their momentum buffers are saved and restored with AdamW's state
+    "pretrain-muon": lambda ck, shards, files: [
+        "model.family=llama",
+        f"model.tokenizer={ck('llama')}",
+        f"pretrain.shards=[{shards('llama')}]",
+        "optim.name=muon",
+    ],
     # rows handed out from a shuffle buffer of 6 (not a multiple of the batch: resuming mid-buffer)
     "pretrain-row-shuffle": lambda ck, shards, files: [
         "model.family=llama",

@@ -209,6 +209,7 @@ class BatchConfig:
 
 @dataclass
 class OptimConfig:
+    name: str = "adamw"  # adamw | muon (Muon for the hidden matrices, AdamW for the rest: train/optim.py)
     lr: float = 3e-4  # peak learning rate
     min_lr_ratio: float = 0.1  # decay floor, as a fraction of lr
     warmup_steps: int = 0
@@ -218,8 +219,11 @@ class OptimConfig:
     eps: float = 1e-8
     grad_clip: float = 1.0  # max global gradient norm (0 = off)
     fused: bool = True  # fused AdamW kernel (torch >= 2.8 on CPU and CUDA; what HF Trainer defaults to)
+    muon_momentum: float = 0.95  # Muon's Nesterov momentum (optim.name: muon)
 
     def __post_init__(self) -> None:
+        _check(self.name in ("adamw", "muon"), "optim.name: adamw or muon")
+        _check(0 <= self.muon_momentum < 1, "optim.muon_momentum in [0, 1)")
         _check(self.lr > 0 and 0 <= self.min_lr_ratio <= 1, "optim.lr > 0 and optim.min_lr_ratio in [0, 1]")
         _check(self.decay in DECAYS, f"optim.decay: one of {DECAYS}")
         _check(

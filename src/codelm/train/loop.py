@@ -40,6 +40,7 @@ from codelm.train.config import TrainConfig
 from codelm.train.heldout import score
 from codelm.train.init import build_model, context_length, load_tokenizer, resolve_family
 from codelm.train.metrics import MetricsWriter, Peak, flops_per_token, plot_metrics, resolve_peak
+from codelm.train.optim import make_optimizer
 from codelm.train.packing import collate
 from codelm.train.prefetch import Inline, Prefetcher, StepData
 from codelm.train.schedule import make_scheduler
@@ -109,18 +110,6 @@ def _configure_deepspeed(acc: Any, cfg: TrainConfig, rows_per_unit: int) -> None
     ds["train_micro_batch_size_per_gpu"] = cfg.batch.micro_batch_size * rows_per_unit
     ds["gradient_clipping"] = cfg.optim.grad_clip
     ds.pop("train_batch_size", None)  # derived by DeepSpeed from the two above and the world size
-
-
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW with weight decay on matrices only (not on norms, biases)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.optim.weight_decay},
-        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-    ]
-    o = cfg.optim
-    fused = o.fused and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
-    return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, fused=fused or None)
 
 
 @dataclass

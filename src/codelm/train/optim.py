@@ -1,0 +1,113 @@
+"""The optimizer of every stage: AdamW, or Muon for the hidden matrices with AdamW for the rest.
+
+`optim.name: adamw` (the default) is AdamW with weight decay on matrices only. `optim.name: muon`
+updates each 2-D weight inside the transformer blocks with Muon, momentum orthogonalised by a
+Newton-Schulz iteration (Jordan et al. 2024, https://kellerjordan.github.io/posts/muon/), and
+everything else (token embeddings, the output head, norms, biases) with AdamW, as Muon's authors and
+Moonshot's "Muon is Scalable for LLM Training" (Liu et al. 2025, arXiv:2502.16982) do. Muon's step
+is scaled by 0.2 * sqrt(max(rows, cols)) (that paper's "match RMS of AdamW"), so one `optim.lr` and
+one `optim.weight_decay` serve both halves and one schedule drives them. The class below is torch's AdamW with its Muon groups routed to Muon's
+rule, so accelerate, the LR schedule and checkpoints see one ordinary optimizer.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from codelm.train.config import TrainConfig
+
+OPTIMIZERS = ("adamw", "muon")
+
+# names of the 2-D weights that stay on AdamW under Muon: input embeddings and the output head
+_NOT_HIDDEN = ("embed", "lm_head", "wte", "wpe", "output")
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The stage's optimizer over the trainable parameters (no weight decay on norms and biases)."""
+    o = cfg.optim
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    fused = o.fused and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+    kwargs: dict[str, Any] = {"lr": o.lr, "betas": tuple(o.betas), "eps": o.eps, "fused": fused or None}
+    vectors = {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}
+    if o.name == "adamw":
+        matrices = {"params": [p for p in params if p.ndim >= 2], "weight_decay": o.weight_decay}
+        return torch.optim.AdamW([matrices, vectors], **kwargs)
+    hidden = [p for n, p in named if p.ndim == 2 and not any(k in n for k in _NOT_HIDDEN)]
+    ids = {id(p) for p in hidden}
+    others = {"params": [p for p in params if p.ndim >= 2 and id(p) not in ids], "weight_decay": o.weight_decay}
+    muon = {"params": hidden, "weight_decay": o.weight_decay, "muon": True, "momentum": o.muon_momentum}
+    return MuonAdamW([g for g in (muon, others, vectors) if g["params"]], **kwargs)
+
+
+class MuonAdamW(torch.optim.AdamW):
+    """AdamW whose parameter groups marked ``muon: True`` take Muon's update instead.
+
+    Those groups hold 2-D tensors only; their state is one Nesterov momentum buffer per tensor.
+    Everything an AdamW has (state_dict, fused kernels, schedulers, accelerate's wrapper) works as is.
+    """
+
+    def __init__(self, params: Any, **kwargs: Any) -> None:
+        super().__init__(params, **kwargs)
+        for group in self.param_groups:
+            group.setdefault("muon", False)
+            if group["muon"] and any(p.ndim != 2 for p in group["params"]):
+                raise ValueError("Muon groups take 2-D weights only")
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:  # noqa: D102 - AdamW's contract
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        groups = self.param_groups
+        self.param_groups = [g for g in groups if not g["muon"]]
+        try:
+            super().step()
+        finally:
+            self.param_groups = groups
+        for group in groups:
+            if group["muon"]:
+                self._muon_step(group)
+        return loss
+
+    def _muon_step(self, group: dict[str, Any]) -> None:
+        """Muon's update (as torch.optim.Muon with Nesterov momentum and Moonshot's scaling), with the
+        Newton-Schulz iteration in fp32 on CPUs: torch's own casts to bf16, which on a CPU without
+        AVX512-BF16/AMX made a 1.3M-parameter model's step 2.4x slower."""
+        lr, momentum, decay = group["lr"], group["momentum"], group["weight_decay"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self.state[p]
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = torch.zeros_like(p)
+            buf = state["momentum_buffer"]
+            buf.lerp_(p.grad, 1 - momentum)
+            update = orthogonalize(p.grad.lerp(buf, momentum))
+            p.mul_(1 - lr * decay)
+            p.add_(update.to(p.dtype), alpha=-lr * 0.2 * math.sqrt(max(p.shape)))
+
+
+# the quintic Newton-Schulz coefficients of Jordan et al. (torch.optim.Muon's defaults)
+NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+
+
+def orthogonalize(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
+    """An approximation of U V^T for G = U S V^T by a quintic Newton-Schulz iteration (singular values
+    land in about [0.7, 1.2], which Muon's authors found does not hurt); bf16 on GPUs as theirs, fp32
+    on CPUs, where most lack native bf16 matmuls and the matrices a CPU trains are small."""
+    a, b, c = NS_COEFFICIENTS
+    x = g.to(torch.bfloat16 if g.device.type == "cuda" else torch.float32)
+    tall = x.size(0) > x.size(1)
+    if tall:
+        x = x.T
+    x = x / x.norm().clamp(min=1e-7)
+    for _ in range(steps):
+        gram = x @ x.T
+        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return x.T if tall else x
+
