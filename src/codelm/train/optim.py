@@ -6,8 +6,9 @@ Newton-Schulz iteration (Jordan et al. 2024, https://kellerjordan.github.io/post
 everything else (token embeddings, the output head, norms, biases) with AdamW, as Muon's authors and
 Moonshot's "Muon is Scalable for LLM Training" (Liu et al. 2025, arXiv:2502.16982) do. Muon's step
 is scaled by 0.2 * sqrt(max(rows, cols)) (that paper's "match RMS of AdamW"), so one `optim.lr` and
-one `optim.weight_decay` serve both halves and one schedule drives them. The class below is torch's AdamW with its Muon groups routed to Muon's
-rule, so accelerate, the LR schedule and checkpoints see one ordinary optimizer.
+one `optim.weight_decay` serve both halves and one schedule drives them. The class below is torch's
+AdamW with its Muon groups routed to Muon's rule, so accelerate, the LR schedule and checkpoints see
+one ordinary optimizer.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
         return torch.optim.AdamW([matrices, vectors], **kwargs)
     hidden = [p for n, p in named if p.ndim == 2 and not any(k in n for k in _NOT_HIDDEN)]
     ids = {id(p) for p in hidden}
-    others = {"params": [p for p in params if p.ndim >= 2 and id(p) not in ids], "weight_decay": o.weight_decay}
+    rest = [p for p in params if p.ndim >= 2 and id(p) not in ids]
+    others = {"params": rest, "weight_decay": o.weight_decay}
     muon = {"params": hidden, "weight_decay": o.weight_decay, "muon": True, "momentum": o.muon_momentum}
     return MuonAdamW([g for g in (muon, others, vectors) if g["params"]], **kwargs)
 
@@ -110,4 +112,3 @@ def orthogonalize(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
         gram = x @ x.T
         x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
     return x.T if tall else x
-
