@@ -94,3 +94,17 @@ def test_optimizer_name_is_checked(make_config):
         make_config("pretrain", *BASE, "optim.name=sgd")
     with pytest.raises(ConfigError, match="muon_momentum"):
         make_config("pretrain", *BASE, "optim.muon_momentum=1.0")
+
+
+def test_muon_is_refused_where_the_optimizer_sees_shards():
+    from accelerate.utils import DistributedType
+
+    from codelm.errors import CodelmError
+    from codelm.train.optim import check_strategy
+
+    for kind in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        with pytest.raises(CodelmError, match="muon needs whole matrices.*" + kind.name):
+            check_strategy("muon", kind.name)
+        check_strategy("adamw", kind.name)
+    for kind in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU):
+        check_strategy("muon", kind.name)

@@ -207,6 +207,9 @@ class BatchConfig:
         return self.global_sequences // per
 
 
+OPTIMIZERS = ("adamw", "muon")  # train/optim.py
+
+
 @dataclass
 class OptimConfig:
     name: str = "adamw"  # adamw | muon (Muon for the hidden matrices, AdamW for the rest: train/optim.py)
@@ -222,7 +225,7 @@ class OptimConfig:
     muon_momentum: float = 0.95  # Muon's Nesterov momentum (optim.name: muon)
 
     def __post_init__(self) -> None:
-        _check(self.name in ("adamw", "muon"), "optim.name: adamw or muon")
+        _check(self.name in OPTIMIZERS, f"optim.name: one of {OPTIMIZERS}")
         _check(0 <= self.muon_momentum < 1, "optim.muon_momentum in [0, 1)")
         _check(self.lr > 0 and 0 <= self.min_lr_ratio <= 1, "optim.lr > 0 and optim.min_lr_ratio in [0, 1]")
         _check(self.decay in DECAYS, f"optim.decay: one of {DECAYS}")

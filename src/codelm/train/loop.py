@@ -40,7 +40,7 @@ from codelm.train.config import TrainConfig
 from codelm.train.heldout import score
 from codelm.train.init import build_model, context_length, load_tokenizer, resolve_family
 from codelm.train.metrics import MetricsWriter, Peak, flops_per_token, plot_metrics, resolve_peak
-from codelm.train.optim import make_optimizer
+from codelm.train.optim import check_strategy, make_optimizer
 from codelm.train.packing import collate
 from codelm.train.prefetch import Inline, Prefetcher, StepData
 from codelm.train.schedule import make_scheduler
@@ -180,6 +180,7 @@ def prepare(cfg: TrainConfig, resume: bool) -> Run:
     tokenizer = load_tokenizer(cfg.model)
     model = build_model(cfg.model, tokenizer, family, cfg.batch.seq_len)
     stage = build_stage(cfg, tokenizer, family, model.to(acc.device), acc.device)
+    check_strategy(cfg.optim.name, acc.distributed_type.name)
     optimizer = make_optimizer(model, cfg)
     o = cfg.optim
     scheduler = make_scheduler(

@@ -18,9 +18,21 @@ from typing import Any
 
 import torch
 
+from codelm.errors import CodelmError
 from codelm.train.config import TrainConfig
 
-OPTIMIZERS = ("adamw", "muon")
+SHARDING = ("FSDP", "DEEPSPEED", "MEGATRON_LM")  # accelerate strategies that hand the optimizer shards
+
+
+def check_strategy(name: str, strategy: str) -> None:
+    """Refuse Muon where the optimizer would see shards: it orthogonalises whole matrices, and FSDP and
+    DeepSpeed ZeRO give each process flat pieces of them (one process and DDP keep them whole)."""
+    if name == "muon" and strategy.upper() in SHARDING:
+        raise CodelmError(
+            f"optim.name muon needs whole matrices: run it in one process or with DDP, not {strategy}"
+            " (or use optim.name adamw)"
+        )
+
 
 # names of the 2-D weights that stay on AdamW under Muon: input embeddings and the output head
 _NOT_HIDDEN = ("embed", "lm_head", "wte", "wpe", "output")
