@@ -71,6 +71,13 @@ class MuonAdamW(torch.optim.AdamW):
             if group["muon"] and any(p.ndim != 2 for p in group["params"]):
                 raise ValueError("Muon groups take 2-D weights only")
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Loading a state dict: AdamW's upgrade of old states expects a `step` in every non-empty
+        state, which Muon's (a momentum buffer) has not; it sees the AdamW groups only."""
+        groups = state["param_groups"]
+        super().__setstate__({**state, "param_groups": [g for g in groups if not g.get("muon")]})
+        self.param_groups = groups
+
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:  # noqa: D102 - AdamW's contract
         loss = None
