@@ -170,6 +170,7 @@ def prepare(cfg: TrainConfig, resume: bool) -> Run:
     cfg.run.precision = resolve_precision(cfg.run.precision, cpu)
     precision = "bf16" if cfg.run.precision == "bf16" else "no"
     acc = Accelerator(cpu=cpu, mixed_precision=precision, gradient_accumulation_steps=accum)
+    check_strategy(cfg.optim.name, acc.distributed_type.name)  # before any model is loaded
     found = ckpt.latest_checkpoint(out)
     if found is not None and not resume:
         raise CodelmError(f"{out} already has checkpoints: pass --resume, or choose another run.out_dir")
@@ -180,7 +181,6 @@ def prepare(cfg: TrainConfig, resume: bool) -> Run:
     tokenizer = load_tokenizer(cfg.model)
     model = build_model(cfg.model, tokenizer, family, cfg.batch.seq_len)
     stage = build_stage(cfg, tokenizer, family, model.to(acc.device), acc.device)
-    check_strategy(cfg.optim.name, acc.distributed_type.name)
     optimizer = make_optimizer(model, cfg)
     o = cfg.optim
     scheduler = make_scheduler(

@@ -34,27 +34,33 @@ def check_strategy(name: str, strategy: str) -> None:
         )
 
 
-# names of the 2-D weights that stay on AdamW under Muon: input embeddings and the output head
-_NOT_HIDDEN = ("embed", "lm_head", "wte", "wpe", "output")
-
-
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """The stage's optimizer over the trainable parameters (no weight decay on norms and biases)."""
     o = cfg.optim
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    params = [p for _, p in named]
+    params = [p for p in model.parameters() if p.requires_grad]
     fused = o.fused and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
     kwargs: dict[str, Any] = {"lr": o.lr, "betas": tuple(o.betas), "eps": o.eps, "fused": fused or None}
     vectors = {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}
     if o.name == "adamw":
         matrices = {"params": [p for p in params if p.ndim >= 2], "weight_decay": o.weight_decay}
         return torch.optim.AdamW([matrices, vectors], **kwargs)
-    hidden = [p for n, p in named if p.ndim == 2 and not any(k in n for k in _NOT_HIDDEN)]
+    tables = _embedding_tables(model)
+    hidden = [p for p in params if p.ndim == 2 and id(p) not in tables]
     ids = {id(p) for p in hidden}
     rest = [p for p in params if p.ndim >= 2 and id(p) not in ids]
     others = {"params": rest, "weight_decay": o.weight_decay}
     muon = {"params": hidden, "weight_decay": o.weight_decay, "muon": True, "momentum": o.muon_momentum}
     return MuonAdamW([g for g in (muon, others, vectors) if g["params"]], **kwargs)
+
+
+def _embedding_tables(model: torch.nn.Module) -> set[int]:
+    """ids of the weights that stay on AdamW under Muon although 2-D: every embedding table (tokens,
+    learned positions) and the output head (transformers' `get_output_embeddings`), by module, not name."""
+    tables = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is not None:
+        tables.add(id(head.weight))
+    return tables
 
 
 class MuonAdamW(torch.optim.AdamW):
