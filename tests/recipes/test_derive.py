@@ -1,9 +1,17 @@
-"""SFT and DPO data derived from code: docstring -> function, doctest-passing vs corrupted."""
+"""Data derived from code: docstring -> function, function documents, doctest-passing vs corrupted."""
 
 import ast
 import random
 
-from codelm.recipes.derive import doctest_candidates, dpo_pairs, functions, mutate, sft_pairs, source_lines
+from codelm.recipes.derive import (
+    doctest_candidates,
+    dpo_pairs,
+    function_documents,
+    functions,
+    mutate,
+    sft_pairs,
+    source_lines,
+)
 
 MODULE = '''
 import math
@@ -47,6 +55,19 @@ def test_sft_pairs_are_docstring_to_function_without_docstring():
     ]
     reply = pairs[1]["messages"][1]["content"]
     assert reply.startswith("def clamp(x, lo, hi):") and '"""' not in reply and "return x" in reply
+
+
+def test_function_documents_are_the_sft_pairs_functions_as_written():
+    decorated = MODULE.replace("def clamp", "@staticmethod  # a decorator stays out\ndef clamp")
+    docs = list(function_documents([decorated, "def broken(:\n"]))
+    pairs = list(sft_pairs([decorated]))
+    assert [d["prompt"] for d in docs] == [
+        p["messages"][0]["content"] for p in pairs
+    ]  # same functions, same keys
+    clamp = docs[1]["text"]
+    assert clamp.startswith('def clamp(x, lo, hi):\n    """Clamp x') and clamp.endswith("    return x\n")
+    assert clamp in decorated and ">>> clamp(5, 0, 3)" in clamp  # as written: docstring and examples kept
+    assert len(list(function_documents([MODULE], max_docs=1))) == 1
 
 
 def test_mutate_swaps_one_operator():

@@ -144,6 +144,17 @@ def test_zero_stages_shard_model_states():
             },
             "did you mean 'fim_rate'",
         ),
+        (
+            {
+                "model": {"family": "llama"},
+                "stages": [{"name": "a", "kind": "sft", "data": "derive:functions"}],
+            },
+            "derive:functions is data for a pretrain stage, not sft",
+        ),
+        (
+            {"model": {"family": "llama"}, "stages": [{"name": "a", "kind": "sft", "data": "derive:rl"}]},
+            "unknown derivation derive:rl",
+        ),
     ],
 )
 def test_bad_recipes_say_what_is_wrong(raw, message):

@@ -15,8 +15,9 @@ TINY = str(resources.files("codelm.recipes").joinpath("tiny.yaml"))
 
 def test_tiny_recipe_parses_and_plans(capsys):
     recipe = load_recipe(TINY)
-    assert [s.kind for s in recipe.stages] == ["pretrain", "pretrain", "sft", "dpo"]
+    assert [s.kind for s in recipe.stages] == ["pretrain", "pretrain", "pretrain", "sft", "dpo"]
     assert [s.seq_len for s in recipe.stages[:2]] == [256, 1024]  # long context ends pretraining
+    assert recipe.stages[2].data == "derive:functions"  # then FIM on the documented functions
     assert main(["run", "--dry-run"]) == 0
     assert "recipe tiny" in capsys.readouterr().out
 
@@ -41,7 +42,7 @@ def test_tiny_recipe_runs_end_to_end(tmp_path, capsys):
     report = (run / "report.md").read_text()
     assert "## Evaluation" in report and "codelm serve --model" in report and (run / "loss.png").is_file()
     figures = json.loads((run / "report.json").read_text())
-    assert list(figures["checkpoints"]) == ["before", "pretrain", "long-context", "sft", "after"]
+    assert list(figures["checkpoints"]) == ["before", "pretrain", "long-context", "functions", "sft", "after"]
     for label, metrics in figures["checkpoints"].items():
         for key in (
             "perplexity",
@@ -55,7 +56,9 @@ def test_tiny_recipe_runs_end_to_end(tmp_path, capsys):
         assert metrics["preference_accuracy"] is not None and metrics["docstring_pass@1"] is not None
     assert figures["checkpoints"]["after"]["perplexity"] == after["perplexity"]
     assert all(figures["steps"][step] is not None for step in step_names(load_recipe(TINY, scale="ci"))[:-1])
-    assert set(figures["stages"]) == {"pretrain", "long-context", "sft", "dpo"}
+    assert set(figures["stages"]) == {"pretrain", "long-context", "functions", "sft", "dpo"}
+    functions = [json.loads(x) for x in (run / "derived" / "functions.jsonl").read_text().splitlines()]
+    assert functions and all(f["text"].startswith("def ") for f in functions)
     assert figures["stages"]["pretrain"]["tokens_per_s"]
     assert len(figures["samples"]["after"]) == 5 and figures["samples"]["after"][0]["reference"]
     assert len(figures["infills"]["before"]) == 5 and figures["serve"].startswith("codelm serve --model")

@@ -1,10 +1,12 @@
-"""Instruction and preference data derived from a code corpus, for recipes that have none.
+"""Instruction, preference and pretraining data derived from a code corpus, for recipes that have none.
 
 The tiny recipe has no human-written instructions, so it makes them from the code it trained on:
 
 * SFT pairs (`docstring -> function`): every top-level function with a docstring becomes a user turn
   "Write a Python function `name(args)` that: <docstring>" and an assistant turn with the function's
   source without its docstring. Real recipes point at their own instruction data instead.
+* Function documents: the same functions as written, one per document, for a pretraining stage
+  (`data: derive:functions`) that trains FIM on HumanEval-shaped code.
 * DPO pairs (`passes its doctest` vs `corrupted`): functions whose doctest examples pass when the
   function runs on its own (checked in codelm's sandbox) are the chosen reply; a mutated copy whose
   doctest then fails (an operator flipped, a comparison inverted, a constant changed; also checked)
@@ -58,10 +60,12 @@ def _without_docstring(fn: ast.FunctionDef) -> str:
     return ast.unparse(clone)
 
 
-def sft_pairs(texts: Iterable[str], max_pairs: int = 2000, max_chars: int = 1500) -> Iterator[dict[str, Any]]:
-    """{"messages": [user, assistant]} for documented top-level functions."""
-    made = 0
+def documented_functions(texts: Iterable[str], max_chars: int = 1500) -> Iterator[tuple[str, str, str]]:
+    """(prompt, code, source) for every public top-level function with a docstring of 20+ characters:
+    the SFT pairs' user turn, the function without its docstring (their assistant turn), and the
+    function's source as written (a function document)."""
     for text in texts:
+        lines = None
         for fn in functions(text):
             doc = ast.get_docstring(fn)
             if not doc or len(doc) < 20 or fn.name.startswith("_"):
@@ -69,12 +73,33 @@ def sft_pairs(texts: Iterable[str], max_pairs: int = 2000, max_chars: int = 1500
             code = _without_docstring(fn)
             if len(code) > max_chars:
                 continue
+            lines = lines or source_lines(text)  # once per module (see doctest_candidates)
             signature = f"{fn.name}({ast.unparse(fn.args)})"
             prompt = f"Write a Python function `{signature}` that: {doc.strip().splitlines()[0]}"
-            yield {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": code}]}
-            made += 1
-            if made >= max_pairs:
-                return
+            yield prompt, code, _segment(lines, fn)
+
+
+def sft_pairs(texts: Iterable[str], max_pairs: int = 2000, max_chars: int = 1500) -> Iterator[dict[str, Any]]:
+    """{"messages": [user, assistant]} for documented top-level functions."""
+    for made, (prompt, code, _) in enumerate(documented_functions(texts, max_chars)):
+        if made == max_pairs:
+            return
+        yield {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": code}]}
+
+
+def function_documents(
+    texts: Iterable[str], max_docs: int = 2000, max_chars: int = 1500
+) -> Iterator[dict[str, Any]]:
+    """{"prompt", "text"}: the functions of the SFT pairs as pretraining documents, each on its own,
+    as written (signature, docstring, body; decorators left out), with the pair's prompt as its key.
+
+    A document shaped like a HumanEval problem and its solution: a stage that trains FIM on these
+    before SFT is what moved the tiny recipe's single-line infilling exact match (docs/recipes.md,
+    "Function documents"); the modules they come from hold them among classes and helpers."""
+    for made, (prompt, _, source) in enumerate(documented_functions(texts, max_chars)):
+        if made == max_docs:
+            return
+        yield {"prompt": prompt, "text": source + "\n"}
 
 
 def mutate(fn_source: str, rng: random.Random) -> str | None:

@@ -3,9 +3,10 @@
 Steps, in order: curate (codelm data curate, and one curation per enabled `data.sources` entry
 with a `curate` section, mixed into the same corpus) -> split (a held-out slice of the curated documents)
 -> tokenizer (train one, or take the recipe's) -> pack (codelm data pack) -> derive (SFT/DPO data
-from the corpus, when a stage asks for `derive:sft` / `derive:dpo`) -> init (the starting weights,
-saved so they can be evaluated) -> eval-before -> one step per training stage (codelm train,
-each continuing from the previous stage's final checkpoint) -> eval-after -> report.
+and function documents from the corpus, when a stage asks for `derive:sft` / `derive:dpo` /
+`derive:functions`) -> init (the starting weights, saved so they can be evaluated) -> eval-before
+-> one step per training stage (codelm train, each continuing from the previous stage's final
+checkpoint) -> eval-after -> report.
 
 Everything lands in one run directory, with `done/<step>.json` markers written after a step's
 outputs: a re-run skips finished steps (so a crash resumes where it stopped), `--from STEP` redoes
@@ -229,25 +230,24 @@ def tokenizer_path(ctx: RunContext) -> str:
 
 
 def step_pack(ctx: RunContext, name: str) -> dict[str, Any]:
+    out = _pack(ctx, ctx.path("split", "train.jsonl"), ctx.path("shards"))
+    # the held-out split as shards too, without FIM: pretraining's held-out loss curve reads them
+    heldout = _pack(ctx, ctx.path("split", "heldout.jsonl"), ctx.path("shards-heldout"), fim=False)
+    return {"shards": str(out), "heldout_shards": str(heldout)}
+
+
+def _pack(ctx: RunContext, source: Path, out: Path, fim: bool = True) -> Path:
+    """`source` (JSONL of {"id", "text"}) packed into shards with the recipe's pack settings."""
     import dataclasses
 
     from codelm.data.pack import pack
 
     settings = dataclasses.asdict(ctx.recipe.data.pack)
-    common = {"family": ctx.recipe.model.family, "overwrite": True}
-    out = pack(
-        [ctx.path("split", "train.jsonl")], tokenizer_path(ctx), ctx.path("shards"), **common, **settings
+    if not fim:
+        settings |= {"fim_rate": 0.0, "fim_spm_rate": None, "fim_line_rate": 0.0}
+    return pack(
+        [source], tokenizer_path(ctx), out, family=ctx.recipe.model.family, overwrite=True, **settings
     )
-    # the held-out split as shards too, without FIM: pretraining's held-out loss curve reads them
-    settings |= {"fim_rate": 0.0, "fim_spm_rate": None, "fim_line_rate": 0.0}
-    heldout = pack(
-        [ctx.path("split", "heldout.jsonl")],
-        tokenizer_path(ctx),
-        ctx.path("shards-heldout"),
-        **common,
-        **settings,
-    )
-    return {"shards": str(out), "heldout_shards": str(heldout)}
 
 
 HELDOUT_SHARE = 0.2  # derived problems and pairs held out from SFT/DPO training for evaluation
@@ -288,7 +288,7 @@ def step_derive(ctx: RunContext, name: str) -> dict[str, Any]:
     docstring -> function problems (functions whose doctest passes) from the held-out split plus a
     hashed share of the rest, and a hashed share of the DPO pairs. Held-out functions are kept out
     of the SFT and DPO training data (pretraining did see the modules of those not from the split)."""
-    from codelm.recipes.derive import doctest_problems, dpo_pairs, sft_pairs, write_jsonl
+    from codelm.recipes.derive import doctest_problems, dpo_pairs, function_documents, sft_pairs, write_jsonl
 
     wanted = {s.data for s in ctx.recipe.stages if s.data and s.data.startswith("derive:")}
     evals = _eval_tasks(ctx)
@@ -328,6 +328,18 @@ def step_derive(ctx: RunContext, name: str) -> dict[str, Any]:
             )
             info["sft_pairs"] = write_jsonl(train, ctx.path("derived", "sft.jsonl"))
             info["heldout_sft_pairs"] = write_jsonl(held, ctx.path("derived", "heldout-sft.jsonl"))
+        if "derive:functions" in wanted:  # the SFT pairs' functions, never their held-out ones
+            docs = [
+                {"id": f"function/{i}", "text": d["text"]}
+                for i, d in enumerate(function_documents(texts))
+                if _function_name(d["prompt"]) not in held_names
+                and not _held_out(d["prompt"], SFT_HELDOUT_SHARE)
+            ]
+            info["function_documents"] = write_jsonl(docs, ctx.path("derived", "functions.jsonl"))
+            if docs:  # FIM comes from the stage that trains on them, on the fly
+                _pack(
+                    ctx, ctx.path("derived", "functions.jsonl"), ctx.path("derived", "functions"), fim=False
+                )
         if "derive:dpo" in wanted or "preference" in evals:
             derived = [
                 p for p in dpo_pairs(texts, pool=pool) if _function_name(p["prompt"]) not in held_names
@@ -398,6 +410,7 @@ def stage_paths(ctx: RunContext, stage: StageSpec) -> StagePaths:
     """Where this run's stage reads and writes (filled into its training config)."""
     init_from = _previous_checkpoint(ctx, stage)
     data = stage.data
+    shards = ctx.path("derived", "functions") if data == "derive:functions" else ctx.path("shards")
     if data and data.startswith("derive:"):
         data = str(ctx.path("derived", f"{data.split(':', 1)[1]}.jsonl"))
     if data:
@@ -410,7 +423,7 @@ def stage_paths(ctx: RunContext, stage: StageSpec) -> StagePaths:
     return StagePaths(
         init_from=init_from,
         tokenizer=tokenizer_path(ctx),
-        shards=str(ctx.path("shards")),
+        shards=str(shards),
         heldout_shards=str(ctx.path("shards-heldout")) if ctx.path("shards-heldout").is_dir() else None,
         out_dir=str(ctx.path("stages", stage.name)),
         data=data,

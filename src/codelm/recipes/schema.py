@@ -42,6 +42,8 @@ from codelm.train.config import TrainConfig, config_from_dict
 from codelm.train.tokenizer import TokenizerTrainConfig
 
 KINDS = ("pretrain", "sft", "dpo", "rl")
+# data the runner derives from the corpus (recipes/derive.py), and the kind of stage each one feeds
+DERIVATIONS = {"derive:sft": "sft", "derive:dpo": "dpo", "derive:functions": "pretrain"}
 
 
 def _check(ok: bool, msg: str) -> None:
@@ -134,7 +136,8 @@ class StageSpec:
     kind: str  # pretrain (also FIM and long context) | sft | dpo | rl
     tokens: float | None = None  # training tokens, for planning and the step count (rl: sampled ones)
     seq_len: int = 2048
-    data: str | None = None  # SFT/DPO/RL JSONL, or a derivation name (see recipes/derive.py)
+    # SFT/DPO/RL JSONL, or a derivation (DERIVATIONS; derive:functions: pretraining on its own shards)
+    data: str | None = None
     # SFT/DPO/RL passes over their data (RL: over the problems; SFT: replayed rows come on top)
     epochs: float | None = None
     fim_rate: float = 0.0
@@ -231,7 +234,11 @@ class Recipe:
         for i, stage in enumerate(self.stages):
             data = stage.data
             if data and data.startswith("derive:"):
-                _check(data in ("derive:sft", "derive:dpo"), f"stage {stage.name}: unknown derivation {data}")
+                _check(data in DERIVATIONS, f"stage {stage.name}: unknown derivation {data}")
+                _check(
+                    DERIVATIONS[data] == stage.kind,
+                    f"stage {stage.name}: {data} is data for a {DERIVATIONS[data]} stage, not {stage.kind}",
+                )
             prev = "<init>" if i == 0 else f"<stage {self.stages[i - 1].name}>"
             placeholder = StagePaths(
                 prev,
