@@ -5,8 +5,8 @@ import random
 
 from codelm.recipes.derive import (
     doctest_candidates,
+    documented_functions,
     dpo_pairs,
-    function_documents,
     functions,
     mutate,
     sft_pairs,
@@ -59,15 +59,13 @@ def test_sft_pairs_are_docstring_to_function_without_docstring():
 
 def test_function_documents_are_the_sft_pairs_functions_as_written():
     decorated = MODULE.replace("def clamp", "@staticmethod  # a decorator stays out\ndef clamp")
-    docs = list(function_documents([decorated, "def broken(:\n"]))
+    found = list(documented_functions([decorated, "def broken(:\n"]))
     pairs = list(sft_pairs([decorated]))
-    assert [d["prompt"] for d in docs] == [
-        p["messages"][0]["content"] for p in pairs
-    ]  # same functions, same keys
-    clamp = docs[1]["text"]
+    assert [f.sft_pair() for f in found] == pairs  # same functions, same keys
+    clamp = found[1].document()
     assert clamp.startswith('def clamp(x, lo, hi):\n    """Clamp x') and clamp.endswith("    return x\n")
     assert clamp in decorated and ">>> clamp(5, 0, 3)" in clamp  # as written: docstring and examples kept
-    assert len(list(function_documents([MODULE], max_docs=1))) == 1
+    assert len(list(documented_functions([MODULE], max_functions=1))) == 1
 
 
 def test_mutate_swaps_one_operator():

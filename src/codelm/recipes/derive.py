@@ -23,7 +23,7 @@ import random
 import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 _MUTATIONS: list[tuple[type, type]] = [
     (ast.Add, ast.Sub),
@@ -60,10 +60,36 @@ def _without_docstring(fn: ast.FunctionDef) -> str:
     return ast.unparse(clone)
 
 
-def documented_functions(texts: Iterable[str], max_chars: int = 1500) -> Iterator[tuple[str, str, str]]:
-    """(prompt, code, source) for every public top-level function with a docstring of 20+ characters:
-    the SFT pairs' user turn, the function without its docstring (their assistant turn), and the
-    function's source as written (a function document)."""
+class DocumentedFunction(NamedTuple):
+    """A public top-level function with a docstring, as the SFT pairs and function documents use it."""
+
+    prompt: str  # the SFT pair's user turn, and the key the held-out shares are drawn by
+    code: str  # the function without its docstring: the SFT pair's assistant turn
+    source: str  # the function as written (signature, docstring, body; decorators left out)
+
+    def sft_pair(self) -> dict[str, Any]:
+        """{"messages": [user, assistant]}: docstring -> function."""
+        return {
+            "messages": [
+                {"role": "user", "content": self.prompt},
+                {"role": "assistant", "content": self.code},
+            ]
+        }
+
+    def document(self) -> str:
+        """The function on its own as a pretraining document: shaped like a HumanEval problem and its
+        solution. A stage that trains FIM on these before SFT is what moved the tiny recipe's
+        single-line infilling exact match (docs/recipes.md, "Function documents"); the modules they
+        come from hold them among classes and helpers."""
+        return self.source + "\n"
+
+
+def documented_functions(
+    texts: Iterable[str], max_functions: int = 2000, max_chars: int = 1500
+) -> Iterator[DocumentedFunction]:
+    """Every public top-level function with a docstring of 20+ characters (at most `max_functions`,
+    none whose code without the docstring is over `max_chars`)."""
+    made = 0
     for text in texts:
         lines = None
         for fn in functions(text):
@@ -73,33 +99,18 @@ def documented_functions(texts: Iterable[str], max_chars: int = 1500) -> Iterato
             code = _without_docstring(fn)
             if len(code) > max_chars:
                 continue
+            if made == max_functions:
+                return
+            made += 1
             lines = lines or source_lines(text)  # once per module (see doctest_candidates)
             signature = f"{fn.name}({ast.unparse(fn.args)})"
             prompt = f"Write a Python function `{signature}` that: {doc.strip().splitlines()[0]}"
-            yield prompt, code, _segment(lines, fn)
+            yield DocumentedFunction(prompt, code, _segment(lines, fn))
 
 
 def sft_pairs(texts: Iterable[str], max_pairs: int = 2000, max_chars: int = 1500) -> Iterator[dict[str, Any]]:
     """{"messages": [user, assistant]} for documented top-level functions."""
-    for made, (prompt, code, _) in enumerate(documented_functions(texts, max_chars)):
-        if made == max_pairs:
-            return
-        yield {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": code}]}
-
-
-def function_documents(
-    texts: Iterable[str], max_docs: int = 2000, max_chars: int = 1500
-) -> Iterator[dict[str, Any]]:
-    """{"prompt", "text"}: the functions of the SFT pairs as pretraining documents, each on its own,
-    as written (signature, docstring, body; decorators left out), with the pair's prompt as its key.
-
-    A document shaped like a HumanEval problem and its solution: a stage that trains FIM on these
-    before SFT is what moved the tiny recipe's single-line infilling exact match (docs/recipes.md,
-    "Function documents"); the modules they come from hold them among classes and helpers."""
-    for made, (prompt, _, source) in enumerate(documented_functions(texts, max_chars)):
-        if made == max_docs:
-            return
-        yield {"prompt": prompt, "text": source + "\n"}
+    return (f.sft_pair() for f in documented_functions(texts, max_pairs, max_chars))
 
 
 def mutate(fn_source: str, rng: random.Random) -> str | None:

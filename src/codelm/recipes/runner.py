@@ -288,7 +288,7 @@ def step_derive(ctx: RunContext, name: str) -> dict[str, Any]:
     docstring -> function problems (functions whose doctest passes) from the held-out split plus a
     hashed share of the rest, and a hashed share of the DPO pairs. Held-out functions are kept out
     of the SFT and DPO training data (pretraining did see the modules of those not from the split)."""
-    from codelm.recipes.derive import doctest_problems, dpo_pairs, function_documents, sft_pairs, write_jsonl
+    from codelm.recipes.derive import doctest_problems, documented_functions, dpo_pairs, write_jsonl
 
     wanted = {s.data for s in ctx.recipe.stages if s.data and s.data.startswith("derive:")}
     evals = _eval_tasks(ctx)
@@ -318,28 +318,24 @@ def step_derive(ctx: RunContext, name: str) -> dict[str, Any]:
             info["heldout_doctest_problems"] = write_jsonl(
                 problems, ctx.path("derived", "heldout-doctests.jsonl")
             )
-        if "derive:sft" in wanted:
-            pairs = [
-                p for p in sft_pairs(texts) if _function_name(p["messages"][0]["content"]) not in held_names
-            ]
-            # a hashed share never trained on: the SFT stage's held-out loss (what SFT should lower)
-            train, held = _partition(
-                pairs, lambda p: _held_out(p["messages"][0]["content"], SFT_HELDOUT_SHARE)
-            )
-            info["sft_pairs"] = write_jsonl(train, ctx.path("derived", "sft.jsonl"))
-            info["heldout_sft_pairs"] = write_jsonl(held, ctx.path("derived", "heldout-sft.jsonl"))
-        if "derive:functions" in wanted:  # the SFT pairs' functions, never their held-out ones
-            docs = [
-                {"id": f"function/{i}", "text": d["text"]}
-                for i, d in enumerate(function_documents(texts))
-                if _function_name(d["prompt"]) not in held_names
-                and not _held_out(d["prompt"], SFT_HELDOUT_SHARE)
-            ]
-            info["function_documents"] = write_jsonl(docs, ctx.path("derived", "functions.jsonl"))
-            if docs:  # FIM comes from the stage that trains on them, on the fly
-                _pack(
-                    ctx, ctx.path("derived", "functions.jsonl"), ctx.path("derived", "functions"), fim=False
+        if wanted & {"derive:sft", "derive:functions"}:  # one pass over the corpus for both
+            found = [f for f in documented_functions(texts) if _function_name(f.prompt) not in held_names]
+            # a hashed share never trained on: the SFT stage's held-out loss (what SFT should lower);
+            # the function documents leave it out too
+            train, held = _partition(found, lambda f: _held_out(f.prompt, SFT_HELDOUT_SHARE))
+            if "derive:sft" in wanted:
+                info["sft_pairs"] = write_jsonl(
+                    (f.sft_pair() for f in train), ctx.path("derived", "sft.jsonl")
                 )
+                info["heldout_sft_pairs"] = write_jsonl(
+                    (f.sft_pair() for f in held), ctx.path("derived", "heldout-sft.jsonl")
+                )
+            if "derive:functions" in wanted:
+                docs = ({"id": f"function/{i}", "text": f.document()} for i, f in enumerate(train))
+                info["function_documents"] = write_jsonl(docs, ctx.path("derived", "functions.jsonl"))
+                if info["function_documents"]:  # FIM comes from the stage that trains on them, on the fly
+                    path = ctx.path("derived", "functions.jsonl")
+                    _pack(ctx, path, ctx.path("derived", "functions"), fim=False)
         if "derive:dpo" in wanted or "preference" in evals:
             derived = [
                 p for p in dpo_pairs(texts, pool=pool) if _function_name(p["prompt"]) not in held_names
