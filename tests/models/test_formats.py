@@ -30,6 +30,13 @@ def test_seedcoder_fim_is_spm_suffix_first():
     )
 
 
+def test_llama_fim_is_the_fim_papers_spm():
+    # Bavarian et al. 2022, section 3: [PRE][SUF] suffix [MID] prefix, the middle continues the prefix
+    assert render_fim(get_family("llama"), PREFIX, SUFFIX) == (
+        "<fim_prefix><fim_suffix>" + SUFFIX + "<fim_middle>" + PREFIX
+    )
+
+
 def test_fim_empty_parts_allowed():
     assert render_fim(get_family("codegemma"), "", "") == "<|fim_prefix|><|fim_suffix|><|fim_middle|>"
 

@@ -27,7 +27,7 @@ def test_all_families_load_with_required_facts():
         ("codegemma", "GemmaForCausalLM", "psm"),
         ("stablecode", "StableLmForCausalLM", "psm"),
         ("seedcoder", "LlamaForCausalLM", "spm"),
-        ("llama", "LlamaForCausalLM", "psm"),
+        ("llama", "LlamaForCausalLM", "spm-joined"),
     ],
 )
 def test_family_architecture_and_fim_order(name, arch, order):

@@ -267,3 +267,20 @@ def test_sft_epochs_count_passes_over_the_pairs_with_replay_on_top(replay, steps
     stage = dataclasses.replace(stage, epochs=1, train=train)
     paths = StagePaths("<init>", "<tok>", "<run>/shards", "<run>/stages/sft", "<sft.jsonl>", records=1000)
     assert recipe.train_config(stage, paths).run.max_steps == steps
+
+
+def test_a_pretraining_stage_on_derived_data_replays_the_runs_corpus():
+    """The functions stage trains on its own shards and replays the corpus shards, not its own."""
+    from importlib import resources
+
+    from codelm.recipes.schema import StagePaths
+
+    recipe = load_recipe(Path(str(resources.files("codelm.recipes") / "tiny.yaml")))
+    stage = recipe.stage("functions")
+    paths = StagePaths(
+        "<init>", "<tok>", "<run>/derived/functions", "<run>/stages/functions", corpus_shards="<run>/shards"
+    )
+    config = recipe.train_config(stage, paths)
+    assert config.data.shards == ["<run>/derived/functions"]
+    assert config.data.replay_shards == ["<run>/shards"]
+    assert 0 < config.data.replay_fraction < 1

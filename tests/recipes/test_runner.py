@@ -15,9 +15,9 @@ TINY = str(resources.files("codelm.recipes").joinpath("tiny.yaml"))
 
 def test_tiny_recipe_parses_and_plans(capsys):
     recipe = load_recipe(TINY)
-    assert [s.kind for s in recipe.stages] == ["pretrain", "pretrain", "pretrain", "sft", "dpo"]
+    assert [s.kind for s in recipe.stages] == ["pretrain", "pretrain", "sft", "pretrain", "dpo"]
     assert [s.seq_len for s in recipe.stages[:2]] == [256, 1024]  # long context ends pretraining
-    assert recipe.stages[2].data == "derive:functions"  # then FIM on the documented functions
+    assert recipe.stages[3].data == "derive:functions"  # FIM on the documented functions after SFT
     assert main(["run", "--dry-run"]) == 0
     assert "recipe tiny" in capsys.readouterr().out
 
@@ -42,7 +42,7 @@ def test_tiny_recipe_runs_end_to_end(tmp_path, capsys):
     report = (run / "report.md").read_text()
     assert "## Evaluation" in report and "codelm serve --model" in report and (run / "loss.png").is_file()
     figures = json.loads((run / "report.json").read_text())
-    assert list(figures["checkpoints"]) == ["before", "pretrain", "long-context", "functions", "sft", "after"]
+    assert list(figures["checkpoints"]) == ["before", "pretrain", "long-context", "sft", "functions", "after"]
     for label, metrics in figures["checkpoints"].items():
         for key in (
             "perplexity",

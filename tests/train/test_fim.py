@@ -23,20 +23,26 @@ def test_fim_example_is_the_engines_infill_prompt_plus_middle(tokenizer_of, fami
     tok, fim = transform(tokenizer_of, family)
     fam = get_family(family)
     ids = np.asarray(tok(TEXT, add_special_tokens=False)["input_ids"])
+    cuts = [(a, b) for a in range(len(TEXT) + 1) for b in range(a, len(TEXT) + 1)]
     for seed in range(5):
         rng = np.random.default_rng(seed)
         (piece,) = fim(ids, rng)
         assert piece.eos  # the model learns to stop after the middle
         text = tok.decode(piece.ids)
-        head, middle = text.split(fam.fim.middle)
-        prefix_start = head.index(fam.fim.prefix) + len(fam.fim.prefix)
-        suffix_start = head.index(fam.fim.suffix) + len(fam.fim.suffix)
-        if fam.fim.order == "psm":
-            prefix, suffix = head[prefix_start : head.index(fam.fim.suffix)], head[suffix_start:]
-        else:
-            suffix, prefix = head[suffix_start : head.index(fam.fim.prefix)], head[prefix_start:]
-        assert prefix + middle + suffix == TEXT  # a character-level split of this document only
-        assert head == render_fim(fam, prefix, suffix).removesuffix(fam.fim.middle)
+        # a character-level split of this document only, laid out as the engine's infill prompt
+        # (the family's order) followed by the middle
+        split = [(a, b) for a, b in cuts if render_fim(fam, TEXT[:a], TEXT[b:]) + TEXT[a:b] == text]
+        assert split, text
+
+
+def test_llama_family_trains_and_infills_the_fim_papers_spm(tokenizer_of):
+    tok, fim = transform(tokenizer_of, "llama")
+    ids = np.asarray(tok(TEXT, add_special_tokens=False)["input_ids"])
+    (piece,) = fim(ids, np.random.default_rng(0))
+    text = tok.decode(piece.ids)
+    assert text.startswith("<fim_prefix><fim_suffix>")
+    suffix, rest = text.removeprefix("<fim_prefix><fim_suffix>").split("<fim_middle>")
+    assert rest + suffix == TEXT  # prefix and middle are one run of the document's text
 
 
 def test_spm_share_for_a_psm_family_uses_the_fim_papers_variant(tokenizer_of):

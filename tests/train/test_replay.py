@@ -1,4 +1,5 @@
-"""SFT with replayed pretraining rows (train/replay.py): the mix, exact resume, and a real run."""
+"""SFT and pretraining on narrow data with replayed pretraining rows (train/replay.py): the mix, exact
+resume, and a real run."""
 
 import json
 
@@ -96,3 +97,39 @@ def test_replay_config_errors(chat_files, make_config):
             "sft.replay_fraction=1.0",
             "sft.replay_shards=[x]",
         )
+
+
+def _pretrain_stage(tiny_checkpoint, shards_of, make_config, *extra):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from codelm.models import get_family
+    from codelm.train.stages import build_stage
+
+    checkpoint = tiny_checkpoint("llama")
+    cfg = make_config(
+        "pretrain",
+        f"model.init_from={checkpoint}",
+        f"pretrain.shards=[{shards_of('llama', heldout=True)}]",  # the narrow data: other files
+        "pretrain.fim_rate=0.5",
+        *extra,
+    )
+    model = AutoModelForCausalLM.from_pretrained(checkpoint)
+    return build_stage(
+        cfg, AutoTokenizer.from_pretrained(checkpoint), get_family("llama"), model, torch.device("cpu")
+    )
+
+
+def test_pretraining_on_narrow_data_replays_the_corpus(tiny_checkpoint, shards_of, make_config):
+    """The tiny recipe's functions stage: its documents' rows in their own order, every other row
+    from the corpus shards."""
+    plain = _pretrain_stage(tiny_checkpoint, shards_of, make_config).source.next_units(10)
+    replay = (f"pretrain.replay_shards=[{shards_of('llama')}]", "pretrain.replay_fraction=0.5")
+    mixed = _pretrain_stage(tiny_checkpoint, shards_of, make_config, *replay).source
+    rows = mixed.next_units(20)
+    own, replayed = rows[0::2], rows[1::2]
+    assert all(np.array_equal(a.ids, b.ids) for a, b in zip(own, plain, strict=True))
+    assert not any(np.array_equal(a.ids, b.ids) for a, b in zip(replayed, plain, strict=True))
+    assert mixed.lineage()["replay"]["fraction"] == 0.5
+    with pytest.raises(ConfigError, match="needs pretrain.replay_shards"):
+        _pretrain_stage(tiny_checkpoint, shards_of, make_config, "pretrain.replay_fraction=0.5")

@@ -26,6 +26,8 @@ def render_fim(family: Family, prefix: str, suffix: str) -> str:
     f = family.fim
     if f.order == "psm":
         return f"{f.prefix}{prefix}{f.suffix}{suffix}{f.middle}"
+    if f.order == "spm-joined":  # the FIM paper's SPM: the model continues the prefix's own text
+        return f"{f.prefix}{f.suffix}{suffix}{f.middle}{prefix}"
     # SPM as Seed-Coder documents it: suffix first, then prefix, then the middle sentinel.
     return f"{f.suffix}{suffix}{f.prefix}{prefix}{f.middle}"
 

@@ -33,16 +33,29 @@ class TokenizerSpec:
     whitespace_runs: dict[str, list[int]] | None = None  # CodeGen1's added space/tab run tokens
 
 
+FIM_ORDERS = ("psm", "spm", "spm-joined")
+
+
 @dataclass(frozen=True)
 class FimSpec:
-    order: str  # "psm" (prefix, suffix, middle) or "spm" (suffix first)
+    """A family's infilling format. `order`: "psm" `<pre>P<suf>S<mid>` (prefix, suffix, middle), "spm"
+    Seed-Coder's suffix-first `<suf>S<pre>P<mid>`, or "spm-joined" the FIM paper's SPM
+    `<pre><suf>S<mid>P` (Bavarian et al. 2022, section 3; StarCoder's SPM), where the middle
+    continues the prefix's text with no sentinel between them."""
+
+    order: str
     prefix: str
     suffix: str
     middle: str
 
     def __post_init__(self) -> None:
-        if self.order not in ("psm", "spm"):
-            raise ValueError(f"FIM order must be 'psm' or 'spm', got {self.order!r}")
+        if self.order not in FIM_ORDERS:
+            raise ValueError(f"FIM order must be one of {', '.join(FIM_ORDERS)}, got {self.order!r}")
+
+    @property
+    def suffix_first(self) -> bool:
+        """Whether the family's own prompts put the suffix before the prefix (an SPM layout)."""
+        return self.order != "psm"
 
     @property
     def sentinels(self) -> tuple[str, str, str]:

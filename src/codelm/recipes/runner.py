@@ -426,6 +426,7 @@ def stage_paths(ctx: RunContext, stage: StageSpec) -> StagePaths:
         records=records,
         context=_context_of(init_from),
         heldout=heldout,
+        corpus_shards=str(ctx.path("shards")),
     )
 
 

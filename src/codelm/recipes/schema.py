@@ -186,6 +186,7 @@ class StagePaths:
     context: int = 0  # the starting checkpoint's context length (long-context stages grow it)
     heldout_shards: str | None = None  # the held-out split's shards: pretraining's held-out loss
     heldout: str | None = None  # SFT/DPO: a held-out JSONL of the stage's format (held-out loss)
+    corpus_shards: str | None = None  # the run's pretraining shards, what `replay_fraction` replays
 
 
 @dataclass
@@ -292,8 +293,8 @@ def stage_raw(stage: StageSpec, paths: StagePaths) -> dict[str, Any]:
     if stage.warmup_fraction is not None:
         optim.setdefault("warmup_steps", int(stage.warmup_fraction * run["max_steps"]))
     section.update(train.pop(stage.kind, None) or {})
-    if stage.kind == "sft" and section.get("replay_fraction") and not section.get("replay_shards"):
-        section["replay_shards"] = [paths.shards]  # replay the run's own pretraining shards
+    if section.get("replay_fraction") and not section.get("replay_shards"):
+        section["replay_shards"] = [paths.corpus_shards or paths.shards]  # the run's own pretraining shards
     raw = {
         "stage": stage.kind,
         "model": model,

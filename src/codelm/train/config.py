@@ -59,7 +59,33 @@ class ModelConfig:
 
 
 @dataclass
-class PretrainConfig:
+class ReplayFields:
+    """Replay (train/replay.py): this share of a stage's rows comes from pretraining shards, so a stage
+    on narrow data (SFT pairs, the tiny recipe's function documents) does not unlearn what pretraining
+    taught (perplexity, FIM); FIM applies to the replayed rows as configured."""
+
+    replay_shards: list[str] = field(default_factory=list)
+    replay_fraction: float = 0.0
+    replay_fim_rate: float = 0.0
+    replay_fim_spm_rate: float | None = None
+    replay_fim_line_rate: float = 0.0
+
+    def _check_replay(self, section: str) -> None:
+        _check(0.0 <= self.replay_fraction < 1.0, f"{section}.replay_fraction: 0 (off) to below 1")
+        _check(
+            self.replay_fraction == 0.0 or bool(self.replay_shards),
+            f"{section}.replay_fraction needs {section}.replay_shards (pretraining shard directories)",
+        )
+        _check(0.0 <= self.replay_fim_rate <= 1.0, f"{section}.replay_fim_rate: 0 to 1")
+        _check(
+            self.replay_fim_spm_rate is None or 0.0 <= self.replay_fim_spm_rate <= 1.0,
+            f"{section}.replay_fim_spm_rate: 0 to 1",
+        )
+        _check(0.0 <= self.replay_fim_line_rate <= 1.0, f"{section}.replay_fim_line_rate: 0 to 1")
+
+
+@dataclass
+class PretrainConfig(ReplayFields):
     shards: list[str] = field(default_factory=list)  # shard directories (train/shards.py), read in order
     fim_rate: float = 0.0  # share of documents FIM-permuted on the fly (0.5 Seed-Coder, 0.9 CodeGemma)
     fim_spm_rate: float | None = None  # share of FIM documents in SPM order (default: the family's order)
@@ -78,31 +104,20 @@ class PretrainConfig:
             self.fim_spm_rate is None or 0.0 <= self.fim_spm_rate <= 1.0, "pretrain.fim_spm_rate in [0, 1]"
         )
         _check(0.0 <= self.fim_line_rate <= 1.0, "pretrain.fim_line_rate must be in [0, 1]")
+        self._check_replay("pretrain")
 
 
 @dataclass
-class SFTConfig:
+class SFTConfig(ReplayFields):
     data: str = ""  # JSONL of {"messages": [...]} (or {"prompt", "completion"} for base formats)
     packing: bool = True  # several conversations per row, attention kept apart
     shuffle: bool = True
     heldout: str | None = None  # JSONL of the same format, never trained on: held-out loss
-    # replay (train/replay.py): this share of the rows comes from pretraining shards, so SFT does not
-    # unlearn what pretraining taught (perplexity, FIM); FIM applies to the replayed rows as configured
-    replay_shards: list[str] = field(default_factory=list)
-    replay_fraction: float = 0.0
-    replay_fim_rate: float = 0.0
-    replay_fim_spm_rate: float | None = None
-    replay_fim_line_rate: float = 0.0
 
     def __post_init__(self) -> None:
         _check(bool(self.data), "sft.data: a JSONL file")
         _check(not self.heldout or _resolved(self.heldout) != _resolved(self.data), "sft.heldout is sft.data")
-        _check(0.0 <= self.replay_fraction < 1.0, "sft.replay_fraction: 0 (off) to below 1")
-        _check(
-            self.replay_fraction == 0.0 or bool(self.replay_shards),
-            "sft.replay_fraction needs sft.replay_shards (pretraining shard directories)",
-        )
-        _check(0.0 <= self.replay_fim_rate <= 1.0, "sft.replay_fim_rate: 0 to 1")
+        self._check_replay("sft")
 
 
 @dataclass

@@ -4,8 +4,9 @@ The transform of Bavarian et al. 2022 ("Efficient Training of Language Models to
 as StarCoder and Seed-Coder use it: two cut points drawn uniformly over the *characters* of a document
 split it into prefix / middle / suffix, each piece is tokenized on its own, and the pieces are joined in
 PSM order (`<pre>P<suf>S<mid>M`) or in SPM order. SPM here is the family's SPM as `render_fim` renders
-it (Seed-Coder: `<suf>S<pre>P<mid>M`), so training and the engine's infill prompts agree token for token;
-a PSM family given an SPM share gets the FIM paper's SPM variant `<pre><suf>S<mid>PM` (StarCoder's).
+it (Seed-Coder: `<suf>S<pre>P<mid>M`; codelm's Llama, "spm-joined": the FIM paper's `<pre><suf>S<mid>PM`),
+so training and the engine's infill prompts agree token for token; a PSM family given an SPM share gets
+the FIM paper's layout too (StarCoder's).
 
 A FIM document always ends with EOS: that is how the model learns to stop after the middle. FIM never
 crosses documents: the split is drawn inside one document (or one chunk of a long one, see below), and
@@ -163,7 +164,7 @@ class FimTransform:
                 f"model family {family.name} has no FIM sentinels (set fim_rate: 0)"
             )
         if spm_rate is None:  # the family's own order (Seed-Coder trains SPM only)
-            spm_rate = 1.0 if family.fim is not None and family.fim.order == "spm" else 0.0
+            spm_rate = 1.0 if family.fim is not None and family.fim.suffix_first else 0.0
         if not 0.0 <= spm_rate <= 1.0:
             raise CodelmError(f"FIM SPM share must be in [0, 1], got {spm_rate}")
         if not 0.0 <= line_rate <= 1.0:
@@ -204,7 +205,7 @@ class FimTransform:
         prefix, middle, suffix = self._encode([text[:a], text[a:b], text[b:]])
         if spm and self.family.fim.order == "spm":  # the family's own SPM (Seed-Coder, render_fim)
             return [self.suf, *suffix, self.pre, *prefix, self.mid, *middle]
-        if spm:  # SPM for a PSM family: the FIM paper's variant (section 3), as StarCoder implements it
+        if spm:  # the FIM paper's SPM (section 3), as StarCoder implements it: "spm-joined" and PSM families
             return [self.pre, self.suf, *suffix, self.mid, *prefix, *middle]
         return [self.pre, *prefix, self.suf, *suffix, self.mid, *middle]
 

@@ -77,8 +77,9 @@ def _pretrain_source(
 
 
 def _with_replay(cfg: TrainConfig, source: Any, tokenizer: Any, family: Family) -> Any:
-    """SFT rows with `sft.replay_fraction` of pretraining rows mixed in (train/replay.py); the replayed
-    rows are shuffled from a buffer of 1,024, as pretraining's, with their own seed."""
+    """The stage's rows with `replay_fraction` of pretraining rows mixed in (train/replay.py: SFT, and
+    pretraining on narrow data); the replayed rows are shuffled from a buffer of 1,024, as
+    pretraining's, with their own seed."""
     from codelm.train.replay import Replay
     from codelm.train.row_shuffle import RowShuffle
 
@@ -101,6 +102,8 @@ def build_stage(
             from codelm.train.row_shuffle import RowShuffle
 
             source = RowShuffle(source, cfg.data.row_shuffle, seed)
+        if cfg.data.replay_fraction:
+            source = _with_replay(cfg, source, tokenizer, family)
         objective = CausalLM(mode)
         return Stage(source, objective, make_heldout(cfg, tokenizer, family, objective))
     if cfg.stage == "rl":
