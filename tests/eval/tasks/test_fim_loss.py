@@ -28,7 +28,8 @@ def backend(tiny_checkpoint):
 
 
 def test_scored_tokens_are_the_trained_ones(backend):
-    """The row equals what the pretraining stage builds for the same split (BOS, PSM piece, EOS)."""
+    """The row equals what the pretraining stage builds for the same split (BOS, the piece in the
+    family's order, EOS)."""
     from codelm.train.fim import FimTransform
 
     engine = backend.engine
@@ -40,7 +41,7 @@ def test_scored_tokens_are_the_trained_ones(backend):
         def integers(self, low, high, size):
             return np.array(cuts)
 
-    trained = transform.permute(text, Cuts(), spm=False)
+    trained = transform.permute(text, Cuts(), spm=engine.family.fim.suffix_first)
     spec = engine.family.tokenizer
     bos = [engine.tokenizer.convert_tokens_to_ids(spec.bos)] if spec.add_bos else []
     eos = engine.tokenizer.convert_tokens_to_ids(spec.eos)
