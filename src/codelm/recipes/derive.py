@@ -78,9 +78,9 @@ class DocumentedFunction(NamedTuple):
 
     def document(self) -> str:
         """The function on its own as a pretraining document: shaped like a HumanEval problem and its
-        solution. A stage that trains FIM on these before SFT is what moved the tiny recipe's
-        single-line infilling exact match (docs/recipes.md, "Function documents"); the modules they
-        come from hold them among classes and helpers."""
+        solution. A stage that trains FIM on these (after SFT, which unlearns a fresh FIM skill) is
+        what moved the tiny recipe's single-line infilling exact match (docs/recipes.md, "Function
+        documents"); the modules they come from hold them among classes and helpers."""
         return self.source + "\n"
 
 

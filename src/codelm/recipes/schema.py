@@ -248,6 +248,7 @@ class Recipe:
                 "<run>/stages",
                 data or "<data>",
                 heldout_shards="<run>/shards-heldout",
+                corpus_shards="<run>/shards",
             )
             self.train_config(stage, placeholder)
 
