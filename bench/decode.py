@@ -4,7 +4,8 @@ Llamas of ~30M and ~200M parameters (codelm's tiny tokenizer, random weights at 
 depth) are decoded greedily, batch 1, on the same threads by:
 - a hand-written PyTorch greedy loop (forward with a KV cache, argmax), fp32: the floor of transformers;
 - HF `generate` (greedy, fp32);
-- codelm's engine on PyTorch (sampling, stop checks, incremental detokenization) in fp32, and, on a
+- codelm's engine on PyTorch (sampling, stop checks, incremental detokenization) in fp32 (with the
+  row-split linears it loads at 16M+ parameters, and with plain ones, `pack=False`: why the split), and, on a
   CPU with native bf16 (AVX512-BF16/AMX), in bf16 with prepacked linears (what dtype "auto" picks at
   ~200M) and in bf16 with plain linears (`pack=False`: why the packing);
 - raw llama.cpp through llama-cpp-python's C bindings (llama_decode + numpy argmax), on GGUF files written by
@@ -41,7 +42,7 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache
 
-from codelm.engine.cpu import native_bf16
+from codelm.engine.cpu import RowSplitLinear, native_bf16
 from codelm.engine.decode import _cache_kwarg
 from codelm.engine.engine import Engine
 from codelm.engine.loader import resolve_dtype
@@ -152,12 +153,16 @@ def contenders(ckpt: Path, tmp: Path, threads: int, tokens: int, raw: list) -> d
     import llama_cpp
 
     fp32 = Engine.from_pretrained(str(ckpt), threads=threads, dtype="float32")
+    # the anchors run transformers' own model: plain nn.Linear, as HF loads it
+    unsplit = Engine.from_pretrained(str(ckpt), threads=threads, dtype="float32", pack=False)
     ids = fp32.encode(PROMPT)
     out = {
-        "hand-written PyTorch loop, fp32": (4, hand_loop, fp32.model, ids, tokens),
-        "HF generate, fp32": (4, hf_generate, fp32.model, ids, tokens),
+        "hand-written PyTorch loop, fp32": (4, hand_loop, unsplit.model, ids, tokens),
+        "HF generate, fp32": (4, hf_generate, unsplit.model, ids, tokens),
         "codelm engine, PyTorch fp32": (4, engine_run, fp32, tokens),
     }
+    if any(isinstance(m, RowSplitLinear) for m in fp32.model.modules()):
+        out["codelm engine, PyTorch fp32 (plain)"] = (4, engine_run, unsplit, tokens)
     if native_bf16():
         bf16 = Engine.from_pretrained(str(ckpt), threads=threads, dtype="bfloat16")
         plain = Engine.from_pretrained(str(ckpt), threads=threads, dtype="bfloat16", pack=False)

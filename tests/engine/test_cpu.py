@@ -1,10 +1,19 @@
-"""bf16 decode on CPUs with native bf16: dtype "auto", prepacked linears, parity with fp32."""
+"""Decode on CPUs: bf16 with native bf16 (dtype "auto", prepacked linears, parity with fp32), and fp32
+linears whose products split over the threads."""
 
 import pytest
 import torch
 
-from codelm.engine import Engine
-from codelm.engine.cpu import AUTO_BF16_MIN_PARAMS, PackedLinear, cpu_flags, native_bf16, pack_linears
+from codelm.engine import Engine, cpu
+from codelm.engine.cpu import (
+    AUTO_BF16_MIN_PARAMS,
+    PackedLinear,
+    RowSplitLinear,
+    cpu_flags,
+    native_bf16,
+    pack_linears,
+    split_linears,
+)
 from codelm.engine.loader import Loaded, checkpoint_params, load_checkpoint, resolve_dtype
 from codelm.errors import CheckpointError
 
@@ -115,3 +124,55 @@ def test_bf16_batched_decode_runs_every_row_to_length(engines):
     sampled = bf16.complete(PROMPTS[0], max_new_tokens=8, temperature=0.8, seed=3, n=2)
     again = bf16.complete(PROMPTS[0], max_new_tokens=8, temperature=0.8, seed=3, n=2)
     assert [c.token_ids for c in sampled.completions] == [c.token_ids for c in again.completions]
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_row_split_linear_equals_linear(bias, two_threads):
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(96, 80, bias=bias)
+    split = RowSplitLinear(linear)
+    assert split.weight is linear.weight and (split.in_features, split.out_features) == (96, 80)
+    for shape in [(1, 96), (1, 1, 96), (3, 96), (3, 7, 96), (2, 300, 96)]:
+        x = torch.randn(*shape)
+        with torch.inference_mode():
+            want, got = linear(x), split(x)
+        assert got.shape == want.shape
+        # the same dot products, in another kernel's summation order
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_row_split_linear_falls_back_where_it_cannot_split(two_threads):
+    odd = torch.nn.Linear(8, 7)  # 7 output rows do not split into 2 blocks
+    x = torch.randn(2, 8, requires_grad=True)
+    with torch.inference_mode():
+        torch.testing.assert_close(RowSplitLinear(odd)(x.detach()), odd(x.detach()))
+    linear = torch.nn.Linear(8, 8)
+    RowSplitLinear(linear)(x).sum().backward()  # with grad on it is F.linear, so gradients flow
+    assert linear.weight.grad is not None and x.grad is not None
+
+
+def test_split_linears_replaces_only_fp32_linears():
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 8).to(torch.bfloat16))
+    assert split_linears(model) == 1
+    assert isinstance(model[0], RowSplitLinear) and type(model[1]) is torch.nn.Linear
+
+
+def test_fp32_models_of_16m_parameters_load_with_split_linears(tiny_checkpoint, monkeypatch, two_threads):
+    path = str(tiny_checkpoint("llama"))
+    plain = load_checkpoint(path).model  # the tiny model is far below the size where splitting pays
+    assert not any(isinstance(m, RowSplitLinear) for m in plain.modules())
+    monkeypatch.setattr(cpu, "SPLIT_MIN_PARAMS", 0)
+    split = load_checkpoint(path).model
+    assert not any(type(m) is torch.nn.Linear for m in split.modules())
+    assert not any(isinstance(m, RowSplitLinear) for m in load_checkpoint(path, pack=False).model.modules())
+    ids = torch.tensor([[1, 5, 9, 14, 3, 7]])
+    with torch.inference_mode():
+        torch.testing.assert_close(split(ids).logits, plain(ids).logits, rtol=1e-4, atol=1e-4)

@@ -1,4 +1,5 @@
-"""Decode speed on CPUs: which CPUs compute bf16 natively, and bf16 linears prepacked for oneDNN.
+"""Decode speed on CPUs: which CPUs compute bf16 natively, bf16 linears prepacked for oneDNN, and fp32
+linears that split their few-row products over the threads.
 
 Batch-1 decode reads every weight once per token, so at ~200M parameters it is bound by memory
 bandwidth: bf16 weights halve the bytes. On CPUs with AVX512-BF16 or AMX the arithmetic is native
@@ -7,6 +8,15 @@ docs/models.md "Decode speed on CPU"); oneDNN's kernel on a weight reordered onc
 blocked layout (what inductor's freezing pass does under `torch.compile`) is what turns the halved
 bytes into speed. `pack_linears` swaps a loaded model's `nn.Linear`s for `PackedLinear`s holding
 that layout.
+
+In fp32, torch's `F.linear` on one row (MKL's gemv) keeps one core busy however many threads torch has:
+on the 2-core AVX2 machine it streamed ~16 GB/s of weights with 1 thread or 2, where the memory gives
+~29 and llama.cpp f32 reads at 0.98 of that (bench/RESULTS.md). The same product as a batch of row
+blocks, `torch.bmm(W.view(k, out / k, in), x)` with k = the thread count, runs one block per thread
+and streamed ~24-26 GB/s. MKL's gemm on a few rows does worse still (2-32 rows of a 210M model's
+matrices streamed 4-9 GB/s with 2 threads, the row blocks 6.5-17), and for hundreds of rows (prefill)
+the blocks tie it. `split_linears` swaps in `RowSplitLinear`, which computes every product that way,
+sharing the weight of the linear it replaces.
 
 Only inference loads pack (`codelm.engine.loader`): a packed weight is a copy that training would
 not update, so an `Engine` wrapped around a live policy (RL rollouts) keeps plain linears.
@@ -67,6 +77,53 @@ class PackedLinear(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, packed bf16"
+
+
+# below this many parameters a decode step is mostly per-layer overhead, and the matrices sit in cache
+SPLIT_MIN_PARAMS = 16_000_000
+
+
+class RowSplitLinear(torch.nn.Module):
+    """fp32 `nn.Linear` for inference whose product runs one block of output rows per thread (module
+    docstring). Shares the weight and bias of the linear it replaces; with grad on it is `F.linear`."""
+
+    def __init__(self, linear: torch.nn.Linear) -> None:
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.weight, self.bias = linear.weight, linear.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.numel() // self.in_features
+        blocks = torch.get_num_threads()
+        if blocks < 2 or self.out_features % blocks or torch.is_grad_enabled():
+            return torch.nn.functional.linear(x, self.weight, self.bias)
+        w = self.weight.view(blocks, self.out_features // blocks, self.in_features)
+        x2 = x.reshape(rows, self.in_features).t().unsqueeze(0).expand(blocks, -1, -1)
+        y = torch.bmm(w, x2)  # (blocks, out / blocks, rows)
+        y = y.permute(2, 0, 1).reshape(*x.shape[:-1], self.out_features)
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, row-split fp32"
+
+
+def can_split(model: torch.nn.Module) -> bool:
+    """An fp32 model of `SPLIT_MIN_PARAMS`+ parameters on the CPU."""
+    first = next(model.parameters())
+    if first.device.type != "cpu" or first.dtype != torch.float32:
+        return False
+    return sum(p.numel() for p in model.parameters()) >= SPLIT_MIN_PARAMS
+
+
+def split_linears(model: torch.nn.Module) -> int:
+    """Replace every fp32 `nn.Linear` of `model` by a `RowSplitLinear`; returns how many."""
+    count = 0
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if type(child) is torch.nn.Linear and child.weight.dtype == torch.float32:
+                setattr(module, name, RowSplitLinear(child))
+                count += 1
+    return count
 
 
 def can_pack(model: torch.nn.Module) -> bool:

@@ -2,7 +2,8 @@
 
 The default dtype ("auto") is bf16 on a GPU that has it, and on a CPU with native bf16 (AVX512-BF16,
 AMX) for checkpoints large enough that decode is bound by reading weights; fp32 elsewhere. bf16 on
-such a CPU also gets its linears prepacked for oneDNN (codelm.engine.cpu).
+such a CPU also gets its linears prepacked for oneDNN; an fp32 model of 16M+ parameters on a CPU gets
+linears that split each product over the threads (codelm.engine.cpu).
 
 Pickled weights (`pytorch_model.bin`) can execute code when unpickled, so they are refused unless the
 user opts in with `allow_pickle=True` (`--allow-pickle`).
@@ -16,7 +17,14 @@ from pathlib import Path
 
 import torch
 
-from codelm.engine.cpu import AUTO_BF16_MIN_PARAMS, can_pack, native_bf16, pack_linears
+from codelm.engine.cpu import (
+    AUTO_BF16_MIN_PARAMS,
+    can_pack,
+    can_split,
+    native_bf16,
+    pack_linears,
+    split_linears,
+)
 from codelm.errors import CheckpointError, CodelmError
 from codelm.models.detect import detect_family
 from codelm.models.registry import Family, get_family
@@ -168,7 +176,8 @@ def load_checkpoint(
     pack: bool = True,
 ) -> Loaded:
     """Model (eval mode), tokenizer and family of a local directory or hub id. `pack=False` keeps
-    plain `nn.Linear`s where bf16 on a native-bf16 CPU would prepack them (codelm.engine.cpu)."""
+    plain `nn.Linear`s where bf16 on a native-bf16 CPU would prepack them, or an fp32 model of 16M+
+    parameters would split their products over the threads (codelm.engine.cpu)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -193,4 +202,6 @@ def load_checkpoint(
     model.eval()  # Seed-Coder's config ships dropout 0.1; never sample with it on
     if pack and can_pack(model):
         pack_linears(model)
+    elif pack and can_split(model):
+        split_linears(model)
     return Loaded(model=model, tokenizer=tokenizer, family=fam, path=path)
