@@ -217,6 +217,23 @@ def test_samples_share_the_prompt_and_the_prefix_cache(gguf_engine):
     _consistent(cpp.model)
 
 
+def test_a_new_prompt_takes_an_empty_sequence_before_another_prompts_cache(gguf_engine):
+    model = gguf_engine("llama").model
+    for s in range(model.n_seq):
+        model.trim(s, 0)
+    a = list(range(10, 40))
+    b = [*a[:3], *range(100, 130)]  # shares 3 tokens with a: too few to be worth a's cache
+    model.logits_after(a)  # evaluated in a free sequence, which keeps it as a prefix cache
+    (s_a,) = [s for s in range(model.n_seq) if model.cached[s]]
+    s_b, kept = model.acquire(b)
+    assert s_b != s_a and kept == 0 and model.cached[s_a] == a  # a's cache survives
+    model.release(s_b)
+    before = model.evaluated
+    model.logits_after([*a, 7])  # a again, one token longer: only that token is evaluated
+    assert model.evaluated - before == 1
+    _consistent(model)
+
+
 def test_scheduler_streams_batched_and_cancels(gguf_engine):
     import threading
 
