@@ -1,5 +1,5 @@
 """Decode speed on CPUs: which CPUs compute bf16 natively, bf16 linears prepacked for oneDNN, and fp32
-linears that split their few-row products over the threads.
+linears that split their products over the threads.
 
 Batch-1 decode reads every weight once per token, so at ~200M parameters it is bound by memory
 bandwidth: bf16 weights halve the bytes. On CPUs with AVX512-BF16 or AMX the arithmetic is native
