@@ -115,15 +115,20 @@ def can_split(model: torch.nn.Module) -> bool:
     return sum(p.numel() for p in model.parameters()) >= SPLIT_MIN_PARAMS
 
 
-def split_linears(model: torch.nn.Module) -> int:
-    """Replace every fp32 `nn.Linear` of `model` by a `RowSplitLinear`; returns how many."""
+def _swap_linears(model: torch.nn.Module, dtype: torch.dtype, wrap: type[torch.nn.Module]) -> int:
+    """Replace every plain `nn.Linear` of `model` whose weight is `dtype` by `wrap(linear)`."""
     count = 0
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
-            if type(child) is torch.nn.Linear and child.weight.dtype == torch.float32:
-                setattr(module, name, RowSplitLinear(child))
+            if type(child) is torch.nn.Linear and child.weight.dtype == dtype:
+                setattr(module, name, wrap(child))
                 count += 1
     return count
+
+
+def split_linears(model: torch.nn.Module) -> int:
+    """Replace every fp32 `nn.Linear` of `model` by a `RowSplitLinear`; returns how many."""
+    return _swap_linears(model, torch.float32, RowSplitLinear)
 
 
 def can_pack(model: torch.nn.Module) -> bool:
@@ -134,10 +139,4 @@ def can_pack(model: torch.nn.Module) -> bool:
 
 def pack_linears(model: torch.nn.Module) -> int:
     """Replace every bf16 `nn.Linear` of `model` by a `PackedLinear`; returns how many."""
-    count = 0
-    for module in list(model.modules()):
-        for name, child in list(module.named_children()):
-            if type(child) is torch.nn.Linear and child.weight.dtype == torch.bfloat16:
-                setattr(module, name, PackedLinear(child))
-                count += 1
-    return count
+    return _swap_linears(model, torch.bfloat16, PackedLinear)
