@@ -149,6 +149,21 @@ def test_row_split_linear_equals_linear(bias, two_threads):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
+def test_row_split_linear_takes_the_most_blocks_that_divide_its_rows():
+    before = torch.get_num_threads()
+    try:
+        split = RowSplitLinear(torch.nn.Linear(8, 80))
+        for threads, blocks in [(1, 1), (2, 2), (3, 2), (6, 5), (8, 8)]:
+            torch.set_num_threads(threads)
+            assert split.blocks() == blocks
+            x = torch.randn(3, 8)
+            with torch.inference_mode():
+                want = torch.nn.functional.linear(x, split.weight, split.bias)
+                torch.testing.assert_close(split(x), want, rtol=1e-5, atol=1e-5)
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_row_split_linear_falls_back_where_it_cannot_split(two_threads):
     odd = torch.nn.Linear(8, 7)  # 7 output rows do not split into 2 blocks
     x = torch.randn(2, 8, requires_grad=True)

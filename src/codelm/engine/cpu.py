@@ -12,11 +12,11 @@ that layout.
 In fp32, torch's `F.linear` on one row (MKL's gemv) keeps one core busy however many threads torch has:
 on the 2-core AVX2 machine it streamed ~16 GB/s of weights with 1 thread or 2, where the memory gives
 ~29 and llama.cpp f32 reads at 0.98 of that (bench/RESULTS.md). The same product as a batch of row
-blocks, `torch.bmm(W.view(k, out / k, in), x)` with k = the thread count, runs one block per thread
-and streamed ~24-26 GB/s. MKL's gemm on a few rows does worse still (2-32 rows of a 210M model's
-matrices streamed 4-9 GB/s with 2 threads, the row blocks 6.5-17), and for hundreds of rows (prefill)
-the blocks tie it. `split_linears` swaps in `RowSplitLinear`, which computes every product that way,
-sharing the weight of the linear it replaces.
+blocks, `torch.bmm(W.view(k, out / k, in), x)` with k = the thread count (or the most blocks up to it
+that divide the rows), runs one block per thread and streamed ~24-26 GB/s. MKL's gemm on a few rows does
+worse still (2-32 rows of a 210M model's matrices streamed 4-9 GB/s with 2 threads, the row blocks
+6.5-17), and for hundreds of rows (prefill) the blocks tie it. `split_linears` swaps in
+`RowSplitLinear`, which computes every product that way, sharing the weight of the linear it replaces.
 
 Only inference loads pack (`codelm.engine.loader`): a packed weight is a copy that training would
 not update, so an `Engine` wrapped around a live policy (RL rollouts) keeps plain linears.
@@ -91,11 +91,22 @@ class RowSplitLinear(torch.nn.Module):
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.weight, self.bias = linear.weight, linear.bias
+        self._threads, self._blocks = 0, 1
+
+    def blocks(self) -> int:
+        """Blocks for torch's current thread count: the most, up to one per thread, that divide the
+        output rows evenly (1: no split)."""
+        threads = torch.get_num_threads()
+        if threads != self._threads:
+            top = min(threads, self.out_features)
+            self._threads = threads
+            self._blocks = next((k for k in range(top, 1, -1) if self.out_features % k == 0), 1)
+        return self._blocks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.numel() // self.in_features
-        blocks = torch.get_num_threads()
-        if blocks < 2 or self.out_features % blocks or torch.is_grad_enabled():
+        blocks = self.blocks()
+        if blocks < 2 or torch.is_grad_enabled():
             return torch.nn.functional.linear(x, self.weight, self.bias)
         w = self.weight.view(blocks, self.out_features // blocks, self.in_features)
         x2 = x.reshape(rows, self.in_features).t().unsqueeze(0).expand(blocks, -1, -1)
