@@ -153,15 +153,18 @@ def contenders(ckpt: Path, tmp: Path, threads: int, tokens: int, raw: list) -> d
     import llama_cpp
 
     fp32 = Engine.from_pretrained(str(ckpt), threads=threads, dtype="float32")
+    split = any(isinstance(m, RowSplitLinear) for m in fp32.model.modules())
     # the anchors run transformers' own model: plain nn.Linear, as HF loads it
-    unsplit = Engine.from_pretrained(str(ckpt), threads=threads, dtype="float32", pack=False)
+    unsplit = fp32
+    if split:
+        unsplit = Engine.from_pretrained(str(ckpt), threads=threads, dtype="float32", pack=False)
     ids = fp32.encode(PROMPT)
     out = {
         "hand-written PyTorch loop, fp32": (4, hand_loop, unsplit.model, ids, tokens),
         "HF generate, fp32": (4, hf_generate, unsplit.model, ids, tokens),
         "codelm engine, PyTorch fp32": (4, engine_run, fp32, tokens),
     }
-    if any(isinstance(m, RowSplitLinear) for m in fp32.model.modules()):
+    if split:
         out["codelm engine, PyTorch fp32 (plain)"] = (4, engine_run, unsplit, tokens)
     if native_bf16():
         bf16 = Engine.from_pretrained(str(ckpt), threads=threads, dtype="bfloat16")

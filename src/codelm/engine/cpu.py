@@ -104,10 +104,10 @@ class RowSplitLinear(torch.nn.Module):
         return self._blocks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.numel() // self.in_features
         blocks = self.blocks()
         if blocks < 2 or torch.is_grad_enabled():
             return torch.nn.functional.linear(x, self.weight, self.bias)
+        rows = x.numel() // self.in_features
         w = self.weight.view(blocks, self.out_features // blocks, self.in_features)
         x2 = x.reshape(rows, self.in_features).t().unsqueeze(0).expand(blocks, -1, -1)
         y = torch.bmm(w, x2)  # (blocks, out / blocks, rows)
@@ -118,12 +118,14 @@ class RowSplitLinear(torch.nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, row-split fp32"
 
 
+def _on_cpu_in(model: torch.nn.Module, dtype: torch.dtype) -> bool:
+    first = next(model.parameters())
+    return first.device.type == "cpu" and first.dtype == dtype
+
+
 def can_split(model: torch.nn.Module) -> bool:
     """An fp32 model of `SPLIT_MIN_PARAMS`+ parameters on the CPU."""
-    first = next(model.parameters())
-    if first.device.type != "cpu" or first.dtype != torch.float32:
-        return False
-    return sum(p.numel() for p in model.parameters()) >= SPLIT_MIN_PARAMS
+    return _on_cpu_in(model, torch.float32) and sum(p.numel() for p in model.parameters()) >= SPLIT_MIN_PARAMS
 
 
 def _swap_linears(model: torch.nn.Module, dtype: torch.dtype, wrap: type[torch.nn.Module]) -> int:
@@ -144,8 +146,7 @@ def split_linears(model: torch.nn.Module) -> int:
 
 def can_pack(model: torch.nn.Module) -> bool:
     """A bf16 model on the CPU, on a CPU with native bf16."""
-    first = next(model.parameters())
-    return first.device.type == "cpu" and first.dtype == torch.bfloat16 and native_bf16()
+    return _on_cpu_in(model, torch.bfloat16) and native_bf16()
 
 
 def pack_linears(model: torch.nn.Module) -> int:
