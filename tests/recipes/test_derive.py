@@ -3,15 +3,8 @@
 import ast
 import random
 
-from codelm.recipes.derive import (
-    doctest_candidates,
-    documented_functions,
-    dpo_pairs,
-    functions,
-    mutate,
-    sft_pairs,
-    source_lines,
-)
+from codelm.data.functions import source_lines, top_level_functions
+from codelm.recipes.derive import doctest_candidates, documented_functions, dpo_pairs, mutate, sft_pairs
 
 MODULE = '''
 import math
@@ -100,7 +93,7 @@ def test_doctest_candidates_cut_sources_as_ast_does():
         got = {name: source for _, name, source in doctest_candidates([text])}
         want = {
             fn.name: ast.get_source_segment(text, fn)
-            for fn in functions(text)
+            for fn in top_level_functions(text)
             if ">>>" in (ast.get_docstring(fn) or "")
         }
         assert got == want and got

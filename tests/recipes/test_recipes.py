@@ -155,6 +155,22 @@ def test_zero_stages_shard_model_states():
             {"model": {"family": "llama"}, "stages": [{"name": "a", "kind": "sft", "data": "derive:rl"}]},
             "unknown derivation derive:rl",
         ),
+        (
+            {
+                "model": {"family": "llama"},
+                "stages": [{"name": "a", "kind": "pretrain"}],
+                "data": {"sources": [{"name": "deps", "use": "function"}]},
+            },
+            "data.sources deps: use must be one of corpus, functions, got 'function'",
+        ),
+        (
+            {
+                "model": {"family": "llama"},
+                "stages": [{"name": "a", "kind": "pretrain"}],
+                "data": {"sources": [{"name": "deps", "use": "functions", "curate": {"readers": ["jsonl"]}}]},
+            },
+            "data.sources deps has use: functions but no stage trains on derive:functions",
+        ),
     ],
 )
 def test_bad_recipes_say_what_is_wrong(raw, message):
@@ -284,3 +300,24 @@ def test_a_pretraining_stage_on_derived_data_replays_the_runs_corpus():
     assert config.data.shards == ["<run>/derived/functions"]
     assert config.data.replay_shards == ["<run>/shards"]
     assert 0 < config.data.replay_fraction < 1
+
+
+def test_a_scale_patches_a_data_source_by_name():
+    """The tiny recipe's ci scale reads one small package for its functions source, the rest of the
+    source as the full recipe has it; a scale naming no such source fails."""
+    from importlib import resources
+
+    path = str(resources.files("codelm.recipes") / "tiny.yaml")
+    full = {s.name: s for s in load_recipe(path).data.sources}["dependency-functions"]
+    ci = {s.name: s for s in load_recipe(path, scale="ci").data.sources}["dependency-functions"]
+    assert ci.use == full.use == "functions" and ci.curate["steps"] == full.curate["steps"]
+    assert ci.curate["readers"][0]["directory"]["repos"] == ["mpmath"]
+    assert "torch" in full.curate["readers"][0]["directory"]["repos"]
+    raw = {
+        "model": {"family": "llama"},
+        "stages": [{"name": "a", "kind": "pretrain"}],
+        "data": {"sources": [{"name": "web"}]},
+        "scales": {"small": {"data": {"sources": {"wbe": {"enabled": False}}}}},
+    }
+    with pytest.raises(CodelmError, match="scale overrides unknown data source 'wbe'"):
+        parse_recipe(raw, scale="small")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from codelm.cli import main
+from codelm.errors import CodelmError
 from codelm.recipes.runner import step_names
 from codelm.recipes.schema import load_recipe
 
@@ -176,6 +177,79 @@ def test_a_mixed_in_source_is_curated_split_and_reported(tmp_path):
     off = parse_recipe(raw, overrides=["data.sources.guides.enabled=false"])
     run_recipe(off, tmp_path / "off", only="curate")
     assert not (tmp_path / "off" / "data-guides").exists() and (tmp_path / "off" / "data").is_dir()
+
+
+def test_a_functions_source_feeds_only_the_function_documents(tmp_path):
+    """`use: functions`: the source is curated and in the funnel, but not in the split (nor so the
+    tokenizer, shards or perplexity); its documented functions join the corpus's function documents,
+    without the corpus's own functions again, private ones or held-out names."""
+    from codelm.recipes.report import _funnel
+    from codelm.recipes.runner import RunContext, run_recipe
+    from codelm.recipes.schema import parse_recipe
+
+    doc = '"""Add {n} to x and return the sum of the two."""'
+    code = tmp_path / "code" / "proj"
+    code.mkdir(parents=True)
+    for i in range(6):
+        (code / f"m{i}.py").write_text(f"def f{i}(x):\n    {doc.format(n=i)}\n    return x + {i}\n")
+    lib = tmp_path / "deps" / "lib"
+    lib.mkdir(parents=True)
+    (lib / "a.py").write_text(
+        "".join(f"def g{j}(x):\n    {doc.format(n=10 + j)}\n    return x + {10 + j}\n\n\n" for j in range(3))
+        + f"def _hidden(x):\n    {doc.format(n=99)}\n    return x\n"
+    )
+    (lib / "b.py").write_text((code / "m0.py").read_text())  # a copy of a corpus function
+    (lib / "c.py").write_text("def g0(x):\n    " + doc.format(n=10) + "\n    return x + 10\n")  # a repeat
+    source = {
+        "name": "deps",
+        "use": "functions",
+        "curate": {
+            "readers": [{"directory": {"root": str(tmp_path / "deps"), "layout": "multi"}}],
+            "steps": ["function_documents"],
+        },
+    }
+    raw = {
+        "model": {"family": "llama"},
+        "tokenizer": {"train": {"vocab_size": 400}},
+        "stages": [
+            {"name": "pretrain", "kind": "pretrain", "tokens": 1e3},
+            {"name": "functions", "kind": "pretrain", "data": "derive:functions", "tokens": 1e3},
+        ],
+        "data": {
+            "curate": {"readers": [{"directory": {"root": str(tmp_path / "code"), "layout": "multi"}}]},
+            "heldout_fraction": 0.1,
+            "sources": [source],
+        },
+    }
+    recipe = parse_recipe(raw)
+    for step in ("curate", "split", "tokenizer", "derive"):
+        run_recipe(recipe, tmp_path / "run", only=step)
+    run = tmp_path / "run"
+    split = [json.loads(line) for f in ("train", "heldout") for line in (run / "split" / f"{f}.jsonl").open()]
+    assert sorted(r["id"] for r in split) == [f"proj/m{i}.py" for i in range(6)]
+    functions = [json.loads(x) for x in (run / "derived" / "functions.jsonl").read_text().splitlines()]
+    extra = {f["id"]: f["text"] for f in functions if f["id"].startswith("function/deps/")}
+    assert sorted(t.split("(")[0] for t in extra.values()) == ["def g0", "def g1", "def g2"]
+    corpus = [f["text"] for f in functions if f["id"].count("/") == 1]
+    assert corpus and all(t.startswith("def f") for t in corpus)
+    info = json.loads((run / "done" / "derive.json").read_text())
+    assert info["function_documents"] == len(corpus) and info["function_documents:deps"] == 3
+    assert (run / "derived" / "functions" / "index.json").is_file()  # packed with both
+    funnel = _funnel(RunContext(recipe, run, False, None), {})
+    cut = next(row for row in funnel if row["name"] == "deps: function_documents")
+    assert (cut["docs_in"], cut["kept"]) == (3, 5)  # a.py's 3 (not _hidden), b.py's and c.py's 1 each
+    bare = parse_recipe(raw, overrides=["data.sources.deps.curate.steps=[]"])  # modules, not functions
+    for step in ("curate", "derive"):
+        run_recipe(bare, tmp_path / "run", only=step)
+    again = [json.loads(x) for x in (run / "derived" / "functions.jsonl").read_text().splitlines()]
+    assert again == functions  # derive cuts the functions out itself
+    (tmp_path / "bare" / "lib").mkdir(parents=True)
+    (tmp_path / "bare" / "lib" / "x.py").write_text("x = 1\n")
+    reader = f"[{{directory: {{root: {tmp_path / 'bare'}, layout: multi}}}}]"
+    empty = parse_recipe(raw, overrides=[f"data.sources.deps.curate.readers={reader}"])
+    with pytest.raises(CodelmError, match="derived no function_documents from data source deps"):
+        for step in ("curate", "split", "tokenizer", "derive"):
+            run_recipe(empty, tmp_path / "empty", only=step)
 
 
 @pytest.mark.slow

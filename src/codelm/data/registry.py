@@ -45,6 +45,7 @@ STEPS: dict[str, str] = {
     "commit_filter": "codelm.data.steps.commit_filter:CommitFilter",
     "commit_format": "codelm.data.steps.commit_format:CommitFormat",
     "code_related_filter": "codelm.data.steps.code_related:CodeRelatedFilter",
+    "function_documents": "codelm.data.steps.functions:FunctionDocuments",
 }
 
 

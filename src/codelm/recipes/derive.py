@@ -20,10 +20,11 @@ from __future__ import annotations
 import ast
 import json
 import random
-import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from codelm.data.functions import is_documented, segment, source_lines, top_level_functions
 
 _MUTATIONS: list[tuple[type, type]] = [
     (ast.Add, ast.Sub),
@@ -38,17 +39,6 @@ _MUTATIONS: list[tuple[type, type]] = [
     (ast.And, ast.Or),
     (ast.Or, ast.And),
 ]
-
-
-def functions(text: str) -> Iterator[ast.FunctionDef]:
-    """Top-level functions of a Python source (nothing when it does not parse)."""
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
-        return
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef):
-            yield node
 
 
 def _without_docstring(fn: ast.FunctionDef) -> str:
@@ -85,27 +75,27 @@ class DocumentedFunction(NamedTuple):
 
 
 def documented_functions(
-    texts: Iterable[str], max_functions: int = 2000, max_chars: int = 1500
+    texts: Iterable[str], max_functions: int | None = 2000, max_chars: int = 1500
 ) -> Iterator[DocumentedFunction]:
     """Every public top-level function with a docstring of 20+ characters (at most `max_functions`,
-    none whose code without the docstring is over `max_chars`)."""
+    None for no limit; none whose code without the docstring is over `max_chars`)."""
     made = 0
     for text in texts:
         lines = None
-        for fn in functions(text):
-            doc = ast.get_docstring(fn)
-            if not doc or len(doc) < 20 or fn.name.startswith("_"):
+        for fn in top_level_functions(text):
+            if not is_documented(fn):
                 continue
+            doc = ast.get_docstring(fn)
             code = _without_docstring(fn)
             if len(code) > max_chars:
                 continue
             if made == max_functions:
                 return
             made += 1
-            lines = lines or source_lines(text)  # once per module (see doctest_candidates)
+            lines = lines or source_lines(text)  # once per module (codelm.data.functions)
             signature = f"{fn.name}({ast.unparse(fn.args)})"
             prompt = f"Write a Python function `{signature}` that: {doc.strip().splitlines()[0]}"
-            yield DocumentedFunction(prompt, code, _segment(lines, fn))
+            yield DocumentedFunction(prompt, code, segment(lines, fn))
 
 
 def sft_pairs(texts: Iterable[str], max_pairs: int = 2000, max_chars: int = 1500) -> Iterator[dict[str, Any]]:
@@ -153,36 +143,14 @@ def doctest_candidates(texts: Iterable[str], max_chars: int = 1500) -> Iterator[
     """(module text, function name, function source) for functions whose docstrings hold examples."""
     for text in texts:
         lines = None
-        for fn in functions(text):
+        for fn in top_level_functions(text):
             doc = ast.get_docstring(fn) or ""
             if ">>>" not in doc or fn.decorator_list:
                 continue
-            # ast.get_source_segment splits the whole module per call: once per module instead
-            # (calling it for every function of the corpus was 70 of the tiny recipe's 81 s here)
-            lines = lines or source_lines(text)
-            segment = _segment(lines, fn)
-            if segment and len(segment) <= max_chars:
-                yield text, fn.name, segment
-
-
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
-
-
-def source_lines(text: str) -> list[str]:
-    """`text` split into lines as Python's parser splits it (line ends kept): at \\n, \\r\\n and \\r only,
-    not at the form feeds, vertical tabs and Unicode separators `str.splitlines` also splits at."""
-    return _LINE.findall(text)
-
-
-def _segment(lines: list[str], node: ast.AST) -> str:
-    """`ast.get_source_segment` on a module already split into lines (keepends)."""
-    first, last = node.lineno - 1, node.end_lineno - 1
-    start, end = node.col_offset, node.end_col_offset
-    if first == last:
-        return lines[first].encode()[start:end].decode()
-    head = lines[first].encode()[start:].decode()
-    tail = lines[last].encode()[:end].decode()
-    return head + "".join(lines[first + 1 : last]) + tail
+            lines = lines or source_lines(text)  # once per module (codelm.data.functions)
+            source = segment(lines, fn)
+            if source and len(source) <= max_chars:
+                yield text, fn.name, source
 
 
 def dpo_pairs(

@@ -150,7 +150,7 @@ def data_sources(r: Recipe) -> list[str]:
     lines = ["", f"{'data source':<20}{'tokens':>10}{'share':>8}  {'run':<10}note"]
     for s in r.data.sources:
         share = f"{s.tokens / total:.1%}" if s.tokens and total else "n/a"
-        run = "curated" if s.curated else ("off" if s.curate else "listed")
+        run = ("curated" if s.use == "corpus" else s.use) if s.curated else ("off" if s.curate else "listed")
         size = format_count(s.tokens) if s.tokens else "n/a"
         lines.append(f"{s.name:<20}{size:>10}{share:>8}  {run:<10}{s.note}")
     return lines

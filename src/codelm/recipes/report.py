@@ -148,11 +148,11 @@ def samples(ctx, label: str, task: str, count: int = 5) -> list[dict[str, Any]]:
 
 
 def _funnel(ctx, stats: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every curation's steps: the main corpus, then each mixed-in source's as `source: step`."""
-    from codelm.recipes.runner import mixed_sources, source_dir
+    """Every curation's steps: the main corpus, then each other source's as `source: step`."""
+    from codelm.recipes.runner import curated_sources, source_dir
 
     rows = [{k: s.get(k) for k in ("name", "docs_in", "kept", "dropped")} for s in stats.get("steps") or []]
-    for source in mixed_sources(ctx):
+    for source in curated_sources(ctx):
         for s in _json(source_dir(ctx, source.name) / "stats.json").get("steps") or []:
             row = {k: s.get(k) for k in ("docs_in", "kept", "dropped")}
             rows.append({"name": f"{source.name}: {s.get('name')}", **row})

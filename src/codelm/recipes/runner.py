@@ -153,15 +153,20 @@ def step_curate(ctx: RunContext, name: str) -> dict[str, Any]:
 
     data = ctx.recipe.data
     info: dict[str, Any] = {"documents": kept(data.curate_config(ctx.path("data"), ctx.variables))}
-    for source in mixed_sources(ctx):  # other parts of the corpus, each its own curation
+    for source in curated_sources(ctx):  # other parts of the data, each its own curation
         config = data.source_config(source, source_dir(ctx, source.name), ctx.variables)
         info[f"documents:{source.name}"] = kept(config)
     return info
 
 
+def curated_sources(ctx: RunContext, use: str | None = None) -> list[Any]:
+    """The recipe's `data.sources` that this run curates (those with `use` only, when given)."""
+    return [s for s in ctx.recipe.data.sources if s.curated and use in (None, s.use)]
+
+
 def mixed_sources(ctx: RunContext) -> list[Any]:
     """The recipe's `data.sources` that this run curates and mixes into the corpus."""
-    return [s for s in ctx.recipe.data.sources if s.curated]
+    return curated_sources(ctx, "corpus")
 
 
 def source_dir(ctx: RunContext, name: str) -> Path:
@@ -173,6 +178,13 @@ def _curated_files(ctx: RunContext) -> list[Path]:
     from codelm.data.pack import input_files
 
     return input_files([ctx.path("data"), *(source_dir(ctx, s.name) for s in mixed_sources(ctx))])
+
+
+def _source_texts(ctx: RunContext, source: Any) -> list[str]:
+    """The texts a curated source kept, in the curation's order."""
+    from codelm.data.pack import input_files, read_documents
+
+    return [d.text for d in read_documents(input_files([source_dir(ctx, source.name)]), [])]
 
 
 def step_split(ctx: RunContext, name: str) -> dict[str, Any]:
@@ -288,6 +300,7 @@ def step_derive(ctx: RunContext, name: str) -> dict[str, Any]:
     docstring -> function problems (functions whose doctest passes) from the held-out split plus a
     hashed share of the rest, and a hashed share of the DPO pairs. Held-out functions are kept out
     of the SFT and DPO training data (pretraining did see the modules of those not from the split)."""
+    from codelm.data.functions import documented_sources
     from codelm.recipes.derive import doctest_problems, documented_functions, dpo_pairs, write_jsonl
 
     wanted = {s.data for s in ctx.recipe.stages if s.data and s.data.startswith("derive:")}
@@ -331,9 +344,28 @@ def step_derive(ctx: RunContext, name: str) -> dict[str, Any]:
                     (f.sft_pair() for f in held), ctx.path("derived", "heldout-sft.jsonl")
                 )
             if "derive:functions" in wanted:
-                docs = ({"id": f"function/{i}", "text": f.document()} for i, f in enumerate(train))
-                info["function_documents"] = write_jsonl(docs, ctx.path("derived", "functions.jsonl"))
-                if info["function_documents"]:  # FIM comes from the stage that trains on them, on the fly
+                docs = [{"id": f"function/{i}", "text": f.document()} for i, f in enumerate(train)]
+                info["function_documents"] = len(docs)
+                # documented functions of the `use: functions` sources (their curation has usually
+                # cut them out already), minus held-out names, repeats and what the held-out split
+                # holds (its perplexity must stay unseen)
+                kept_out = held_names | {_function_name(f.prompt) for f in held}
+                heldout_split = _texts(ctx.path("split", "heldout.jsonl"))
+                seen = {d["text"] for d in docs}
+                seen |= {f"{code}\n" for text in heldout_split for _, code in documented_sources(text)}
+                for source in curated_sources(ctx, "functions"):
+                    extra = [
+                        f"{code}\n"
+                        for text in _source_texts(ctx, source)
+                        for name, code in documented_sources(text)
+                        if name not in kept_out
+                    ]
+                    extra = [text for text in dict.fromkeys(extra) if text not in seen]
+                    seen.update(extra)
+                    docs += [{"id": f"function/{source.name}/{i}", "text": t} for i, t in enumerate(extra)]
+                    info[f"function_documents:{source.name}"] = len(extra)
+                write_jsonl(docs, ctx.path("derived", "functions.jsonl"))
+                if docs:  # FIM comes from the stage that trains on them, on the fly
                     path = ctx.path("derived", "functions.jsonl")
                     _pack(ctx, path, ctx.path("derived", "functions"), fim=False)
         if "derive:dpo" in wanted or "preference" in evals:
@@ -350,7 +382,9 @@ def step_derive(ctx: RunContext, name: str) -> dict[str, Any]:
             pool.close()
     for key, n in info.items():
         if n == 0:
-            raise CodelmError(f"derived no {key} from the corpus")
+            what, _, source = key.partition(":")
+            where = f"data source {source}" if source else "the corpus"
+            raise CodelmError(f"derived no {what} from {where}")
     return info
 
 

@@ -71,20 +71,33 @@ class TokenizerSpec:
             self.train = TokenizerTrainConfig()
 
 
+# what a curated `data.sources` entry feeds: the corpus (split, tokenizer, shards) or only the
+# documents of `derive:functions`
+SOURCE_USES = ("corpus", "functions")
+
+
 @dataclass
 class SourceSpec:
-    """One part of the pretraining corpus (`data.sources`): listed with its published size in the
+    """One part of the training data (`data.sources`): listed with its published size in the
     dry-run plan, and, when it has a `curate` section and is enabled, curated by the run beside
-    `data.curate` and mixed into the same split, tokenizer and shards."""
+    `data.curate`. `use: corpus` (the default) mixes it into the same split, tokenizer and shards;
+    `use: functions` keeps it out of them and adds its documented functions to the documents of a
+    `derive:functions` stage (code shaped like the benchmarks' problems, of which the corpus alone
+    holds too few; docs/recipes.md, "Function documents from codelm's dependencies")."""
 
     name: str
     tokens: float | None = None  # its size as published (unique tokens), for the plan's shares
     note: str = ""  # where the size comes from, or which config curates it
     curate: dict[str, Any] | None = None  # a CurateConfig; none: listed in the plan only
     enabled: bool = True  # a switch: `--set data.sources.NAME.enabled=true`
+    use: str = "corpus"  # one of SOURCE_USES
 
     def __post_init__(self) -> None:
         _check(self.tokens is None or self.tokens > 0, f"data.sources {self.name}: tokens must be > 0")
+        _check(
+            self.use in SOURCE_USES,
+            f"data.sources {self.name}: use must be one of {', '.join(SOURCE_USES)}, got {self.use!r}",
+        )
 
     @property
     def curated(self) -> bool:
@@ -232,6 +245,11 @@ class Recipe:
         for source in self.data.sources:
             if source.curated:
                 self.data.source_config(source, f"<run>/data-{source.name}", lenient=True)
+            if source.curated and source.use == "functions":
+                _check(
+                    any(s.data == "derive:functions" for s in self.stages),
+                    f"data.sources {source.name} has use: functions but no stage trains on derive:functions",
+                )
         for i, stage in enumerate(self.stages):
             data = stage.data
             if data and data.startswith("derive:"):
@@ -308,13 +326,17 @@ def stage_raw(stage: StageSpec, paths: StagePaths) -> dict[str, Any]:
     return raw
 
 
+NAMED_LISTS = {"stages": "stage", "sources": "data source"}  # lists whose items a scale patches by name
+
+
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for k, v in over.items():
-        if k == "stages" and isinstance(v, dict):  # scale overrides stages by name
-            by_name = {s["name"]: s for s in out["stages"]}
+        named = isinstance(out.get(k), list) and all(isinstance(item, dict) for item in out[k])
+        if k in NAMED_LISTS and isinstance(v, dict) and named:
+            by_name = {s["name"]: s for s in out[k]}  # a scale overrides stages and sources by name
             for name, patch in v.items():
-                _check(name in by_name, f"scale overrides unknown stage {name!r}")
+                _check(name in by_name, f"scale overrides unknown {NAMED_LISTS[k]} {name!r}")
                 by_name[name].update(_merge(by_name[name], patch))
         elif isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = _merge(out[k], v)
