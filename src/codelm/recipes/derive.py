@@ -75,10 +75,10 @@ class DocumentedFunction(NamedTuple):
 
 
 def documented_functions(
-    texts: Iterable[str], max_functions: int | None = 2000, max_chars: int = 1500
+    texts: Iterable[str], max_functions: int = 2000, max_chars: int = 1500
 ) -> Iterator[DocumentedFunction]:
     """Every public top-level function with a docstring of 20+ characters (at most `max_functions`,
-    None for no limit; none whose code without the docstring is over `max_chars`)."""
+    none whose code without the docstring is over `max_chars`)."""
     made = 0
     for text in texts:
         lines = None

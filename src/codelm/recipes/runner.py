@@ -20,7 +20,7 @@ import json
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -295,12 +295,37 @@ def _eval_tasks(ctx: RunContext) -> set[str]:
     return {t for c in configs if c.tasks for t in task_names(c.tasks)}
 
 
+def _source_functions(
+    ctx: RunContext, known: set[str], kept_out: set[str]
+) -> Iterator[tuple[str, list[str]]]:
+    """(source name, its function documents) for each `use: functions` source: the documented
+    functions its curation kept (usually already cut out of their modules), minus names in
+    `kept_out`, texts in `known` (the corpus's function documents), repeats, and the functions of the
+    held-out split (its perplexity must stay unseen)."""
+    from codelm.data.functions import documented_sources
+
+    sources = curated_sources(ctx, "functions")
+    if not sources:  # the held-out split is read only when something is checked against it
+        return
+    heldout_split = _texts(ctx.path("split", "heldout.jsonl"))
+    seen = known | {f"{code}\n" for text in heldout_split for _, code in documented_sources(text)}
+    for source in sources:
+        found = [
+            f"{code}\n"
+            for text in _source_texts(ctx, source)
+            for name, code in documented_sources(text)
+            if name not in kept_out
+        ]
+        extra = [text for text in dict.fromkeys(found) if text not in seen]
+        seen.update(extra)
+        yield source.name, extra
+
+
 def step_derive(ctx: RunContext, name: str) -> dict[str, Any]:
     """SFT and DPO data from the corpus, and the held-out problems that measure what they teach:
     docstring -> function problems (functions whose doctest passes) from the held-out split plus a
     hashed share of the rest, and a hashed share of the DPO pairs. Held-out functions are kept out
     of the SFT and DPO training data (pretraining did see the modules of those not from the split)."""
-    from codelm.data.functions import documented_sources
     from codelm.recipes.derive import doctest_problems, documented_functions, dpo_pairs, write_jsonl
 
     wanted = {s.data for s in ctx.recipe.stages if s.data and s.data.startswith("derive:")}
@@ -346,24 +371,10 @@ def step_derive(ctx: RunContext, name: str) -> dict[str, Any]:
             if "derive:functions" in wanted:
                 docs = [{"id": f"function/{i}", "text": f.document()} for i, f in enumerate(train)]
                 info["function_documents"] = len(docs)
-                # documented functions of the `use: functions` sources (their curation has usually
-                # cut them out already), minus held-out names, repeats and what the held-out split
-                # holds (its perplexity must stay unseen)
                 kept_out = held_names | {_function_name(f.prompt) for f in held}
-                heldout_split = _texts(ctx.path("split", "heldout.jsonl"))
-                seen = {d["text"] for d in docs}
-                seen |= {f"{code}\n" for text in heldout_split for _, code in documented_sources(text)}
-                for source in curated_sources(ctx, "functions"):
-                    extra = [
-                        f"{code}\n"
-                        for text in _source_texts(ctx, source)
-                        for name, code in documented_sources(text)
-                        if name not in kept_out
-                    ]
-                    extra = [text for text in dict.fromkeys(extra) if text not in seen]
-                    seen.update(extra)
-                    docs += [{"id": f"function/{source.name}/{i}", "text": t} for i, t in enumerate(extra)]
-                    info[f"function_documents:{source.name}"] = len(extra)
+                for source, extra in _source_functions(ctx, {d["text"] for d in docs}, kept_out):
+                    docs += [{"id": f"function/{source}/{i}", "text": t} for i, t in enumerate(extra)]
+                    info[f"function_documents:{source}"] = len(extra)
                 write_jsonl(docs, ctx.path("derived", "functions.jsonl"))
                 if docs:  # FIM comes from the stage that trains on them, on the fly
                     path = ctx.path("derived", "functions.jsonl")
