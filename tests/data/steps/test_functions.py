@@ -63,13 +63,14 @@ def test_modules_without_one_are_dropped_and_counted():
         Document("x = 1\n", "a.py", language="python"),
         Document("def broken(:\n", "b.py", language="python"),
         Document("(" * 500_000, "deep.py", language="python"),  # too deep for the parser: no crash
+        Document('def f(x):\n    """A lone \ud800 surrogate here."""\n', "s.py", language="python"),
         Document("fn main() {}\n", "c.rs", language="rust"),
         Document(MODULE, "d.py", language="python"),
     ]
     out, stats = run_pipeline([FunctionDocuments()], docs)
     assert [d.id for d in out] == ["d.py#hypot", "d.py#area"]
     step = stats.steps["function_documents"]
-    assert dict(step.dropped) == {"no_documented_function": 1, "does_not_parse": 2, "not_python": 1}
+    assert dict(step.dropped) == {"no_documented_function": 1, "does_not_parse": 3, "not_python": 1}
     step.check("function_documents")  # in + created == kept + dropped
 
 
