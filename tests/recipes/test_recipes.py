@@ -311,8 +311,8 @@ def test_a_scale_patches_a_data_source_by_name():
     full = {s.name: s for s in load_recipe(path).data.sources}["dependency-functions"]
     ci = {s.name: s for s in load_recipe(path, scale="ci").data.sources}["dependency-functions"]
     assert ci.use == full.use == "functions" and ci.curate["steps"] == full.curate["steps"]
-    assert ci.curate["readers"][0]["directory"]["repos"] == ["mpmath"]
-    assert "torch" in full.curate["readers"][0]["directory"]["repos"]
+    assert ci.curate["readers"][0]["packages"]["names"] == ["mpmath"]
+    assert "torch" in full.curate["readers"][0]["packages"]["names"]
     raw = {
         "model": {"family": "llama"},
         "stages": [{"name": "a", "kind": "pretrain"}],

@@ -23,6 +23,7 @@ from codelm.data.pipeline import PipelineStep
 
 READERS: dict[str, str] = {
     "directory": "codelm.data.readers.tree:DirectoryReader",
+    "packages": "codelm.data.readers.packages:PackageReader",
     "jsonl": "codelm.data.readers.records:JsonlReader",
     "parquet": "codelm.data.readers.records:ParquetReader",
     "hub": "codelm.data.readers.records:HubReader",
