@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from codelm.data import Document
+from codelm.data import Document, run_pipeline
 
 
 def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
@@ -24,3 +24,11 @@ def doc(text: str, id: str = "d", language: str | None = "python", **kw) -> Docu
     return Document(
         text=text, id=id, repo=kw.pop("repo", "r"), path=kw.pop("path", id), language=language, **kw
     )
+
+
+def read_all(reader):
+    """Every document a reader yields, and its stats (the pipeline's counts checked)."""
+    out, stats = run_pipeline([reader])
+    docs = list(out)
+    stats.check()
+    return docs, stats[reader.name]

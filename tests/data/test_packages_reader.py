@@ -6,11 +6,11 @@ import sysconfig
 
 import pytest
 
-from codelm.data import DataError, DirectoryReader, run_pipeline
+from codelm.data import DataError, DirectoryReader
 from codelm.data.readers import PackageReader
 from codelm.data.registry import build_reader
 
-from .helpers import write_tree
+from .helpers import read_all, write_tree
 
 
 @pytest.fixture
@@ -36,13 +36,6 @@ def sites(tmp_path, monkeypatch):
     importlib.invalidate_caches()
     yield one, two
     importlib.invalidate_caches()
-
-
-def read_all(reader):
-    out, stats = run_pipeline([reader])
-    docs = list(out)
-    stats.check()
-    return docs, stats[reader.name]
 
 
 def test_reads_each_package_where_import_finds_it(sites):

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from codelm.data import DataError, DirectoryReader, HubReader, JsonlReader, ParquetReader, run_pipeline
+from codelm.data import DataError, DirectoryReader, HubReader, JsonlReader, ParquetReader
 from codelm.data.readers import decode_text, git_head
 
-from .helpers import write_tree
+from .helpers import read_all, write_tree
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -36,13 +36,6 @@ def repos(tmp_path):
     )
     (root / "beta" / "link.py").symlink_to(root / "alpha" / "src" / "app.py")
     return root
-
-
-def read_all(reader):
-    out, stats = run_pipeline([reader])
-    docs = list(out)
-    stats.check()
-    return docs, stats[reader.name]
 
 
 def test_multi_repo_tree(repos):

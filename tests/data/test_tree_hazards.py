@@ -12,17 +12,10 @@ import shutil
 
 import pytest
 
-from codelm.data import DirectoryReader, JsonlWriter, run_pipeline
+from codelm.data import DirectoryReader, JsonlWriter
 from codelm.data.readers.tree import SKIP_DIRS, printable_name
 
-from .helpers import write_tree
-
-
-def read_all(reader):
-    out, stats = run_pipeline([reader])
-    docs = list(out)
-    stats.check()
-    return docs, stats[reader.name]
+from .helpers import read_all, write_tree
 
 
 def make_non_utf8_file(root, rel: bytes, content: bytes) -> None:
