@@ -82,6 +82,8 @@ def test_shards_split_by_package_and_cover_everything_once(sites):
         (["../etc"], "not a top-level import name"),
         ("zzpkg_alpha", "non-empty list"),
         ([], "non-empty list"),
+        ({"zzpkg_alpha": 1}, "non-empty list"),
+        ([1], "1 is not a top-level import name"),
     ],
 )
 def test_bad_names_are_one_line_errors(sites, names, message):

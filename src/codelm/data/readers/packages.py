@@ -29,7 +29,7 @@ from codelm.data.writers import JsonlWriter
 
 def package_paths(name: str) -> list[Path]:
     """Where `import name` loads from: the package's directories, or the module's one file."""
-    if not name or not name.isidentifier():
+    if not isinstance(name, str) or not name.isidentifier():
         raise DataError(f"packages: {name!r} is not a top-level import name (no dots, no paths)")
     try:
         spec = importlib.util.find_spec(name)
@@ -61,7 +61,7 @@ class PackageReader(DirectoryReader):
         name: str | None = None,
         exclusion_writer: JsonlWriter | None = None,
     ) -> None:
-        if isinstance(names, str) or not names:
+        if not isinstance(names, (list, tuple)) or not names:
             raise DataError("packages: names must be a non-empty list of import names")
         paths = {n: package_paths(n) for n in sorted(set(names))}
         first = next(iter(paths.values()))[0]
