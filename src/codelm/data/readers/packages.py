@@ -75,16 +75,20 @@ class PackageReader(DirectoryReader):
             exclusion_writer=exclusion_writer,
         )
         self.paths = paths
+        # plain modules (one file each), found once here rather than by a stat per file read
+        self.modules = {path for found in paths.values() for path in found if not path.is_dir()}
 
     def repositories(self) -> list[tuple[str, Path, bool]]:
         self._skipped_top = []
-        return [(name, path, path.is_dir()) for name, paths in self.paths.items() for path in paths]
+        return [
+            (name, path, path not in self.modules) for name, paths in self.paths.items() for path in paths
+        ]
 
     def _files(self, top: Path, recursive: bool) -> Iterator[Path]:
-        if top.is_file():  # a plain module: its one file
+        if top in self.modules:  # a plain module: its one file
             yield top
             return
         yield from super()._files(top, recursive)
 
     def _document(self, repo: str, top: Path, file: Path) -> Document:
-        return super()._document(repo, top.parent if top.is_file() else top, file)
+        return super()._document(repo, top.parent if top in self.modules else top, file)
