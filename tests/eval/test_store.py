@@ -49,3 +49,14 @@ def test_a_corrupt_line_in_the_middle_is_an_error(tmp_path):
     (tmp_path / "generations.jsonl").write_text("{broken\n{}\n")
     with pytest.raises(CodelmError, match="generations.jsonl:1 is corrupt"):
         RunStore(tmp_path, CONFIG, resume=True)
+
+
+def test_a_model_trained_again_at_the_same_path_is_not_resumed(tmp_path):
+    """The weights fingerprint is part of the settings: the stored answers belong to the old model.
+    A run stored before the fingerprint existed (no `weights` key) still resumes."""
+    old = json.loads(json.dumps(CONFIG))
+    RunStore(tmp_path / "a", old | {"generation": old["generation"] | {"weights": "0123"}}).close()
+    with pytest.raises(CodelmError, match="other settings.*weights: '0123' -> '4567'"):
+        RunStore(tmp_path / "a", {"generation": CONFIG["generation"] | {"weights": "4567"}}, resume=True)
+    RunStore(tmp_path / "b", CONFIG).close()
+    RunStore(tmp_path / "b", {"generation": CONFIG["generation"] | {"weights": "4567"}}, resume=True).close()

@@ -321,3 +321,36 @@ def test_a_scale_patches_a_data_source_by_name():
     }
     with pytest.raises(CodelmError, match="scale overrides unknown data source 'wbe'"):
         parse_recipe(raw, scale="small")
+
+
+def test_auto_scales_pick_a_scale_where_bf16_is_native(monkeypatch, capsys):
+    """Without --scale, `codelm run` applies the scale the recipe's auto_scales names when the machine
+    meets its condition, and says so; --scale and --no-auto-scale win; bad entries fail at load."""
+    from importlib import resources
+
+    from codelm.config import read_yaml
+    from codelm.recipes import schema
+
+    path = str(resources.files("codelm.recipes") / "tiny.yaml")
+    raw = read_yaml(path, "recipe")
+    assert schema.auto_scale(raw, lambda condition: condition == "native-bf16") == "wide"
+    assert schema.auto_scale(raw, lambda condition: False) is None
+
+    def hidden(*argv):
+        assert main(["run", "--print-config", *argv]) == 0
+        out, err = capsys.readouterr()
+        return int(out.split("hidden_size:", 1)[1].split()[0]), err
+
+    monkeypatch.setattr(schema, "native_bf16", lambda: True)
+    size, said = hidden()
+    assert size == 192 and "the recipe's scale 'wide'" in said
+    assert hidden("--no-auto-scale") == (128, "") and hidden("--scale", "ci") == (64, "")
+    monkeypatch.setattr(schema, "native_bf16", lambda: False)
+    assert hidden() == (128, "")
+
+    base = {"model": {"family": "llama"}, "stages": [{"name": "a", "kind": "pretrain"}], "scales": {"w": {}}}
+    with pytest.raises(CodelmError, match="auto_scales: unknown condition 'avx2'"):
+        parse_recipe(base | {"auto_scales": {"avx2": "w"}})
+    with pytest.raises(CodelmError, match="auto_scales: no scale 'wide'"):
+        parse_recipe(base | {"auto_scales": {"native-bf16": "wide"}})
+    assert parse_recipe(base | {"auto_scales": {"native-bf16": "w"}}).model.family == "llama"

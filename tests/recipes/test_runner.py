@@ -23,6 +23,40 @@ def test_tiny_recipe_parses_and_plans(capsys):
     assert "recipe tiny" in capsys.readouterr().out
 
 
+def test_from_a_step_starts_its_evaluations_afresh(tmp_path, monkeypatch):
+    """`--from` redoes training stages from scratch, so their evaluations must not resume: the stored
+    answers are the old model's (the eval store would accept them, as the checkpoint path is the same)."""
+    from codelm.recipes import runner
+
+    recipe = load_recipe(TINY, scale="ci")
+    names = step_names(recipe)
+    seen = {}
+
+    def fake(ctx, name):
+        label = runner.eval_label(name)
+        if label:
+            seen[name] = sorted(p.name for p in ctx.path("eval").glob(f"{label}*"))
+            ctx.path("eval", label).mkdir(parents=True, exist_ok=True)
+            ctx.path("eval", f"{label}-chat").mkdir(exist_ok=True)
+        return {}
+
+    monkeypatch.setattr(runner, "_STEPS", {n.split(":")[0]: fake for n in names})
+    runner.run_recipe(recipe, tmp_path)
+    assert seen == {n: [] for n in names if runner.eval_label(n)}
+    seen.clear()
+    runner.run_recipe(recipe, tmp_path, from_step="stage:functions")
+    assert seen == {"eval:functions": [], "eval-after": []}  # nothing of the old model's left to resume
+    assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == sorted(
+        x
+        for n in names
+        if runner.eval_label(n)
+        for x in (runner.eval_label(n), runner.eval_label(n) + "-chat")
+    )
+    assert [
+        runner.eval_label(n) for n in ("eval-before", "eval:sft", "eval-after", "stage:sft", "report")
+    ] == ["before", "sft", "after", None, None]
+
+
 @pytest.mark.slow
 def test_tiny_recipe_runs_end_to_end(tmp_path, capsys):
     """The main job at its ci scale with no data directory: the benchmarks it needs ship with the
@@ -98,6 +132,14 @@ def test_tiny_recipe_runs_end_to_end(tmp_path, capsys):
     capsys.readouterr()
     assert main(argv) == 0  # everything is done: nothing runs again
     assert "step " not in capsys.readouterr().out
+
+    # DPO again at another learning rate: the final evaluation is the new model's, not resumed from the old
+    assert main([*argv, "--from", "stage:dpo", "--set", "stages.dpo.train.optim.lr=0.01"]) == 0
+    again = json.loads((run / "done" / "eval-after.json").read_text())
+    assert (
+        again["perplexity"] != after["perplexity"]
+        and again["fim_bits_per_byte"] != after["fim_bits_per_byte"]
+    )
 
 
 SEEDS = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml"))

@@ -296,6 +296,9 @@ def claim_samples(
 def run_config(options: EvalOptions, backend: Backend, plans: list[Plan], skipped: dict) -> dict:
     s = options.settings
     generation = {"backend": backend.name, "mode": s.mode, "n": s.n, "max_new_tokens": s.max_new_tokens}
+    weights = getattr(backend, "weights", None)
+    if weights:  # a local checkpoint: trained again at the same path, it is another model
+        generation["weights"] = weights
     if s.task_max_new_tokens:  # only when set: a resumed run of before this field compares equal
         generation["task_max_new_tokens"] = dict(s.task_max_new_tokens)
     sampling = dataclasses.asdict(s.sampling)

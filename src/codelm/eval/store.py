@@ -104,16 +104,15 @@ class RunStore:
     def _check_config(self, config: dict[str, Any], resume: bool) -> None:
         path = self.out / "config.json"
         if resume and path.exists():
-            before = json.loads(path.read_text(encoding="utf-8"))
+            before = json.loads(path.read_text(encoding="utf-8")).get("generation", {})
+            # a run stored before the weights fingerprint existed resumes as it did then
             changed = [
                 k
-                for k in config["generation"]
-                if before.get("generation", {}).get(k) != config["generation"][k]
+                for k, value in config["generation"].items()
+                if before.get(k) != value and (k in before or k != "weights")
             ]
             if changed:
-                details = ", ".join(
-                    f"{k}: {before['generation'].get(k)!r} -> {config['generation'][k]!r}" for k in changed
-                )
+                details = ", ".join(f"{k}: {before.get(k)!r} -> {config['generation'][k]!r}" for k in changed)
                 raise CodelmError(
                     f"{self.out} was generated with other settings ({details}); use another --output"
                 )

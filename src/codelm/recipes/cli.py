@@ -1,6 +1,6 @@
 """Argument wiring for `codelm run`; light to import (the planner and runner load torch only when used).
 
-codelm run [RECIPE] [--scale tiny] [--dry-run] [--set key=value ...] [--print-config]
+codelm run [RECIPE] [--scale tiny | --no-auto-scale] [--dry-run] [--set key=value ...] [--print-config]
 codelm run --allow-code-execution --run-dir runs/tiny          # the main job
 """
 
@@ -15,6 +15,11 @@ def add_run_args(p) -> None:
         "--dry-run", action="store_true", help="print the plan: parameters, tokens, FLOPs, GPU-hours"
     )
     p.add_argument("--scale", help="apply the recipe's named scale first (e.g. tiny)")
+    p.add_argument(
+        "--no-auto-scale",
+        action="store_true",
+        help="without --scale, run the recipe as written even where its auto_scales picks a scale",
+    )
     p.add_argument("--gpus", type=int, help="plan for this many GPUs")
     p.add_argument("--mfu", type=float, help="plan at this model FLOPs utilization")
     p.add_argument("--run-dir", help="where every artifact and the log go (default: runs/<recipe name>)")
@@ -34,14 +39,25 @@ def add_run_args(p) -> None:
 
 
 def run_from_args(args) -> None:
+    import sys
     from dataclasses import replace
     from importlib import resources
 
-    from codelm.config import ConfigError, dump
-    from codelm.recipes.schema import load_recipe
+    from codelm.config import ConfigError, dump, read_yaml
+    from codelm.recipes.schema import auto_scale, load_recipe
 
     path = args.recipe or str(resources.files("codelm.recipes").joinpath("tiny.yaml"))
-    recipe = load_recipe(path, scale=args.scale, overrides=args.overrides)
+    scale = args.scale
+    if scale is None and not args.no_auto_scale:
+        raw = read_yaml(path, "recipe")
+        scale = auto_scale(raw) if isinstance(raw, dict) else None
+        if scale:
+            print(
+                f"codelm run: bf16 is native here: the recipe's scale {scale!r} (its auto_scales; "
+                "--no-auto-scale runs the recipe as written)",
+                file=sys.stderr,
+            )
+    recipe = load_recipe(path, scale=scale, overrides=args.overrides)
     if args.print_config:
         print(dump(recipe), end="")
         return
@@ -68,4 +84,5 @@ def run_from_args(args) -> None:
         only=args.only,
         allow_code_execution=args.allow_code_execution,
         data_dir=args.data_dir,
+        scale=scale,
     )

@@ -167,6 +167,7 @@ def build_report(ctx) -> dict[str, Any]:
     stats = _json(ctx.path("data", "stats.json"))
     return {
         "recipe": ctx.recipe.name,
+        "scale": ctx.scale,
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine(),
         "total_seconds": round(sum(v for v in steps.values() if v), 1),
@@ -220,7 +221,9 @@ def render_markdown(report: dict[str, Any], description: str, plot: bool) -> str
     labels = list(report["checkpoints"])
     md = [f"# {report['recipe']}: run report", "", description, ""]
     md.append(
-        f"Run of {report['date']} on {report['machine']}: {report['total_seconds'] / 60:.1f} minutes in all."
+        f"Run of {report['date']} on {report['machine']}"
+        + (f" at scale {report['scale']}" if report.get("scale") else "")
+        + f": {report['total_seconds'] / 60:.1f} minutes in all."
     )
     md += ["", "## Evaluation (through `codelm eval`)", ""]
     md += ["| metric | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]

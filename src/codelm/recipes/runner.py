@@ -10,7 +10,8 @@ checkpoint) -> eval-after -> report.
 
 Everything lands in one run directory, with `done/<step>.json` markers written after a step's
 outputs: a re-run skips finished steps (so a crash resumes where it stopped), `--from STEP` redoes
-a step and everything after it, `--only STEP` runs one step. `run.log` records what ran.
+a step and everything after it (training stages and evaluations from scratch, so no figure of the
+model before survives), `--only STEP` runs one step. `run.log` records what ran.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class RunContext:
     root: Path
     allow_code_execution: bool
     data_dir: Path | None  # benchmark files (default: the copies codelm ships)
+    scale: str | None = None  # the recipe's scale applied (--scale, or its auto_scales), for the report
 
     @property
     def benchmarks(self) -> Path:
@@ -93,14 +95,18 @@ def run_recipe(
     only: str | None = None,
     allow_code_execution: bool = False,
     data_dir: str | Path | None = None,
+    scale: str | None = None,
 ) -> Path:
-    """Run the recipe's steps into `root`; `data_dir` holds benchmark files (default: the shipped ones)."""
+    """Run the recipe's steps into `root`; `data_dir` holds benchmark files (default: the shipped ones);
+    `scale` names the scale the recipe was loaded at (recorded in the log and the report)."""
     from codelm.config import dump
 
     if data_dir is not None and not Path(data_dir).is_dir():
         raise CodelmError(f"benchmark directory {data_dir} not found")
-    ctx = RunContext(recipe, Path(root), allow_code_execution, Path(data_dir) if data_dir else None)
+    ctx = RunContext(recipe, Path(root), allow_code_execution, Path(data_dir) if data_dir else None, scale)
     ctx.root.mkdir(parents=True, exist_ok=True)
+    if scale:
+        ctx.log(f"scale {scale}")
     (ctx.root / "recipe.yaml").write_text(dump(recipe))
     names = step_names(recipe)
     for wanted in (from_step, only):
@@ -115,6 +121,10 @@ def run_recipe(
         marker_path(ctx, name).unlink(missing_ok=True)
         if name.startswith("stage:"):  # redone from its start, not resumed from its checkpoints
             shutil.rmtree(ctx.path("stages", name.split(":", 1)[1]), ignore_errors=True)
+        label = eval_label(name)
+        if label:  # an evaluation redone from scratch: resuming it would keep the old model's answers
+            for out in (label, f"{label}-chat"):
+                shutil.rmtree(ctx.path("eval", out), ignore_errors=True)
     for name in names:
         marker = marker_path(ctx, name)
         if name not in todo or marker.exists():
@@ -126,6 +136,14 @@ def run_recipe(
         marker.write_text(json.dumps(info, indent=2, default=str))
         ctx.log(f"step {name} done in {info['seconds']}s")
     return ctx.root
+
+
+def eval_label(step: str) -> str | None:
+    """The output folder (under eval/) of an evaluation step: eval-before -> before, eval:NAME ->
+    NAME, eval-after -> after; None for a step that evaluates nothing."""
+    if step in ("eval-before", "eval-after"):
+        return step.split("-", 1)[1]
+    return step.split(":", 1)[1] if step.startswith("eval:") else None
 
 
 def marker_path(ctx: RunContext, step: str) -> Path:
@@ -584,16 +602,16 @@ def headline(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def step_eval_before(ctx: RunContext, name: str) -> dict[str, Any]:
-    return _evaluate(ctx, ctx.recipe.model.init_from or ctx.path("init"), "before")
+    return _evaluate(ctx, ctx.recipe.model.init_from or ctx.path("init"), eval_label(name))
 
 
 def step_eval_stage(ctx: RunContext, name: str) -> dict[str, Any]:
-    stage = ctx.recipe.stage(name.split(":", 1)[1])
+    stage = ctx.recipe.stage(eval_label(name))
     return _evaluate(ctx, ctx.path("stages", stage.name, "final"), stage.name)
 
 
 def step_eval_after(ctx: RunContext, name: str) -> dict[str, Any]:
-    return _evaluate(ctx, final_checkpoint(ctx), "after")
+    return _evaluate(ctx, final_checkpoint(ctx), eval_label(name))
 
 
 def step_report(ctx: RunContext, name: str) -> dict[str, Any]:

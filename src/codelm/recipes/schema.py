@@ -13,6 +13,7 @@
     serve: {port: 8000}                                          # ServeConfig (`codelm serve`)
     hardware: {gpu: h100, gpus: 512, mfu: 0.45, zero: 1}
     scales: {tiny: {...overrides applied by --scale tiny...}}
+    auto_scales: {native-bf16: wide}   # without --scale: this scale where bf16 is native (see below)
 
 Each section is parsed by the project's one config layer (`codelm.config`) into the type the pillar's
 own command uses: `data.curate` is a `CurateConfig` (`codelm data curate`), `data.pack` a
@@ -21,7 +22,11 @@ plus what the runner fills in (starting checkpoint, tokenizer, shards, steps fro
 `TrainConfig` (`codelm train`), `eval` an `EvalConfig` and `serve` a `ServeConfig`. Every key is
 read or rejected when the recipe loads, with a "did you mean", including each stage's complete
 training config (built with placeholder paths). `--scale NAME` deep-merges `scales[NAME]` over the
-recipe before validation, so a tiny run keeps the exact stage structure of the real one. Strings
+recipe before validation, so a tiny run keeps the exact stage structure of the real one.
+`auto_scales` names a scale `codelm run` applies by itself when no `--scale` is given and the machine
+meets the condition: `native-bf16` (training's `run.precision: auto` resolves to bf16: AVX512-BF16 or
+AMX CPUs, bf16 GPUs), where the same minutes train about twice the FLOPs, so a recipe sized for the
+slower machines can spend them (`--no-auto-scale` keeps the recipe as written). Strings
 may use `${stdlib}`, `${site_packages}`, `${benchmarks}` (the run's benchmark directory) and
 environment variables; at load time, names not known yet stay as written.
 """
@@ -358,7 +363,32 @@ TOP_KEYS = [
     "hardware",
     "sources",
     "scales",
+    "auto_scales",
 ]
+AUTO_SCALE_CONDITIONS = ("native-bf16",)
+
+
+def native_bf16() -> bool:
+    """Whether training here runs in bf16 under `run.precision: auto` (imports torch)."""
+    from codelm.train.loop import resolve_precision
+
+    return resolve_precision("auto") == "bf16"
+
+
+def auto_scale(raw: dict[str, Any], condition_met: Any = None) -> str | None:
+    """The scale a recipe's `auto_scales` picks on this machine, or None. `condition_met(name)` decides
+    each condition (default: measured here: `native-bf16` is `native_bf16()`)."""
+    auto = raw.get("auto_scales") or {}
+    _check(isinstance(auto, dict), "auto_scales: a mapping of condition -> scale name")
+    scales = raw.get("scales") or {}
+    for condition, name in auto.items():
+        _check(
+            condition in AUTO_SCALE_CONDITIONS,
+            f"auto_scales: unknown condition {condition!r} (known: {', '.join(AUTO_SCALE_CONDITIONS)})",
+        )
+        _check(name in scales, f"auto_scales: no scale {name!r} (scales: {sorted(scales) or 'none'})")
+    met = condition_met or (lambda condition: native_bf16())
+    return next((name for condition, name in auto.items() if met(condition)), None)
 
 
 def parse_recipe(raw: dict[str, Any], scale: str | None = None, overrides: list[str] | None = None) -> Recipe:
@@ -368,6 +398,8 @@ def parse_recipe(raw: dict[str, Any], scale: str | None = None, overrides: list[
     _check(isinstance(raw, dict), "a recipe is a YAML mapping")
     check_keys(raw, TOP_KEYS, "the recipe")
     raw = dict(raw)
+    auto_scale(raw, condition_met=lambda condition: False)  # checked even where none applies
+    raw.pop("auto_scales", None)
     scales = raw.pop("scales", None) or {}
     if scale:
         _check(scale in scales, f"no scale {scale!r} (scales: {sorted(scales) or 'none'})")

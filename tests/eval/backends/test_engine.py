@@ -49,3 +49,27 @@ def test_a_prompt_that_does_not_fit_fails_alone(seedcoder):
         seedcoder.generate(requests)
     assert set(caught.value.errors) == {1} and "context window" in caught.value.errors[1]
     assert len(caught.value.texts[0]) == 1 and caught.value.texts[1] == []
+
+
+def test_the_weights_fingerprint_changes_when_the_checkpoint_is_written_again(tmp_path):
+    """Name, size and mtime of the weight files, none of them read: what `codelm eval --resume`
+    compares, so a model trained again at the same path is not scored with the old model's answers."""
+    import os
+
+    from codelm.eval.backends.engine import weights_fingerprint
+
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text("{}")
+    weights = ckpt / "model.safetensors"
+    weights.write_bytes(b"\0" * 64)
+    os.utime(weights, ns=(1_000_000_000, 1_000_000_000))
+    first = weights_fingerprint(ckpt)
+    assert first and weights_fingerprint(str(ckpt)) == first
+    (ckpt / "config.json").write_text('{"a": 1}')  # not a weight file
+    assert weights_fingerprint(ckpt) == first
+    os.utime(weights, ns=(2_000_000_000, 2_000_000_000))  # written again, same bytes
+    assert weights_fingerprint(ckpt) not in (None, first)
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert weights_fingerprint(gguf) and weights_fingerprint("org/some-hub-model") is None

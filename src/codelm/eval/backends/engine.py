@@ -40,12 +40,37 @@ log = logging.getLogger(__name__)
 LOGITS_BUDGET = 1 << 27  # logits (batch x window x vocab) of one scoring forward pass: 512 MiB in fp32
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+
+
+def weights_fingerprint(path: str | Path) -> str | None:
+    """A digest of the name, size and modification time of a local checkpoint's weight files (or of
+    the one .gguf file): how a resumed `codelm eval` sees that the model behind the same path was
+    trained again, whose stored answers it must not reuse. Cheap at any model size (no file is
+    read); None for a hub id."""
+    import hashlib
+
+    root = Path(path)
+    if root.is_file():
+        files = [root]
+    elif root.is_dir():
+        files = sorted(f for f in root.iterdir() if f.suffix in WEIGHT_SUFFIXES and f.is_file())
+    else:
+        return None
+    digest = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        digest.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
 class EngineBackend:
     pregenerated = False
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
         self.name = f"engine:{engine.path}"
+        self.weights = weights_fingerprint(engine.path)
         self.tokenizer = engine.tokenizer
 
     @classmethod
