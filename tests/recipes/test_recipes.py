@@ -341,11 +341,11 @@ def test_auto_scales_pick_a_scale_where_bf16_is_native(monkeypatch, capsys):
         out, err = capsys.readouterr()
         return int(out.split("hidden_size:", 1)[1].split()[0]), err
 
-    monkeypatch.setattr(schema, "native_bf16", lambda: True)
+    monkeypatch.setattr(schema, "trains_in_bf16", lambda: True)
     size, said = hidden()
     assert size == 192 and "the recipe's scale 'wide'" in said
     assert hidden("--no-auto-scale") == (128, "") and hidden("--scale", "ci") == (64, "")
-    monkeypatch.setattr(schema, "native_bf16", lambda: False)
+    monkeypatch.setattr(schema, "trains_in_bf16", lambda: False)
     assert hidden() == (128, "")
 
     base = {"model": {"family": "llama"}, "stages": [{"name": "a", "kind": "pretrain"}], "scales": {"w": {}}}
@@ -353,4 +353,6 @@ def test_auto_scales_pick_a_scale_where_bf16_is_native(monkeypatch, capsys):
         parse_recipe(base | {"auto_scales": {"avx2": "w"}})
     with pytest.raises(CodelmError, match="auto_scales: no scale 'wide'"):
         parse_recipe(base | {"auto_scales": {"native-bf16": "wide"}})
+    with pytest.raises(CodelmError, match=r"auto_scales: no scale \['w'\]"):
+        parse_recipe(base | {"auto_scales": {"native-bf16": ["w"]}})
     assert parse_recipe(base | {"auto_scales": {"native-bf16": "w"}}).model.family == "llama"

@@ -44,20 +44,20 @@ def run_from_args(args) -> None:
     from importlib import resources
 
     from codelm.config import ConfigError, dump, read_yaml
-    from codelm.recipes.schema import auto_scale, load_recipe
+    from codelm.recipes.schema import auto_scale, parse_recipe
 
     path = args.recipe or str(resources.files("codelm.recipes").joinpath("tiny.yaml"))
+    raw = read_yaml(path, "recipe")
     scale = args.scale
     if scale is None and not args.no_auto_scale:
-        raw = read_yaml(path, "recipe")
-        scale = auto_scale(raw) if isinstance(raw, dict) else None
+        scale = auto_scale(raw)
         if scale:
             print(
                 f"codelm run: bf16 is native here: the recipe's scale {scale!r} (its auto_scales; "
                 "--no-auto-scale runs the recipe as written)",
                 file=sys.stderr,
             )
-    recipe = load_recipe(path, scale=scale, overrides=args.overrides)
+    recipe = parse_recipe(raw, scale=scale, overrides=args.overrides)
     if args.print_config:
         print(dump(recipe), end="")
         return

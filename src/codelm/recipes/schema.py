@@ -368,16 +368,16 @@ TOP_KEYS = [
 AUTO_SCALE_CONDITIONS = ("native-bf16",)
 
 
-def native_bf16() -> bool:
-    """Whether training here runs in bf16 under `run.precision: auto` (imports torch)."""
+def trains_in_bf16() -> bool:
+    """Whether training here runs in bf16 under `run.precision: auto` (imports torch). Not
+    `codelm.engine.cpu.native_bf16`, which asks whether bf16 decode pays on this CPU."""
     from codelm.train.loop import resolve_precision
 
     return resolve_precision("auto") == "bf16"
 
 
-def auto_scale(raw: dict[str, Any], condition_met: Any = None) -> str | None:
-    """The scale a recipe's `auto_scales` picks on this machine, or None. `condition_met(name)` decides
-    each condition (default: measured here: `native-bf16` is `native_bf16()`)."""
+def check_auto_scales(raw: dict[str, Any]) -> dict[str, str]:
+    """A recipe's `auto_scales` (condition -> scale name), every condition known and every scale defined."""
     auto = raw.get("auto_scales") or {}
     _check(isinstance(auto, dict), "auto_scales: a mapping of condition -> scale name")
     scales = raw.get("scales") or {}
@@ -386,9 +386,18 @@ def auto_scale(raw: dict[str, Any], condition_met: Any = None) -> str | None:
             condition in AUTO_SCALE_CONDITIONS,
             f"auto_scales: unknown condition {condition!r} (known: {', '.join(AUTO_SCALE_CONDITIONS)})",
         )
-        _check(name in scales, f"auto_scales: no scale {name!r} (scales: {sorted(scales) or 'none'})")
-    met = condition_met or (lambda condition: native_bf16())
-    return next((name for condition, name in auto.items() if met(condition)), None)
+        _check(
+            isinstance(name, str) and name in scales,
+            f"auto_scales: no scale {name!r} (scales: {sorted(scales) or 'none'})",
+        )
+    return auto
+
+
+def auto_scale(raw: dict[str, Any], condition_met: Any = None) -> str | None:
+    """The scale a recipe's `auto_scales` picks on this machine, or None. `condition_met(name)` decides
+    each condition (default: measured here: `native-bf16` is `trains_in_bf16()`)."""
+    met = condition_met or (lambda condition: trains_in_bf16())
+    return next((name for condition, name in check_auto_scales(raw).items() if met(condition)), None)
 
 
 def parse_recipe(raw: dict[str, Any], scale: str | None = None, overrides: list[str] | None = None) -> Recipe:
@@ -398,7 +407,7 @@ def parse_recipe(raw: dict[str, Any], scale: str | None = None, overrides: list[
     _check(isinstance(raw, dict), "a recipe is a YAML mapping")
     check_keys(raw, TOP_KEYS, "the recipe")
     raw = dict(raw)
-    auto_scale(raw, condition_met=lambda condition: False)  # checked even where none applies
+    check_auto_scales(raw)  # checked even where none applies (`codelm run` picks one: auto_scale)
     raw.pop("auto_scales", None)
     scales = raw.pop("scales", None) or {}
     if scale:

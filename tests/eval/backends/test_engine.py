@@ -70,6 +70,10 @@ def test_the_weights_fingerprint_changes_when_the_checkpoint_is_written_again(tm
     assert weights_fingerprint(ckpt) == first
     os.utime(weights, ns=(2_000_000_000, 2_000_000_000))  # written again, same bytes
     assert weights_fingerprint(ckpt) not in (None, first)
+    odd = tmp_path / "odd"  # a weight file whose name is not UTF-8
+    odd.mkdir()
+    open(bytes(odd) + b"/\xff.safetensors", "wb").close()
+    assert weights_fingerprint(odd)
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")
     assert weights_fingerprint(gguf) and weights_fingerprint("org/some-hub-model") is None

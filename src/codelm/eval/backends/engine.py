@@ -60,7 +60,8 @@ def weights_fingerprint(path: str | Path) -> str | None:
     digest = hashlib.sha256()
     for f in files:
         st = f.stat()
-        digest.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        # surrogateescape: a file name the filesystem encoding cannot decode is hashed as its bytes
+        digest.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()[:16]
 
 
