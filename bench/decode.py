@@ -22,8 +22,14 @@ It appends a dated section to bench/RESULTS.md and ends with
 `RESULT name=decode_llamacpp_backend ratio=<codelm on llama.cpp f32 / raw llama.cpp f32> target=0.9`
 (codelm's engine adds at most 10% over the llama.cpp it runs on), each when its contenders ran.
 
+With `--prompt-tokens N` the prompt is code of about N tokens, and each rate is decode alone: the
+time of `--tokens` + 1 new tokens less that of 1 (the prefill), for every contender. On a CPU with
+native bf16 a row then shows the engine with its KV cache in bf16 instead of fp32
+(`codelm.engine.cpu.cache_dtype`: what the fp32 cache buys as the context grows).
+
     python bench/decode.py [--tokens 128] [--repeats 3] [--threads 1] [--sizes 512x8,1024x16]
     python bench/decode.py --sizes 512x8 --only llama.cpp   # just the llama.cpp rows at ~28M
+    python bench/decode.py --sizes 1024x16 --prompt-tokens 800   # decode after an 800-token prompt
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache
 
-from codelm.engine.cpu import RowSplitLinear, native_bf16
+from codelm.engine.cpu import RowSplitLinear, cache_dtype, native_bf16
 from codelm.engine.decode import _cache_kwarg
 from codelm.engine.engine import Engine
 from codelm.engine.loader import resolve_dtype
@@ -50,6 +56,7 @@ from codelm.models.gguf_export import export_gguf
 from codelm.models.tiny import make_tiny
 
 PROMPT = 'import os\n\n\ndef walk(root):\n    """Yield every file below root."""\n'
+CONTEXT = 1024  # the positions of build_checkpoint's model and of the llama.cpp contexts
 TARGET = 1.0
 BACKEND_TARGET = 0.9  # codelm's engine on llama.cpp at >= 90% of raw llama.cpp's tokens/s
 
@@ -142,10 +149,39 @@ def read_bandwidth(buf: torch.Tensor) -> float:
     return buf.numel() * buf.element_size() / (time.perf_counter() - t0)
 
 
-def timed(fn: Callable[..., int], *args) -> float:
+def timed(fn: Callable[..., int], *args, decode_only: bool = False) -> float:
+    """Tokens/s of `fn(*args)`, whose last argument is the token count; `decode_only`: of the tokens
+    after the first, as (time for count + 1) - (time for 1), so a long prompt's prefill is left out."""
+    if not decode_only:
+        t0 = time.perf_counter()
+        n = fn(*args)
+        return n / (time.perf_counter() - t0)
+    *head, tokens = args
     t0 = time.perf_counter()
-    n = fn(*args)
-    return n / (time.perf_counter() - t0)
+    fn(*head, 1)
+    t1 = time.perf_counter()
+    fn(*head, tokens + 1)
+    return tokens / ((time.perf_counter() - t1) - (t1 - t0))
+
+
+def long_prompt(ckpt: Path, tokens: int) -> str:
+    """About `tokens` tokens (by the checkpoint's tokenizer) of Python, this file's own source repeated
+    as needed, cut at a line end and followed by the short prompt's function header."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(ckpt))
+    tokenizer.model_max_length = 10**9  # the search below encodes texts longer than the model's context
+    encode = tokenizer.encode
+    text = Path(__file__).read_text()
+    text = text * (1 + tokens * 8 // len(text))  # no tokenizer packs 8+ characters a token on average
+    lo, hi = 0, len(text)
+    while lo < hi:  # the longest cut whose tokens, with the header, stay within `tokens`
+        mid = (lo + hi + 1) // 2
+        if len(encode(text[:mid] + PROMPT)) <= tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[: text.rfind("\n", 0, lo) + 1] + PROMPT
 
 
 def contenders(ckpt: Path, tmp: Path, threads: int, tokens: int, raw: list) -> dict[str, tuple]:
@@ -171,10 +207,19 @@ def contenders(ckpt: Path, tmp: Path, threads: int, tokens: int, raw: list) -> d
         plain = Engine.from_pretrained(str(ckpt), threads=threads, dtype="bfloat16", pack=False)
         out["codelm engine, PyTorch bf16 (packed)"] = (2, engine_run, bf16, tokens)
         out["codelm engine, PyTorch bf16 (plain)"] = (2, engine_run, plain, tokens)
+        if len(ids) > 256 and cache_dtype(bf16.model) is not None:
+            bf16_cache = Engine.from_pretrained(str(ckpt), threads=threads, dtype="bfloat16")
+            bf16_cache.model.set_attn_implementation("sdpa")  # cache_dtype None: the cache stays bf16
+            out["codelm engine, PyTorch bf16 (packed, bf16 cache)"] = (2, engine_run, bf16_cache, tokens)
     for kind, width in (("f32", 4), ("f16", 2)):
         gguf = export_gguf(ckpt, tmp / f"{ckpt.name}-{kind}.gguf", kind)
         llm = llama_cpp.Llama(
-            str(gguf), n_ctx=1024, n_threads=threads, n_threads_batch=threads, verbose=False
+            str(gguf),
+            n_ctx=CONTEXT,
+            n_batch=CONTEXT,
+            n_threads=threads,
+            n_threads_batch=threads,
+            verbose=False,
         )
         raw.append(llm)
         out[f"llama.cpp {kind} (raw)"] = (width, raw_llama_cpp, llm, ids, tokens)
@@ -207,7 +252,9 @@ def profile(engine: Engine, tokens: int, top: int = 10) -> str:
     )
 
 
-def measure(runs: dict[str, tuple], repeats: int, buf: torch.Tensor) -> tuple[dict[str, float], float]:
+def measure(
+    runs: dict[str, tuple], repeats: int, buf: torch.Tensor, decode_only: bool = False
+) -> tuple[dict[str, float], float]:
     """Median tokens/s per contender and median read bandwidth (bytes/s) over interleaved rounds."""
     for _, fn, *rest in runs.values():  # warm-up
         fn(*rest[:-1], 8)
@@ -216,7 +263,7 @@ def measure(runs: dict[str, tuple], repeats: int, buf: torch.Tensor) -> tuple[di
     for _ in range(repeats):  # interleaved, so machine load hits every contender alike
         bandwidth.append(read_bandwidth(buf))
         for name, (_, fn, *rest) in runs.items():
-            rates[name].append(timed(fn, *rest))
+            rates[name].append(timed(fn, *rest, decode_only=decode_only))
     return {name: statistics.median(r) for name, r in rates.items()}, statistics.median(bandwidth)
 
 
@@ -230,10 +277,20 @@ def main() -> None:
     ap.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
     ap.add_argument("--profile", action="store_true", help="also profile the codelm PyTorch engines")
     ap.add_argument(
+        "--prompt-tokens",
+        type=int,
+        default=0,
+        help="a prompt of about this many tokens, and rates of decode alone (default: a 21-token prompt)",
+    )
+    ap.add_argument(
         "--only", nargs="*", help="time only contenders whose name contains one of these (e.g. llama.cpp)"
     )
     args = ap.parse_args()
     import llama_cpp
+
+    global PROMPT
+    if args.prompt_tokens + args.tokens + 1 > CONTEXT:
+        ap.error(f"--prompt-tokens + --tokens must stay under {CONTEXT}, the models' context")
 
     torch.set_num_threads(args.threads)
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
@@ -244,7 +301,10 @@ def main() -> None:
         raw: list = []
         with tempfile.TemporaryDirectory() as tmp:
             ckpt = build_checkpoint(Path(tmp) / f"llama-{hidden}x{layers}", hidden, layers)
+            if args.prompt_tokens:
+                PROMPT = long_prompt(ckpt, args.prompt_tokens)
             runs = contenders(ckpt, Path(tmp), args.threads, args.tokens, raw)
+            prompt_ids = len(runs["codelm engine, PyTorch fp32"][2].encode(PROMPT))
         model = runs["codelm engine, PyTorch fp32"][2].model
         params, per_token = sum(p.numel() for p in model.parameters()), read_params(model)
         auto = resolve_dtype("auto", torch.device("cpu"), params)
@@ -252,7 +312,7 @@ def main() -> None:
             runs = {k: v for k, v in runs.items() if any(o in k for o in args.only)}
             if not runs:
                 raise SystemExit(f"--only {' '.join(args.only)}: no contender's name matches")
-        med, bw = measure(runs, args.repeats, buf)
+        med, bw = measure(runs, args.repeats, buf, decode_only=bool(args.prompt_tokens))
         for llm in raw:
             llm.close()  # now, not in __del__ at exit (llama-cpp-python's bindings are gone by then)
         pytorch = max(
@@ -297,13 +357,21 @@ def main() -> None:
         f"{platform.machine()}, {os.cpu_count()} cores, native bf16: {native_bf16()}, "
         f"torch {torch.__version__}, llama-cpp-python {llama_cpp.__version__}"
     )
+    context = (
+        f"after a {prompt_ids}-token prompt, decode alone (time for {args.tokens + 1} tokens less "
+        "that for 1; the bandwidth floor counts the weights, not the KV cache), "
+        if args.prompt_tokens
+        else ""
+    )
     section = (
         f"\n## decode vs llama.cpp and HF generate, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n"
         f"Machine: {machine}; {args.threads} thread(s) each. Batch 1, greedy, {args.tokens} new tokens, "
-        f"median of {args.repeats} interleaved rounds; load average (1 min) {load_before[0]:.1f} before, "
-        f"{load_after[0]:.1f} after. GGUF files from `codelm export gguf`. Command: "
+        f"{context}median of {args.repeats} interleaved rounds; load average (1 min) "
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after. GGUF files from `codelm export gguf`. "
+        "Command: "
         f"`python bench/decode.py --tokens {args.tokens} --repeats {args.repeats} --threads {args.threads} "
-        f"--sizes {args.sizes}{' --only ' + ' '.join(args.only) if args.only else ''}`.\n" + "".join(tables)
+        f"--sizes {args.sizes}{f' --prompt-tokens {args.prompt_tokens}' if args.prompt_tokens else ''}"
+        f"{' --only ' + ' '.join(args.only) if args.only else ''}`.\n" + "".join(tables)
     )
     if not args.no_record:
         path = Path(args.results)

@@ -4,7 +4,7 @@ linears whose products split over the threads."""
 import pytest
 import torch
 
-from codelm.engine import Engine, cpu
+from codelm.engine import Engine, cpu, decode
 from codelm.engine.cpu import (
     AUTO_BF16_MIN_PARAMS,
     PackedLinear,
@@ -14,6 +14,7 @@ from codelm.engine.cpu import (
     pack_linears,
     split_linears,
 )
+from codelm.engine.llama_step import LlamaStep
 from codelm.engine.loader import Loaded, checkpoint_params, load_checkpoint, resolve_dtype
 from codelm.errors import CheckpointError
 
@@ -93,6 +94,9 @@ def test_bf16_engine_packs_its_linears_unless_told_not_to(engines, tiny_checkpoi
     plain = [m for m in bf16.model.modules() if type(m) is torch.nn.Linear]
     assert packed and not plain
     assert bf16.vocab_size == engines[0].vocab_size  # read from the packed head
+    # q/k/v and gate/up stacked into one packed product each, and decode steps by engine.llama_step
+    assert any(isinstance(m, cpu.FusedLinear) for m in bf16.model.modules())
+    assert isinstance(bf16.model.codelm_step, LlamaStep)
     unpacked = load_checkpoint(str(tiny_checkpoint("llama")), dtype="bfloat16", pack=False).model
     assert not any(isinstance(m, PackedLinear) for m in unpacked.modules())
     rl = Engine(Loaded(unpacked, bf16.tokenizer, bf16.family, bf16.path))  # a live policy stays trainable
@@ -191,3 +195,84 @@ def test_fp32_models_of_16m_parameters_load_with_split_linears(tiny_checkpoint, 
     ids = torch.tensor([[1, 5, 9, 14, 3, 7]])
     with torch.inference_mode():
         torch.testing.assert_close(split(ids).logits, plain(ids).logits, rtol=1e-4, atol=1e-4)
+
+
+# --- bf16 on the CPU: the KV cache in fp32 (cpu.attend_over_fp32_cache) ---
+
+
+@pytest.fixture(scope="module")
+def bf16_llama(tiny_checkpoint):
+    """fp32 and bf16 engines of the tiny Llama (bf16 runs on any CPU; native bf16 only makes it fast)."""
+    path = str(tiny_checkpoint("llama"))
+    return Engine.from_pretrained(path, dtype="float32"), Engine.from_pretrained(path, dtype="bfloat16")
+
+
+def _first_layer_keys(engine: Engine, prompt: str) -> torch.Tensor:
+    row = engine.build_rows(engine.completion_request(prompt, max_new_tokens=1))[1][0]
+    return decode.prefill(engine.model, [row], engine.pad_id).cache.layers[0].keys
+
+
+def test_bf16_models_on_the_cpu_keep_their_kv_cache_in_fp32(bf16_llama):
+    fp32, bf16 = bf16_llama
+    assert cpu.cache_dtype(bf16.model) == torch.float32
+    assert bf16.model.config._attn_implementation == cpu.FP32_CACHE_ATTENTION
+    keys = _first_layer_keys(bf16, PROMPTS[0])
+    assert keys.dtype == torch.float32 and keys.shape[-2] == len(bf16.encode(PROMPTS[0]))
+    # fp32 models keep transformers' SDPA and a cache of their own dtype
+    assert cpu.cache_dtype(fp32.model) is None and fp32.model.config._attn_implementation == "sdpa"
+    assert _first_layer_keys(fp32, PROMPTS[0]).dtype == torch.float32
+
+
+def _assert_near_fp32_greedy(fp32: Engine, engine: Engine, prompt: str, token_ids: list[int]) -> None:
+    """Every token `engine` chose greedily after `prompt` is, under the fp32 model, within the error
+    bf16 makes of the best one (as in the bf16 test above: ~1% of the logit scale measured)."""
+    ids = fp32.encode(prompt) + token_ids
+    want = _logits(fp32, ids)
+    tol = 0.05 * want.abs().max().item()
+    assert (_logits(engine, ids) - want).abs().max().item() <= tol
+    steps = want[len(ids) - len(token_ids) - 1 : -1]
+    chosen = steps.gather(1, torch.tensor(token_ids)[:, None])[:, 0]
+    assert bool((chosen >= steps.max(-1).values - 2 * tol).all())
+
+
+def test_fp32_cache_decode_tracks_fp32_as_closely_as_a_bf16_cache(bf16_llama, tiny_checkpoint):
+    """Greedy steps through the fp32 cache meet the bound a bf16 cache meets."""
+    fp32, bf16 = bf16_llama
+    plain = Engine.from_pretrained(str(tiny_checkpoint("llama")), dtype="bfloat16")
+    plain.model.set_attn_implementation("sdpa")  # the cache stays bf16
+    assert cpu.cache_dtype(plain.model) is None
+    assert _first_layer_keys(plain, PROMPTS[0]).dtype == torch.bfloat16
+    for prompt in PROMPTS:
+        for engine in (bf16, plain):
+            out = engine.complete(prompt, max_new_tokens=16, temperature=0.0, ignore_eos=True).completions[0]
+            assert out.completion_tokens == 16
+            _assert_near_fp32_greedy(fp32, engine, prompt, out.token_ids)
+
+
+def test_fp32_cache_serves_padded_batches_merges_and_dropped_rows(bf16_llama, monkeypatch):
+    """Left padding, rows finishing at different steps and a pool merging waiting rows into the
+    running batch (two rows at a time), all over the fp32 cache: every row runs to its length and
+    its greedy tokens meet the fp32 bound (padding changes bf16's rounding, so not the batch-1 tokens)."""
+    fp32, bf16 = bf16_llama
+    monkeypatch.setattr(bf16, "max_batch_size", 2)
+    lengths = [3, 9, 5, 12, 7]
+    prompts = [PROMPTS[i % 2] * (1 + i) for i in range(len(lengths))]
+    reqs = [
+        bf16.completion_request(p, max_new_tokens=n, temperature=0.0, ignore_eos=True)
+        for p, n in zip(prompts, lengths, strict=True)
+    ]
+    results = bf16.generate(reqs)
+    assert [r.completions[0].completion_tokens for r in results] == lengths
+    for prompt, result in zip(prompts, results, strict=True):
+        _assert_near_fp32_greedy(fp32, bf16, prompt, result.completions[0].token_ids)
+
+
+@pytest.mark.parametrize("family", ["codegen1", "codegemma", "stablecode", "seedcoder"])
+def test_every_family_decodes_in_bf16_with_or_without_the_fp32_cache(family, tiny_checkpoint):
+    """Families whose attention goes through transformers' attention interface (all four in
+    transformers 5.25) switch to the fp32 cache, any other would keep its own, and all decode."""
+    engine = Engine.from_pretrained(str(tiny_checkpoint(family)), dtype="bfloat16")
+    switched = cpu.cache_dtype(engine.model) is not None
+    assert switched == engine.model._can_set_attn_implementation()
+    out = engine.complete("def add(a, b):\n", max_new_tokens=6, temperature=0.0, ignore_eos=True)
+    assert out.completions[0].completion_tokens == 6

@@ -1,5 +1,6 @@
-"""Decode speed on CPUs: which CPUs compute bf16 natively, bf16 linears prepacked for oneDNN, and fp32
-linears that split their products over the threads.
+"""Decode speed on CPUs: which CPUs compute bf16 natively, bf16 linears prepacked for oneDNN (q/k/v
+and gate/up stacked), fp32 linears that split their products over the threads, and an fp32 KV cache
+for bf16 models.
 
 Batch-1 decode reads every weight once per token, so at ~200M parameters it is bound by memory
 bandwidth: bf16 weights halve the bytes. On CPUs with AVX512-BF16 or AMX the arithmetic is native
@@ -20,6 +21,16 @@ worse still (2-32 rows of a 210M model's matrices streamed 4-9 GB/s with 2 threa
 
 Only inference loads pack (`codelm.engine.loader`): a packed weight is a copy that training would
 not update, so an `Engine` wrapped around a live policy (RL rollouts) keeps plain linears.
+
+Attention over a bf16 KV cache is the other cost that grows with the context. The engine's cache
+(`codelm.engine.decode.GrowingLayer`) holds keys and values as views of buffers with room to grow,
+and torch's bf16 batched matmuls (oneDNN) copy such strided views before every product, where MKL's
+fp32 ones read them in place: a one-query product over 900 cached keys of 16 heads took 383 us in
+bf16 against 50 in fp32 (63 when the keys were contiguous), and a ~210M model decoding after an
+826-token prompt made ~25 tokens/s against ~40 after a short one. So bf16 models on the CPU keep
+their cache in fp32 (`cache_dtype`) and attend through `FP32_CACHE_ATTENTION`, transformers' SDPA
+with the queries cast up and the output cast back: ~33 tokens/s at that context, at the price of a
+cache twice as large (docs/models.md "Decode speed on CPU").
 """
 
 from __future__ import annotations
@@ -123,9 +134,142 @@ def _on_cpu_in(model: torch.nn.Module, dtype: torch.dtype) -> bool:
     return first.device.type == "cpu" and first.dtype == dtype
 
 
+# the attention implementation registered with transformers for models whose KV cache is fp32
+FP32_CACHE_ATTENTION = "codelm_fp32_cache"
+
+
+def _fp32_cache_attention(module, query, key, value, attention_mask, **kwargs):
+    """transformers' SDPA attention over keys and values that may be fp32 while the queries are bf16:
+    the queries are cast to the cache's dtype and the output back (a no-op where they agree)."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    out, weights = sdpa_attention_forward(module, query.to(key.dtype), key, value, attention_mask, **kwargs)
+    return out.to(query.dtype), weights
+
+
+@functools.cache
+def _register_fp32_cache_attention() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(FP32_CACHE_ATTENTION, _fp32_cache_attention)
+    AttentionMaskInterface.register(FP32_CACHE_ATTENTION, sdpa_mask)
+
+
+def attend_over_fp32_cache(model: torch.nn.Module) -> bool:
+    """Switch a bf16 or fp16 model on the CPU that uses transformers' SDPA attention to
+    `FP32_CACHE_ATTENTION`, so that `cache_dtype` keeps its KV cache in fp32; True when switched.
+    Models with attention of their own (no transformers attention interface) are left as they are."""
+    first = next(model.parameters())
+    if first.device.type != "cpu" or first.dtype not in (torch.bfloat16, torch.float16):
+        return False
+    config = getattr(model, "config", None)
+    if getattr(config, "_attn_implementation", None) != "sdpa" or not model._can_set_attn_implementation():
+        return False
+    _register_fp32_cache_attention()
+    model.set_attn_implementation(FP32_CACHE_ATTENTION)
+    return config._attn_implementation == FP32_CACHE_ATTENTION
+
+
+def cache_dtype(model: torch.nn.Module) -> torch.dtype | None:
+    """The dtype the engine's KV cache holds for `model`: fp32 where `attend_over_fp32_cache`
+    switched it, else None (the keys' and values' own dtype)."""
+    config = getattr(model, "config", None)
+    return torch.float32 if getattr(config, "_attn_implementation", None) == FP32_CACHE_ATTENTION else None
+
+
 def can_split(model: torch.nn.Module) -> bool:
     """An fp32 model of `SPLIT_MIN_PARAMS`+ parameters on the CPU."""
     return _on_cpu_in(model, torch.float32) and sum(p.numel() for p in model.parameters()) >= SPLIT_MIN_PARAMS
+
+
+# sibling linears that read the same input in transformers' decoders (Llama, Gemma, Qwen, Mistral,
+# StableLM, Seed-Coder): the attention's projections and the gated MLP's two
+FUSED_GROUPS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
+
+
+class FusedLinear(torch.nn.Module):
+    """Sibling linears that read one input, as one product over their stacked weights.
+
+    At batch 1 each product is a pass over its weights plus a kernel call, and a 210M Llama makes 113
+    of them a token; stacking q/k/v and gate/up makes 65, fewer and larger (bench/decode.py).
+    transformers' modules still call `q_proj(x)`, `k_proj(x)`, `v_proj(x)`: each is a `LinearPart`,
+    and the first call on an input computes every part, the others take theirs from that result (a
+    part called on another input recomputes, so the answer is always right). `linear` is a plain
+    `nn.Linear`, so `pack_linears` / `split_linears` wrap it like any other."""
+
+    def __init__(self, linears: list[torch.nn.Linear]) -> None:
+        super().__init__()
+        weight = torch.cat([lin.weight.detach() for lin in linears])
+        has_bias = linears[0].bias is not None
+        # built on the meta device: no throwaway weight is allocated and initialized
+        self.linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=has_bias, device="meta")
+        self.linear.weight = torch.nn.Parameter(weight, requires_grad=False)
+        if has_bias:
+            bias = torch.cat([lin.bias.detach() for lin in linears])
+            self.linear.bias = torch.nn.Parameter(bias, requires_grad=False)
+        self.sizes = [lin.out_features for lin in linears]
+        self._input: torch.Tensor | None = None
+        self._outputs: tuple[torch.Tensor, ...] = ()
+        self._left = 0
+
+    def part(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """Part `index` of the product with `x`, computing all of them on a new input."""
+        # the same tensor object (held here, so never a recycled one; inference tensors keep no
+        # version counter, and transformers' modules do not write to the input between the calls)
+        if x is not self._input or not self._left:
+            self._outputs = tuple(self.linear(x).split(self.sizes, dim=-1))
+            self._input, self._left = x, len(self.sizes)
+        out = self._outputs[index]
+        self._left -= 1
+        if not self._left:  # every part taken: hold no activations between steps
+            self._input, self._outputs = None, ()
+        return out
+
+    def extra_repr(self) -> str:
+        return f"parts={self.sizes}"
+
+
+class LinearPart(torch.nn.Module):
+    """One linear of a `FusedLinear`, where transformers' module calls it."""
+
+    def __init__(self, fused: FusedLinear, index: int) -> None:
+        super().__init__()
+        object.__setattr__(self, "fused", fused)  # not a submodule: the parent registers it once
+        self.index = index
+        self.in_features, self.out_features = fused.linear.in_features, fused.sizes[index]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fused.part(self.index, x)
+
+    def extra_repr(self) -> str:
+        return f"part {self.index} of {self.fused.sizes}"
+
+
+def fuse_projections(model: torch.nn.Module) -> int:
+    """Replace each `FUSED_GROUPS` group of plain sibling `nn.Linear`s (same input size, dtype and
+    bias presence) by a `FusedLinear` registered on their parent and `LinearPart`s; returns how
+    many groups. For inference only: the stacked weight is a copy that training would not update."""
+    count = 0
+    for module in list(model.modules()):
+        for names in FUSED_GROUPS:
+            linears = [getattr(module, n, None) for n in names]
+            if not all(type(lin) is torch.nn.Linear for lin in linears):
+                continue
+            first = linears[0]
+            if any(
+                lin.in_features != first.in_features
+                or lin.weight.dtype != first.weight.dtype
+                or (lin.bias is None) != (first.bias is None)
+                for lin in linears
+            ):
+                continue
+            fused = FusedLinear(linears)
+            module.add_module("fused_" + "_".join(n.removesuffix("_proj") for n in names), fused)
+            for i, name in enumerate(names):
+                setattr(module, name, LinearPart(fused, i))
+            count += 1
+    return count
 
 
 def _swap_linears(model: torch.nn.Module, dtype: torch.dtype, wrap: type[torch.nn.Module]) -> int:

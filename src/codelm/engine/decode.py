@@ -19,6 +19,7 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from codelm.engine.cpu import cache_dtype
 from codelm.engine.params import TokenLogprob
 from codelm.engine.sampling import RowSampler, choose_tokens
 from codelm.engine.text import IncrementalDecoder, StopMatcher
@@ -115,12 +116,21 @@ class GrowingLayer(DynamicLayer):
     place, and the buffer is reallocated only when full (room for max(256, length / 8) more
     tokens, so the copies cost O(1) amortized per step). Whoever replaces `keys`/`values` outright
     (`select` trimming padding, `merge`) gets a fresh buffer on the next update.
+
+    `dtype` stores the keys and values in that dtype (fp32 for bf16 models on the CPU, whose
+    attention reads strided bf16 views slowly: `codelm.engine.cpu.cache_dtype`).
     """
 
     _kbuf: torch.Tensor | None = None
     _vbuf: torch.Tensor | None = None
 
+    def __init__(self, dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        self.store_dtype = dtype
+
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if self.store_dtype is not None:
+            key_states, value_states = key_states.to(self.store_dtype), value_states.to(self.store_dtype)
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         self.keys, self._kbuf = _append(self.keys, self._kbuf, key_states)
@@ -168,9 +178,11 @@ def _append(view: torch.Tensor, buf: torch.Tensor | None, new: torch.Tensor):
 
 
 def new_cache(model) -> DynamicCache:
-    """The model's dynamic cache, its full-attention layers growing in place (`GrowingLayer`)."""
+    """The model's dynamic cache, its full-attention layers growing in place (`GrowingLayer`), in
+    the dtype `codelm.engine.cpu.cache_dtype` gives."""
     cache = DynamicCache(config=model.config)
-    cache.layers = [GrowingLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    dtype = cache_dtype(model)
+    cache.layers = [GrowingLayer(dtype) if type(layer) is DynamicLayer else layer for layer in cache.layers]
     return cache
 
 
@@ -278,16 +290,23 @@ def forward(batch: Batch, tokens: torch.Tensor) -> None:
     step = tokens[:, None]
     if batch.padded:
         batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch.rows), 1))], dim=-1)
+    model = batch.model
+    fast = getattr(model, "codelm_step", None)  # engine.llama_step, set at load where it serves
+    # hooks on the model's forward (instrumentation, tests steering a random model) see every step
+    hooked = bool(model._forward_hooks or model._forward_pre_hooks)
     with torch.inference_mode():
-        out = batch.model(
-            input_ids=step,
-            attention_mask=batch.mask if batch.padded else None,
-            position_ids=batch.next_pos,
-            use_cache=True,
-            **{_cache_kwarg(type(batch.model)): batch.cache},
-        )
+        if fast is not None and not hooked:
+            batch.logits = fast(step, batch.next_pos, batch.cache, batch.mask if batch.padded else None)
+        else:
+            out = batch.model(
+                input_ids=step,
+                attention_mask=batch.mask if batch.padded else None,
+                position_ids=batch.next_pos,
+                use_cache=True,
+                **{_cache_kwarg(type(batch.model)): batch.cache},
+            )
+            batch.logits = out.logits[:, -1, :]
     batch.next_pos.add_(1)
-    batch.logits = out.logits[:, -1, :]
 
 
 def select(batch: Batch, keep: list[int]) -> None:

@@ -2,8 +2,9 @@
 
 The default dtype ("auto") is bf16 on a GPU that has it, and on a CPU with native bf16 (AVX512-BF16,
 AMX) for checkpoints large enough that decode is bound by reading weights; fp32 elsewhere. bf16 on
-such a CPU also gets its linears prepacked for oneDNN; an fp32 model of 16M+ parameters on a CPU gets
-linears that split each product over the threads (codelm.engine.cpu).
+such a CPU also gets its linears prepacked for oneDNN, and any bf16 model on a CPU an fp32 KV cache;
+an fp32 model of 16M+ parameters on a CPU gets linears that split each product over the threads
+(codelm.engine.cpu).
 
 Pickled weights (`pytorch_model.bin`) can execute code when unpickled, so they are refused unless the
 user opts in with `allow_pickle=True` (`--allow-pickle`).
@@ -17,10 +18,13 @@ from pathlib import Path
 
 import torch
 
+from codelm.engine import llama_step
 from codelm.engine.cpu import (
     AUTO_BF16_MIN_PARAMS,
+    attend_over_fp32_cache,
     can_pack,
     can_split,
+    fuse_projections,
     native_bf16,
     pack_linears,
     split_linears,
@@ -201,7 +205,11 @@ def load_checkpoint(
     model.to(dev)
     model.eval()  # Seed-Coder's config ships dropout 0.1; never sample with it on
     if pack and can_pack(model):
+        fuse_projections(model)
         pack_linears(model)
-    elif pack and can_split(model):
+    elif pack and can_split(model):  # not fused: the stacked row-split products measured no faster
         split_linears(model)
+    attend_over_fp32_cache(model)  # bf16 on a CPU: an fp32 KV cache, read in place (engine.cpu)
+    if pack and dev.type == "cpu" and llama_step.supports(model):
+        model.codelm_step = llama_step.LlamaStep(model)  # decode.forward's one-token step
     return Loaded(model=model, tokenizer=tokenizer, family=fam, path=path)

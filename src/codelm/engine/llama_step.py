@@ -1,0 +1,105 @@
+"""A hand-written one-token decode step for Llama-architecture models (Llama, Seed-Coder).
+
+At batch 1 a ~210M Llama in bf16 spends ~18 ms of a ~28 ms token in its weight products on 2 cores
+and most of the rest in transformers' per-layer Python: module calls, keyword plumbing, mask
+building, output records (bench/decode.py --profile: 20% of the wall time outside every torch op).
+`LlamaStep` does the arithmetic of `LlamaForCausalLM.forward` for one new token per row over the
+engine's KV cache, through the model's own modules for the products (packed, and stacked by
+`cpu.fuse_projections`), the embedding and the rotary table, with only the arithmetic between them.
+It serves the decode steps of Llamas loaded for inference on the CPU (`load_checkpoint`, unless
+`pack=False`); prefill, scoring, other devices and other families keep transformers' forward. In
+fp32 it computes what transformers computes, op for op. Figures: docs/models.md "Decode speed on CPU".
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from codelm.engine.cpu import FP32_CACHE_ATTENTION, FusedLinear
+
+
+def _rms_norm(norm: torch.nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """`LlamaRMSNorm.forward`: the mean square in fp32, the weight applied in the input's dtype."""
+    x = h.to(torch.float32)
+    x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon)
+    return norm.weight * x.to(h.dtype)
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """`apply_rotary_pos_emb` for one tensor: x * cos + rotate_half(x) * sin."""
+    half = x.shape[-1] // 2
+    return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
+
+
+def _products(module: torch.nn.Module, fused_name: str, names: tuple[str, ...]):
+    """A function x -> the outputs of `names` on x: one stacked product where the module has one."""
+    fused = getattr(module, fused_name, None)
+    if isinstance(fused, FusedLinear):
+        linear, sizes = fused.linear, fused.sizes
+        return lambda x: linear(x).split(sizes, dim=-1)
+    linears = [getattr(module, n) for n in names]
+    return lambda x: [lin(x) for lin in linears]
+
+
+class _Layer:
+    """One decoder layer's modules, looked up once (`nn.Module.__getattr__` is slow per token)."""
+
+    def __init__(self, layer: torch.nn.Module, heads: int, kv_heads: int) -> None:
+        attn, mlp = layer.self_attn, layer.mlp
+        self.norm1, self.norm2 = layer.input_layernorm, layer.post_attention_layernorm
+        self.qkv = _products(attn, "fused_q_k_v", ("q_proj", "k_proj", "v_proj"))
+        self.gate_up = _products(mlp, "fused_gate_up", ("gate_proj", "up_proj"))
+        self.o_proj, self.down_proj, self.act = attn.o_proj, mlp.down_proj, mlp.act_fn
+        self.head_dim, self.scaling = attn.head_dim, attn.scaling
+        self.heads, self.kv_heads = heads, kv_heads
+
+    def __call__(self, h, cos, sin, cache, index: int, mask: torch.Tensor | None) -> torch.Tensor:
+        rows, d = h.shape[0], self.head_dim
+        q, k, v = self.qkv(_rms_norm(self.norm1, h))
+        q = _rotate(q.view(rows, 1, self.heads, d).transpose(1, 2), cos, sin)
+        k = _rotate(k.view(rows, 1, self.kv_heads, d).transpose(1, 2), cos, sin)
+        k, v = cache.update(k, v.view(rows, 1, self.kv_heads, d).transpose(1, 2), index)
+        # one query per row: grouped heads become the query axis (transformers' `pack_gqa`), so any
+        # SDPA kernel serves; the queries take the cache's dtype (fp32 for bf16 models: cpu.cache_dtype)
+        q = q.reshape(rows, self.kv_heads, self.heads // self.kv_heads, d).to(k.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scaling)
+        h = h + self.o_proj(out.reshape(rows, 1, self.heads * d).to(h.dtype))
+        gate, up = self.gate_up(_rms_norm(self.norm2, h))
+        return h + self.down_proj(self.act(gate) * up)
+
+
+class LlamaStep:
+    """`step(ids, positions, cache, mask)` -> next-token logits (rows, vocab): `model`'s forward
+    for one token per row, `ids` and `positions` (rows, 1), `mask` (rows, cached + 1) with 0 on
+    left padding, or None for a batch without padding."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        config, inner = model.config, model.model
+        self.embed, self.rotary, self.norm = inner.embed_tokens, inner.rotary_emb, inner.norm
+        self.head = model.lm_head
+        heads = config.num_attention_heads
+        kv_heads = config.num_key_value_heads or heads
+        self.layers = [_Layer(layer, heads, kv_heads) for layer in inner.layers[: config.num_hidden_layers]]
+
+    def __call__(self, ids, positions, cache, mask: torch.Tensor | None) -> torch.Tensor:
+        h = self.embed(ids)
+        cos, sin = self.rotary(h, positions)
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        bool_mask = None if mask is None else mask[:, None, None, :].bool()
+        for index, layer in enumerate(self.layers):
+            h = layer(h, cos, sin, cache, index, bool_mask)
+        return self.head(_rms_norm(self.norm, h))[:, -1, :]
+
+
+def supports(model: torch.nn.Module) -> bool:
+    """A transformers `LlamaForCausalLM` whose arithmetic `LlamaStep` reproduces: one projection per
+    head group (`pretraining_tp` 1), SDPA-style attention, no sliding window."""
+    config = getattr(model, "config", None)
+    return (
+        type(model).__name__ == "LlamaForCausalLM"
+        and getattr(config, "model_type", None) == "llama"
+        and getattr(config, "pretraining_tp", 1) in (None, 1)
+        and getattr(config, "sliding_window", None) is None
+        and getattr(config, "_attn_implementation", None) in ("sdpa", FP32_CACHE_ATTENTION)
+    )
