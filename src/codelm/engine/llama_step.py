@@ -32,14 +32,13 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
     return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
 
 
-def _products(module: torch.nn.Module, fused_name: str, names: tuple[str, ...]):
-    """A function x -> the outputs of `names` on x: one stacked product where the module has one."""
+def _linears(module: torch.nn.Module, fused_name: str, names: tuple[str, ...]):
+    """(the stacked product of `names`, None) where `cpu.fuse_projections` made one, else (None,
+    the separate linears)."""
     fused = getattr(module, fused_name, None)
     if isinstance(fused, FusedLinear):
-        linear, sizes = fused.linear, fused.sizes
-        return lambda x: linear(x).split(sizes, dim=-1)
-    linears = [getattr(module, n) for n in names]
-    return lambda x: [lin(x) for lin in linears]
+        return fused.linear, None
+    return None, [getattr(module, n) for n in names]
 
 
 class _Layer:
@@ -48,24 +47,38 @@ class _Layer:
     def __init__(self, layer: torch.nn.Module, heads: int, kv_heads: int) -> None:
         attn, mlp = layer.self_attn, layer.mlp
         self.norm1, self.norm2 = layer.input_layernorm, layer.post_attention_layernorm
-        self.qkv = _products(attn, "fused_q_k_v", ("q_proj", "k_proj", "v_proj"))
-        self.gate_up = _products(mlp, "fused_gate_up", ("gate_proj", "up_proj"))
+        self.qkv, self.q_k_v = _linears(attn, "fused_q_k_v", ("q_proj", "k_proj", "v_proj"))
+        self.gate_up, self.gate_and_up = _linears(mlp, "fused_gate_up", ("gate_proj", "up_proj"))
         self.o_proj, self.down_proj, self.act = attn.o_proj, mlp.down_proj, mlp.act_fn
         self.head_dim, self.scaling = attn.head_dim, attn.scaling
         self.heads, self.kv_heads = heads, kv_heads
 
+    def attention_inputs(self, x: torch.Tensor, cos, sin):
+        """Queries and keys rotated, values: (rows, heads, 1, head_dim) each."""
+        rows, d, heads, kv = x.shape[0], self.head_dim, self.heads, self.kv_heads
+        if self.qkv is not None:  # one product: the queries' and keys' heads rotate in one pass
+            y = self.qkv(x).view(rows, 1, heads + 2 * kv, d).transpose(1, 2)
+            qk = _rotate(y[:, : heads + kv], cos, sin)
+            return qk[:, :heads], qk[:, heads:], y[:, heads + kv :]
+        q, k, v = (lin(x) for lin in self.q_k_v)
+        q = _rotate(q.view(rows, 1, heads, d).transpose(1, 2), cos, sin)
+        k = _rotate(k.view(rows, 1, kv, d).transpose(1, 2), cos, sin)
+        return q, k, v.view(rows, 1, kv, d).transpose(1, 2)
+
     def __call__(self, h, cos, sin, cache, index: int, mask: torch.Tensor | None) -> torch.Tensor:
         rows, d = h.shape[0], self.head_dim
-        q, k, v = self.qkv(_rms_norm(self.norm1, h))
-        q = _rotate(q.view(rows, 1, self.heads, d).transpose(1, 2), cos, sin)
-        k = _rotate(k.view(rows, 1, self.kv_heads, d).transpose(1, 2), cos, sin)
-        k, v = cache.update(k, v.view(rows, 1, self.kv_heads, d).transpose(1, 2), index)
+        q, k, v = self.attention_inputs(_rms_norm(self.norm1, h), cos, sin)
+        k, v = cache.update(k, v, index)
         # one query per row: grouped heads become the query axis (transformers' `pack_gqa`), so any
         # SDPA kernel serves; the queries take the cache's dtype (fp32 for bf16 models: cpu.cache_dtype)
         q = q.reshape(rows, self.kv_heads, self.heads // self.kv_heads, d).to(k.dtype)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scaling)
         h = h + self.o_proj(out.reshape(rows, 1, self.heads * d).to(h.dtype))
-        gate, up = self.gate_up(_rms_norm(self.norm2, h))
+        x = _rms_norm(self.norm2, h)
+        if self.gate_up is not None:
+            gate, up = self.gate_up(x).chunk(2, dim=-1)
+        else:
+            gate, up = (lin(x) for lin in self.gate_and_up)
         return h + self.down_proj(self.act(gate) * up)
 
 
