@@ -7,7 +7,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from codelm.engine import llama_step
 from codelm.engine.cpu import FusedLinear, LinearPart, fuse_projections
-from codelm.engine.decode import left_pad, new_cache
+from codelm.engine.decode import run_prompts
 from codelm.engine.loader import load_checkpoint
 
 
@@ -29,20 +29,8 @@ def _llama(kv_heads: int, bias: bool = False) -> LlamaForCausalLM:
 
 
 def _prefill(model, prompts: list[list[int]]):
-    ids, mask = left_pad(prompts, pad_id=0)
-    padded = not bool(mask[:, 0].all())
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    cache = new_cache(model)
-    with torch.inference_mode():
-        out = model(
-            input_ids=ids,
-            attention_mask=mask if padded else None,
-            position_ids=positions,
-            use_cache=True,
-            logits_to_keep=1,
-            cache=cache,
-        )
-    return cache, (mask if padded else None), positions[:, -1:] + 1, out.logits[:, -1, :]
+    cache, mask, padded, next_pos, logits = run_prompts(model, prompts, pad_id=0)
+    return cache, (mask if padded else None), next_pos, logits
 
 
 def _decode_both(model, prompts: list[list[int]], steps: int) -> float:

@@ -210,8 +210,15 @@ def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch
 
 def prefill(model, rows: list[Row], pad_id: int) -> Batch:
     """Run the prompts of `rows` (left-padded) and return the batch ready for its first choice."""
+    cache, mask, padded, next_pos, logits = run_prompts(model, [r.prompt_ids for r in rows], pad_id)
+    return Batch(model, rows, cache, mask, next_pos, logits, padded)
+
+
+def run_prompts(model, prompts: list[list[int]], pad_id: int):
+    """Prefill token-id prompts, left-padded: (cache, mask, padded, next positions (rows, 1), logits
+    of each row's last position (rows, vocab))."""
     device = next(model.parameters()).device
-    ids, mask = left_pad([r.prompt_ids for r in rows], pad_id)
+    ids, mask = left_pad(prompts, pad_id)
     padded = not bool(mask[:, 0].all())
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -225,7 +232,7 @@ def prefill(model, rows: list[Row], pad_id: int) -> Batch:
             logits_to_keep=1,
             **{_cache_kwarg(type(model)): cache},
         )
-    return Batch(model, rows, cache, mask, positions[:, -1:] + 1, out.logits[:, -1, :], padded)
+    return cache, mask, padded, positions[:, -1:] + 1, out.logits[:, -1, :]
 
 
 def choose_and_advance(batch: Batch) -> Iterator[tuple[Row, str]]:
