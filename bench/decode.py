@@ -4,10 +4,11 @@ Llamas of ~30M and ~200M parameters (codelm's tiny tokenizer, random weights at 
 depth) are decoded greedily, batch 1, on the same threads by:
 - a hand-written PyTorch greedy loop (forward with a KV cache, argmax), fp32: the floor of transformers;
 - HF `generate` (greedy, fp32);
-- codelm's engine on PyTorch (sampling, stop checks, incremental detokenization) in fp32 (with the
-  row-split linears it loads at 16M+ parameters, and with plain ones, `pack=False`: why the split), and, on a
-  CPU with native bf16 (AVX512-BF16/AMX), in bf16 with prepacked linears (what dtype "auto" picks at
-  ~200M) and in bf16 with plain linears (`pack=False`: why the packing);
+- codelm's engine on PyTorch (sampling, stop checks, incremental detokenization; its Llama decode
+  step, `codelm.engine.llama_step`) in fp32 (with the row-split linears it loads at 16M+ parameters),
+  and, on a CPU with native bf16 (AVX512-BF16/AMX), in bf16 with prepacked linears, q/k/v and gate/up
+  stacked (what dtype "auto" picks at ~200M); the "(plain)" rows load with `pack=False`: plain
+  linears and transformers' forward for every step (what all of that buys);
 - raw llama.cpp through llama-cpp-python's C bindings (llama_decode + numpy argmax), on GGUF files written by
   `codelm export gguf` at f32 and f16: the anchor (issue 17);
 - codelm's engine on the llama.cpp backend (f32): what `--model FILE.gguf` costs over raw llama.cpp.
