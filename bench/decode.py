@@ -290,6 +290,8 @@ def main() -> None:
     import llama_cpp
 
     global PROMPT
+    if args.prompt_tokens < 0 or args.tokens < 1:
+        ap.error("--prompt-tokens must be >= 0 and --tokens >= 1")
     if args.prompt_tokens + args.tokens + 1 > CONTEXT:
         ap.error(f"--prompt-tokens + --tokens must stay under {CONTEXT}, the models' context")
 
