@@ -1,31 +1,41 @@
-"""The hand-written Llama decode step (engine.llama_step) and the stacked projections it reads
+"""The hand-written Llama/Gemma decode step (engine.llama_step) and the stacked projections it reads
 (engine.cpu.fuse_projections) against transformers' own forward, on small random Llamas in fp32."""
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import GemmaConfig, GemmaForCausalLM, LlamaConfig, LlamaForCausalLM
 
 from codelm.engine import llama_step
 from codelm.engine.cpu import FusedLinear, LinearPart, fuse_projections
 from codelm.engine.decode import run_prompts
 from codelm.engine.loader import load_checkpoint
 
+SHAPE = dict(
+    vocab_size=97,
+    hidden_size=64,
+    intermediate_size=160,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    head_dim=16,
+    max_position_embeddings=128,
+)
+
 
 def _llama(kv_heads: int, bias: bool = False) -> LlamaForCausalLM:
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=97,
-        hidden_size=64,
-        intermediate_size=160,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=kv_heads,
-        head_dim=16,
-        max_position_embeddings=128,
-        attention_bias=bias,
-        mlp_bias=bias,
-    )
+    config = LlamaConfig(**SHAPE, num_key_value_heads=kv_heads, attention_bias=bias, mlp_bias=bias)
     return LlamaForCausalLM(config).eval()
+
+
+def _gemma(kv_heads: int) -> GemmaForCausalLM:
+    """CodeGemma's architecture: (1 + weight) norms in fp32, embeddings scaled by sqrt(hidden), GELU."""
+    torch.manual_seed(0)
+    model = GemmaForCausalLM(GemmaConfig(**SHAPE, num_key_value_heads=kv_heads)).eval()
+    with torch.no_grad():  # Gemma's norms start at weight 0 (a scale of 1): make them matter
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.normal_(0, 0.5)
+    return model
 
 
 def _prefill(model, prompts: list[list[int]]):
@@ -57,10 +67,11 @@ def _decode_both(model, prompts: list[list[int]], steps: int) -> float:
 PROMPTS = [[5, 17, 33, 2, 9, 41, 8], [7, 3, 60]]  # two lengths: a left-padded batch
 
 
+@pytest.mark.parametrize("build", [_llama, _gemma], ids=["llama", "gemma"])
 @pytest.mark.parametrize("kv_heads", [4, 2, 1])  # multi-head, grouped, multi-query attention
 @pytest.mark.parametrize("prompts", [PROMPTS, PROMPTS[:1]], ids=["padded", "one-row"])
-def test_llama_step_matches_transformers_forward(kv_heads, prompts):
-    model = _llama(kv_heads)
+def test_llama_step_matches_transformers_forward(build, kv_heads, prompts):
+    model = build(kv_heads)
     assert llama_step.supports(model)
     # fp32 throughout: the two differ only in the order of a few float operations
     assert _decode_both(model, prompts, steps=6) < 1e-5
@@ -98,7 +109,9 @@ def test_a_part_called_on_another_input_recomputes():
 
 def test_supports_only_plain_llamas(tiny_checkpoint):
     assert llama_step.supports(_llama(4))
+    assert llama_step.supports(_gemma(1))
     assert not llama_step.supports(load_checkpoint(str(tiny_checkpoint("codegen1"))).model)
+    assert not llama_step.supports(load_checkpoint(str(tiny_checkpoint("stablecode"))).model)
     model = _llama(4)
     model.config.pretraining_tp = 2  # sliced projections: transformers' forward only
     assert not llama_step.supports(model)
@@ -108,8 +121,10 @@ def test_supports_only_plain_llamas(tiny_checkpoint):
 
 
 def test_inference_loads_of_llamas_on_the_cpu_get_the_step(tiny_checkpoint):
-    """`pack=False` (and every other family) keeps transformers' forward for every step."""
+    """Llamas and CodeGemma get it; `pack=False` and other families keep transformers' forward."""
     path = str(tiny_checkpoint("llama"))
     assert isinstance(load_checkpoint(path).model.codelm_step, llama_step.LlamaStep)
     assert getattr(load_checkpoint(path, pack=False).model, "codelm_step", None) is None
     assert getattr(load_checkpoint(str(tiny_checkpoint("codegen1"))).model, "codelm_step", None) is None
+    gemma = load_checkpoint(str(tiny_checkpoint("codegemma"))).model
+    assert isinstance(gemma.codelm_step, llama_step.LlamaStep)

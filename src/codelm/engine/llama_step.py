@@ -1,14 +1,16 @@
-"""A hand-written one-token decode step for Llama-architecture models (Llama, Seed-Coder).
+"""A hand-written one-token decode step for Llama-architecture models (Llama, Seed-Coder, CodeGemma).
 
 At batch 1 a ~210M Llama in bf16 spends ~18 ms of a ~28 ms token in its weight products on 2 cores
 and most of the rest in transformers' per-layer Python: module calls, keyword plumbing, mask
 building, output records (bench/decode.py --profile: 20% of the wall time outside every torch op).
-`LlamaStep` does the arithmetic of `LlamaForCausalLM.forward` for one new token per row over the
-engine's KV cache, through the model's own modules for the products (packed, and stacked by
-`cpu.fuse_projections`), the embedding and the rotary table, with only the arithmetic between them.
-It serves the decode steps of Llamas loaded for inference on the CPU (`load_checkpoint`, unless
-`pack=False`); prefill, scoring, other devices and other families keep transformers' forward. In
-fp32 it computes what transformers computes, op for op. Figures: docs/models.md "Decode speed on CPU".
+`LlamaStep` does the arithmetic of `LlamaForCausalLM.forward` (and of `GemmaForCausalLM`'s: the
+same layer with its own norm and scaled embedding) for one new token per row over the engine's KV
+cache, through the model's own modules for the products (packed, and stacked by
+`cpu.fuse_projections`), the embedding, the rotary table and Gemma's norms, with only the arithmetic
+between them. It serves the decode steps of those models loaded for inference on the CPU
+(`load_checkpoint`, unless `pack=False`); prefill, scoring, other devices and other families keep
+transformers' forward. In fp32 it computes what transformers computes, op for op. Figures:
+docs/models.md "Decode speed on CPU".
 """
 
 from __future__ import annotations
@@ -19,11 +21,19 @@ import torch.nn.functional as F
 from codelm.engine.cpu import FP32_CACHE_ATTENTION, FusedLinear
 
 
-def _rms_norm(norm: torch.nn.Module, h: torch.Tensor) -> torch.Tensor:
+def _llama_rms_norm(norm: torch.nn.Module, h: torch.Tensor) -> torch.Tensor:
     """`LlamaRMSNorm.forward`: the mean square in fp32, the weight applied in the input's dtype."""
     x = h.to(torch.float32)
     x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon)
     return norm.weight * x.to(h.dtype)
+
+
+def _norm(norm: torch.nn.Module):
+    """h -> norm(h): Llama's inlined (no module call), any other family's through its module
+    (Gemma's scales by 1 + weight, in fp32)."""
+    if type(norm).__name__ == "LlamaRMSNorm":
+        return lambda h: _llama_rms_norm(norm, h)
+    return norm
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -46,7 +56,7 @@ class _Layer:
 
     def __init__(self, layer: torch.nn.Module, heads: int, kv_heads: int) -> None:
         attn, mlp = layer.self_attn, layer.mlp
-        self.norm1, self.norm2 = layer.input_layernorm, layer.post_attention_layernorm
+        self.norm1, self.norm2 = _norm(layer.input_layernorm), _norm(layer.post_attention_layernorm)
         self.qkv, self.q_k_v = _linears(attn, "fused_q_k_v", ("q_proj", "k_proj", "v_proj"))
         self.gate_up, self.gate_and_up = _linears(mlp, "fused_gate_up", ("gate_proj", "up_proj"))
         self.o_proj, self.down_proj, self.act = attn.o_proj, mlp.down_proj, mlp.act_fn
@@ -67,14 +77,14 @@ class _Layer:
 
     def __call__(self, h, cos, sin, cache, index: int, mask: torch.Tensor | None) -> torch.Tensor:
         rows, d = h.shape[0], self.head_dim
-        q, k, v = self.attention_inputs(_rms_norm(self.norm1, h), cos, sin)
+        q, k, v = self.attention_inputs(self.norm1(h), cos, sin)
         k, v = cache.update(k, v, index)
         # one query per row: grouped heads become the query axis (transformers' `pack_gqa`), so any
         # SDPA kernel serves; the queries take the cache's dtype (fp32 for bf16 models: cpu.cache_dtype)
         q = q.reshape(rows, self.kv_heads, self.heads // self.kv_heads, d).to(k.dtype)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scaling)
         h = h + self.o_proj(out.reshape(rows, 1, self.heads * d).to(h.dtype))
-        x = _rms_norm(self.norm2, h)
+        x = self.norm2(h)
         if self.gate_up is not None:
             gate, up = self.gate_up(x).chunk(2, dim=-1)
         else:
@@ -89,7 +99,7 @@ class LlamaStep:
 
     def __init__(self, model: torch.nn.Module) -> None:
         config, inner = model.config, model.model
-        self.embed, self.rotary, self.norm = inner.embed_tokens, inner.rotary_emb, inner.norm
+        self.embed, self.rotary, self.norm = inner.embed_tokens, inner.rotary_emb, _norm(inner.norm)
         self.head = model.lm_head
         heads = config.num_attention_heads
         kv_heads = config.num_key_value_heads or heads
@@ -102,16 +112,21 @@ class LlamaStep:
         bool_mask = None if mask is None else mask[:, None, None, :].bool()
         for index, layer in enumerate(self.layers):
             h = layer(h, cos, sin, cache, index, bool_mask)
-        return self.head(_rms_norm(self.norm, h))[:, -1, :]
+        return self.head(self.norm(h))[:, -1, :]
+
+
+# transformers' causal LMs whose decoder layer is Llama's (norm, attention with rotary, residual, norm,
+# gated MLP, residual): Gemma differs only inside modules the step calls (its norm, its scaled embedding)
+_SUPPORTED = {"LlamaForCausalLM": "llama", "GemmaForCausalLM": "gemma"}
 
 
 def supports(model: torch.nn.Module) -> bool:
-    """A transformers `LlamaForCausalLM` whose arithmetic `LlamaStep` reproduces: one projection per
-    head group (`pretraining_tp` 1), SDPA-style attention, no sliding window."""
+    """A transformers Llama (Llama, Seed-Coder) or Gemma (CodeGemma) causal LM whose arithmetic
+    `LlamaStep` reproduces: one projection per head group (`pretraining_tp` 1), SDPA-style
+    attention, no sliding window."""
     config = getattr(model, "config", None)
     return (
-        type(model).__name__ == "LlamaForCausalLM"
-        and getattr(config, "model_type", None) == "llama"
+        _SUPPORTED.get(type(model).__name__) == getattr(config, "model_type", None)
         and getattr(config, "pretraining_tp", 1) in (None, 1)
         and getattr(config, "sliding_window", None) is None
         and getattr(config, "_attn_implementation", None) in ("sdpa", FP32_CACHE_ATTENTION)
