@@ -138,21 +138,20 @@ def _on_cpu_in(model: torch.nn.Module, dtype: torch.dtype) -> bool:
 FP32_CACHE_ATTENTION = "codelm_fp32_cache"
 
 
-def _fp32_cache_attention(module, query, key, value, attention_mask, **kwargs):
-    """transformers' SDPA attention over keys and values that may be fp32 while the queries are bf16:
-    the queries are cast to the cache's dtype and the output back (a no-op where they agree)."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    out, weights = sdpa_attention_forward(module, query.to(key.dtype), key, value, attention_mask, **kwargs)
-    return out.to(query.dtype), weights
-
-
 @functools.cache
 def _register_fp32_cache_attention() -> None:
     from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-    AttentionInterface.register(FP32_CACHE_ATTENTION, _fp32_cache_attention)
+    def attention(module, query, key, value, attention_mask, **kwargs):
+        """transformers' SDPA attention over keys and values that may be fp32 while the queries are
+        bf16: the queries are cast to the cache's dtype and the output back (a no-op where they agree)."""
+        cast = query.to(key.dtype)
+        out, weights = sdpa_attention_forward(module, cast, key, value, attention_mask, **kwargs)
+        return out.to(query.dtype), weights
+
+    AttentionInterface.register(FP32_CACHE_ATTENTION, attention)
     AttentionMaskInterface.register(FP32_CACHE_ATTENTION, sdpa_mask)
 
 
@@ -160,8 +159,7 @@ def attend_over_fp32_cache(model: torch.nn.Module) -> bool:
     """Switch a bf16 or fp16 model on the CPU that uses transformers' SDPA attention to
     `FP32_CACHE_ATTENTION`, so that `cache_dtype` keeps its KV cache in fp32; True when switched.
     Models with attention of their own (no transformers attention interface) are left as they are."""
-    first = next(model.parameters())
-    if first.device.type != "cpu" or first.dtype not in (torch.bfloat16, torch.float16):
+    if not (_on_cpu_in(model, torch.bfloat16) or _on_cpu_in(model, torch.float16)):
         return False
     config = getattr(model, "config", None)
     if getattr(config, "_attn_implementation", None) != "sdpa" or not model._can_set_attn_implementation():
@@ -186,6 +184,11 @@ def can_split(model: torch.nn.Module) -> bool:
 # sibling linears that read the same input in transformers' decoders (Llama, Gemma, Qwen, Mistral,
 # StableLM, Seed-Coder): the attention's projections and the gated MLP's two
 FUSED_GROUPS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
+
+
+def fused_name(names: tuple[str, ...]) -> str:
+    """The attribute under which `fuse_projections` registers the `FusedLinear` of `names`."""
+    return "fused_" + "_".join(n.removesuffix("_proj") for n in names)
 
 
 class FusedLinear(torch.nn.Module):
@@ -265,7 +268,7 @@ def fuse_projections(model: torch.nn.Module) -> int:
             ):
                 continue
             fused = FusedLinear(linears)
-            module.add_module("fused_" + "_".join(n.removesuffix("_proj") for n in names), fused)
+            module.add_module(fused_name(names), fused)
             for i, name in enumerate(names):
                 setattr(module, name, LinearPart(fused, i))
             count += 1

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from codelm.engine.cpu import FP32_CACHE_ATTENTION, FusedLinear
+from codelm.engine.cpu import FP32_CACHE_ATTENTION, FUSED_GROUPS, FusedLinear, fused_name
 
 
 def _llama_rms_norm(norm: torch.nn.Module, h: torch.Tensor) -> torch.Tensor:
@@ -29,23 +29,27 @@ def _llama_rms_norm(norm: torch.nn.Module, h: torch.Tensor) -> torch.Tensor:
 
 
 def _norm(norm: torch.nn.Module):
-    """h -> norm(h): Llama's inlined (no module call), any other family's through its module
-    (Gemma's scales by 1 + weight, in fp32)."""
+    """h -> norm(h): Llama's inlined, any other family's through its module (Gemma's scales by
+    1 + weight, in fp32). Inlined, the 33 norm calls of a 16-layer token skip the module machinery.
+    At ~210M bf16 (6 interleaved rounds), module norms with transformers' `rotate_half` made 46.6
+    tokens/s against 48.5 inlined, and `rotate_half` alone 45.8 against 46.9; two identical steps
+    compared the same way read 45.2 against 45.7."""
     if type(norm).__name__ == "LlamaRMSNorm":
         return lambda h: _llama_rms_norm(norm, h)
     return norm
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """`apply_rotary_pos_emb` for one tensor: x * cos + rotate_half(x) * sin."""
+    """`apply_rotary_pos_emb` for one tensor (the queries' and keys' heads at once), with
+    transformers' `rotate_half` inlined (calling it measured slower: `_norm`)."""
     half = x.shape[-1] // 2
     return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
 
 
-def _linears(module: torch.nn.Module, fused_name: str, names: tuple[str, ...]):
+def _linears(module: torch.nn.Module, names: tuple[str, ...]):
     """(the stacked product of `names`, None) where `cpu.fuse_projections` made one, else (None,
     the separate linears)."""
-    fused = getattr(module, fused_name, None)
+    fused = getattr(module, fused_name(names), None)
     if isinstance(fused, FusedLinear):
         return fused.linear, None
     return None, [getattr(module, n) for n in names]
@@ -57,8 +61,8 @@ class _Layer:
     def __init__(self, layer: torch.nn.Module, heads: int, kv_heads: int) -> None:
         attn, mlp = layer.self_attn, layer.mlp
         self.norm1, self.norm2 = _norm(layer.input_layernorm), _norm(layer.post_attention_layernorm)
-        self.qkv, self.q_k_v = _linears(attn, "fused_q_k_v", ("q_proj", "k_proj", "v_proj"))
-        self.gate_up, self.gate_and_up = _linears(mlp, "fused_gate_up", ("gate_proj", "up_proj"))
+        self.qkv, self.q_k_v = _linears(attn, FUSED_GROUPS[0])
+        self.gate_up, self.gate_and_up = _linears(mlp, FUSED_GROUPS[1])
         self.o_proj, self.down_proj, self.act = attn.o_proj, mlp.down_proj, mlp.act_fn
         self.head_dim, self.scaling = attn.head_dim, attn.scaling
         self.heads, self.kv_heads = heads, kv_heads
