@@ -1,10 +1,19 @@
-"""Data derived from code: docstring -> function, function documents, doctest-passing vs corrupted."""
+"""Data derived from code: docstring -> function, function documents, doctest-passing vs corrupted,
+self-play infilling problems and pairs."""
 
 import ast
 import random
 
 from codelm.data.functions import source_lines, top_level_functions
-from codelm.recipes.derive import doctest_candidates, documented_functions, dpo_pairs, mutate, sft_pairs
+from codelm.recipes.derive import (
+    doctest_candidates,
+    documented_functions,
+    dpo_pairs,
+    infill_problems,
+    mutate,
+    self_play_pairs,
+    sft_pairs,
+)
 
 MODULE = '''
 import math
@@ -98,3 +107,50 @@ def test_doctest_candidates_cut_sources_as_ast_does():
         }
         assert got == want and got
     assert source_lines(tricky) == ast._splitlines_no_ff(tricky)  # what ast splits with (private)
+
+
+FUNCTIONS = [
+    'def area(w, h):\n    """Area of a w by h rectangle, in square units."""\n    # the product\n\n'
+    "    result = w * h\n    return result\n",
+    'def only_doc():\n    """A function with nothing but its docstring."""\n',
+    "def bare(x):\n    return (x +\n            1)\n",
+]
+
+
+def test_infill_problems_remove_one_code_line_of_the_body():
+    problems = infill_problems(FUNCTIONS * 3, max_problems=10, seed=1)
+    assert problems and len(problems) <= 6  # the docstring-only function gives none
+    for p in problems:
+        text = p["prompt"] + p["canonical_solution"] + p["suffix"]
+        assert text in FUNCTIONS
+        line = p["canonical_solution"]
+        assert line.endswith("\n") and line.strip() and not line.lstrip().startswith("#")
+        assert '"""' not in line and not line.startswith("def ")
+        assert set(p) == {"task_id", "entry_point", "prompt", "suffix", "canonical_solution", "test"}
+    assert len({p["task_id"] for p in problems}) == len(problems)
+    assert infill_problems(FUNCTIONS * 3, max_problems=10, seed=1) == problems  # seeded
+    assert len(infill_problems(FUNCTIONS * 3, max_problems=2, seed=1)) == 2
+    short = infill_problems(FUNCTIONS, max_problems=10, fits=lambda prefix, suffix, line: len(prefix) < 40)
+    assert short and all(len(p["prompt"]) < 40 for p in short)
+
+
+def test_self_play_pairs_keep_the_lines_the_model_got_wrong():
+    problems = [
+        {"task_id": "a", "prompt": "def f():\n", "suffix": "", "canonical_solution": "    return (1)\n"},
+        {"task_id": "b", "prompt": "def g():\n", "suffix": "", "canonical_solution": "    return 2\n"},
+        {"task_id": "c", "prompt": "def h():\n", "suffix": "", "canonical_solution": "    return 3\n"},
+    ]
+    samples = [
+        {"task_id": "a", "completion": "    return (1\n", "passed": False},
+        {"task_id": "b", "completion": "    return 2\n", "passed": True},
+        {"task_id": "c", "completion": "\n", "passed": False},  # empty: left out
+    ]
+    pairs = self_play_pairs(problems, samples, lambda prefix, suffix: f"<{suffix}|{prefix}>")
+    assert pairs == [
+        {
+            "prompt": "<|def f():\n>",
+            "chosen": "    return (1)\n",
+            "rejected": "    return (1\n",
+            "chat": False,
+        }
+    ]

@@ -171,6 +171,14 @@ def test_zero_stages_shard_model_states():
             },
             "data.sources deps has use: functions but no stage trains on derive:functions",
         ),
+        (
+            {"model": {"family": "llama"}, "stages": [{"name": "a", "kind": "sft", "self_play": 10}]},
+            "stage a: self_play is for dpo stages",
+        ),
+        (
+            {"model": {"family": "llama"}, "stages": [{"name": "a", "kind": "dpo", "self_play": 10}]},
+            "self_play infills the function documents, which need a stage on derive:functions",
+        ),
     ],
 )
 def test_bad_recipes_say_what_is_wrong(raw, message):

@@ -16,9 +16,17 @@ TINY = str(resources.files("codelm.recipes").joinpath("tiny.yaml"))
 
 def test_tiny_recipe_parses_and_plans(capsys):
     recipe = load_recipe(TINY)
-    assert [s.kind for s in recipe.stages] == ["pretrain", "pretrain", "sft", "pretrain", "dpo"]
+    assert [s.kind for s in recipe.stages] == ["pretrain", "pretrain", "sft", "pretrain", "dpo", "dpo"]
     assert [s.seq_len for s in recipe.stages[:2]] == [256, 1024]  # long context ends pretraining
     assert recipe.stages[3].data == "derive:functions"  # FIM on the documented functions after SFT
+    assert recipe.stages[5].self_play and not recipe.stages[5].data  # self-play pairs alone
+    names = step_names(recipe)  # the pairs are made from the model DPO left, right before the stage
+    assert names[names.index("stage:dpo") :][:4] == [
+        "stage:dpo",
+        "eval:dpo",
+        "self-play:self-play",
+        "stage:self-play",
+    ]
     assert main(["run", "--dry-run"]) == 0
     assert "recipe tiny" in capsys.readouterr().out
 
@@ -45,7 +53,8 @@ def test_from_a_step_starts_its_evaluations_afresh(tmp_path, monkeypatch):
     assert seen == {n: [] for n in names if runner.eval_label(n)}
     seen.clear()
     runner.run_recipe(recipe, tmp_path, from_step="stage:functions")
-    assert seen == {"eval:functions": [], "eval-after": []}  # nothing of the old model's left to resume
+    # nothing of the old model's left to resume
+    assert seen == {"eval:functions": [], "eval:dpo": [], "eval-after": []}
     assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == sorted(
         x
         for n in names
@@ -77,7 +86,15 @@ def test_tiny_recipe_runs_end_to_end(tmp_path, capsys):
     report = (run / "report.md").read_text()
     assert "## Evaluation" in report and "codelm serve --model" in report and (run / "loss.png").is_file()
     figures = json.loads((run / "report.json").read_text())
-    assert list(figures["checkpoints"]) == ["before", "pretrain", "long-context", "sft", "functions", "after"]
+    assert list(figures["checkpoints"]) == [
+        "before",
+        "pretrain",
+        "long-context",
+        "sft",
+        "functions",
+        "dpo",
+        "after",
+    ]
     for label, metrics in figures["checkpoints"].items():
         for key in (
             "perplexity",
@@ -91,13 +108,20 @@ def test_tiny_recipe_runs_end_to_end(tmp_path, capsys):
         assert metrics["preference_accuracy"] is not None and metrics["docstring_pass@1"] is not None
     assert figures["checkpoints"]["after"]["perplexity"] == after["perplexity"]
     assert all(figures["steps"][step] is not None for step in step_names(load_recipe(TINY, scale="ci"))[:-1])
-    assert set(figures["stages"]) == {"pretrain", "long-context", "functions", "sft", "dpo"}
+    assert set(figures["stages"]) == {"pretrain", "long-context", "functions", "sft", "dpo", "self-play"}
+    # self-play: the model DPO left infilled function lines; those it got wrong are plain-text pairs
+    # beside nothing else (the stage has no data of its own), a share held out for the stage
+    made = json.loads((run / "done" / "self-play-self-play.json").read_text())
+    pairs = [json.loads(x) for x in (run / "derived" / "self-play-self-play.jsonl").read_text().splitlines()]
+    assert made["problems"] == 24 and made["pairs"] == len(pairs) > 0 and made["data_pairs"] == 0
+    assert all(p["chat"] is False and p["chosen"] != p["rejected"] for p in pairs)
+    assert figures["stages"]["self-play"]["steps"] > 0
     functions = [json.loads(x) for x in (run / "derived" / "functions.jsonl").read_text().splitlines()]
     assert functions and all(f["text"].startswith("def ") for f in functions)
     assert figures["stages"]["pretrain"]["tokens_per_s"]
     assert len(figures["samples"]["after"]) == 5 and figures["samples"]["after"][0]["reference"]
     assert len(figures["infills"]["before"]) == 5 and figures["serve"].startswith("codelm serve --model")
-    final = run / "stages" / "dpo" / "final"
+    final = run / "stages" / "self-play" / "final"
     assert (final / "model.safetensors").is_file()
 
     # the same evaluation through `codelm eval` on the final checkpoint gives the same numbers
@@ -133,8 +157,9 @@ def test_tiny_recipe_runs_end_to_end(tmp_path, capsys):
     assert main(argv) == 0  # everything is done: nothing runs again
     assert "step " not in capsys.readouterr().out
 
-    # DPO again at another learning rate: the final evaluation is the new model's, not resumed from the old
-    assert main([*argv, "--from", "stage:dpo", "--set", "stages.dpo.train.optim.lr=0.01"]) == 0
+    # self-play again at another learning rate: the final evaluation is the new model's, not resumed
+    # from the old
+    assert main([*argv, "--from", "stage:self-play", "--set", "stages.self-play.train.optim.lr=0.01"]) == 0
     again = json.loads((run / "done" / "eval-after.json").read_text())
     assert (
         again["perplexity"] != after["perplexity"]

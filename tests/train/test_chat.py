@@ -94,6 +94,27 @@ def test_dpo_pairs_share_the_prompt(tokenizer_of, tmp_path):
     assert prompt == "<|im_start|>user\nSay hi.<|im_end|>\n<|im_start|>assistant\n"
 
 
+def test_plain_text_pairs_skip_the_chat_format(tokenizer_of, tmp_path):
+    """`"chat": false`: a base model's completion or infill pair, as is, beside chat pairs."""
+    tok = tokenizer_of("stablecode")
+    path = tmp_path / "dpo.jsonl"
+    records = [
+        {"prompt": "def f():\n", "chosen": "    return (1)\n", "rejected": "    return (1\n", "chat": False},
+        {"prompt": "Say hi.", "chosen": "hi", "rejected": "no"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    src = DPOSource(str(path), ChatEncoder(tok, get_family("stablecode")), seq_len=64, seed=0, shuffle=False)
+    chosen, rejected, chat_chosen, _ = src.next_units(2)
+    eos = tok.eos_token
+    assert spans(tok, chosen.ids, chosen.labels) == [f"    return (1)\n{eos}"]
+    assert spans(tok, rejected.ids, rejected.labels) == [f"    return (1\n{eos}"]
+    assert tok.decode(chosen.ids[chosen.labels == IGNORE]) == "def f():\n"
+    assert spans(tok, chat_chosen.ids, chat_chosen.labels) == ["hi<|im_end|>\n"]
+    path.write_text(json.dumps({**records[0], "chat": "no"}) + "\n")
+    with pytest.raises(CodelmError, match="'chat' must be true or false"):
+        DPOSource(str(path), ChatEncoder(tok, get_family("stablecode")), seq_len=64, seed=0)
+
+
 def test_bad_records_are_clear_errors(tokenizer_of, tmp_path):
     enc = ChatEncoder(tokenizer_of("llama"), get_family("llama"))
     bad = tmp_path / "bad.jsonl"

@@ -311,3 +311,32 @@ def test_precision_and_attention_options_train(
     assert len(got) == 3 and all(x == x and 5 < x < 9 for x in got)
     if cfg.run.precision != "bf16":  # the fp32 reference would not match bf16 autocast
         check_run(f"{family} {' '.join(options)}", final, cfg, trace, stored=False)
+
+
+def test_dpo_nll_weight_adds_the_chosen_replies_mean_nll(tiny_checkpoint):
+    """RPO (`dpo.nll_weight`): the DPO loss plus the weight times each chosen reply's mean token NLL,
+    that NLL computed here by the HF model itself (`labels=`)."""
+    import numpy as np
+    from transformers import AutoModelForCausalLM
+
+    from codelm.train.objectives import DPO
+    from codelm.train.packing import IGNORE, Row, collate, make_row
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_checkpoint("llama"), dtype=torch.float32).eval()
+    rng = np.random.default_rng(0)
+    rows = []
+    for n, reply in ((12, 5), (12, 7), (9, 3), (9, 4)):  # (chosen, rejected) twice
+        ids = rng.integers(3, model.config.vocab_size, n)
+        labels = np.where(np.arange(n) >= n - reply, ids, IGNORE)
+        row = make_row([(ids, labels)])
+        rows.append(Row(row.ids, row.labels, row.segments, 0.0))  # reference log-probs: 0
+    batch = collate(rows, 0)
+    with torch.no_grad():
+        plain, _ = DPO(0.1, None)(model, batch)
+        with_nll, metrics = DPO(0.1, None, nll_weight=0.5)(model, batch)
+        nll = sum(
+            model(input_ids=torch.tensor(r.ids)[None], labels=torch.tensor(r.labels)[None]).loss.item()
+            for r in rows[0::2]
+        )
+    assert float(metrics["chosen_nll"]) == pytest.approx(nll, rel=1e-5)
+    assert float(with_nll - plain) == pytest.approx(0.5 * nll, rel=1e-5)

@@ -10,7 +10,7 @@ benchmark (MTPB, which is multi-turn, has its own in ``tasks/mtpb.py``).
 Backends that hold the model's weights also score texts (kind ``loglikelihood``, for perplexity):
 ``score(texts)`` gives each text's summed negative log-likelihood and how many tokens it covers,
 ``encode(texts)`` the token ids it read, and ``tokenizer`` the model's tokenizer (for baselines
-fitted on its vocabulary); ``score_replies(pairs)`` gives each (prompt, reply)'s summed reply
+fitted on its vocabulary); ``score_replies(pairs)`` gives each (prompt, reply, chat)'s summed reply
 log-probability rendered as the DPO stage trains on it (the preference task). The others refuse
 that kind in ``supports`` before any work starts.
 """
@@ -109,10 +109,10 @@ class Backend(Protocol):
         """The token ids ``score`` reads for each text (the first one is context, never predicted)."""
         ...
 
-    def score_replies(self, replies: Sequence[tuple[Any, Any]]) -> list[tuple[float, int]]:
-        """Per (prompt, reply), strings or chat messages: the summed log-probability (nats) of the
-        reply's tokens after the prompt, as DPO renders and scores them, and how many tokens that is
-        (kind ``loglikelihood``)."""
+    def score_replies(self, replies: Sequence[tuple[Any, Any, bool]]) -> list[tuple[float, int]]:
+        """Per (prompt, reply, chat), strings or chat messages (plain text where chat is False): the
+        summed log-probability (nats) of the reply's tokens after the prompt, as DPO renders and
+        scores them, and how many tokens that is (kind ``loglikelihood``)."""
         ...
 
     def score_infills(self, infills: Sequence[tuple[str, str, str]]) -> list[tuple[float, int]]:
@@ -140,7 +140,7 @@ class CannotScore:
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         raise self._refuse()
 
-    def score_replies(self, replies: Sequence[tuple[Any, Any]]) -> list[tuple[float, int]]:
+    def score_replies(self, replies: Sequence[tuple[Any, Any, bool]]) -> list[tuple[float, int]]:
         raise self._refuse()
 
     def score_infills(self, infills: Sequence[tuple[str, str, str]]) -> list[tuple[float, int]]:

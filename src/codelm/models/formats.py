@@ -32,6 +32,15 @@ def render_fim(family: Family, prefix: str, suffix: str) -> str:
     return f"{f.suffix}{suffix}{f.prefix}{prefix}{f.middle}"
 
 
+def renders_chat(record: dict[str, Any]) -> bool:
+    """Whether a preference record (DPO data, the `preference` task) renders through the chat format:
+    its `chat` key, true by default; false for plain texts such as a base model's infills."""
+    chat = record.get("chat", True)
+    if not isinstance(chat, bool):
+        raise RequestError(f"a preference record's 'chat' must be true or false, not {chat!r}")
+    return chat
+
+
 def _raise_exception(message: str) -> None:
     raise TemplateError(message)
 

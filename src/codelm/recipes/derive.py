@@ -11,6 +11,13 @@ The tiny recipe has no human-written instructions, so it makes them from the cod
   function runs on its own (checked in codelm's sandbox) are the chosen reply; a mutated copy whose
   doctest then fails (an operator flipped, a comparison inverted, a constant changed; also checked)
   is the rejected one. Only pairs whose verdicts were both confirmed are kept.
+* Self-play infilling pairs (`as written` vs `the model's own`): single lines of the function
+  documents removed (`infill_problems`, in the `fim-exact-match` task's record shape), infilled by
+  the model a DPO stage starts from (through `codelm eval`), and each line it gets wrong becomes a
+  plain-text pair, the line as written chosen over the model's (`self_play_pairs`): SPIN's pairs
+  (Chen et al. 2024, "Self-Play Fine-Tuning Converts Weak Language Models to Strong Language
+  Models"), which need no judge, made where the recipe's model writes code. The runner makes them
+  in a `self-play:STAGE` step right before the stage (recipes/runner.py).
 
 Both are plain iterators over documents' text, written as the JSONL `codelm train` reads.
 """
@@ -122,6 +129,81 @@ def mutate(fn_source: str, rng: random.Random) -> str | None:
     else:
         setattr(node, field, new())
     return ast.unparse(tree)
+
+
+def infill_problems(
+    texts: Iterable[str],
+    *,
+    max_problems: int,
+    seed: int = 0,
+    fits: Callable[[str, str, str], bool] | None = None,
+) -> list[dict[str, Any]]:
+    """One single-line infilling problem per function document (texts in a seeded order): a line of
+    the body after the docstring, neither blank nor a comment, removed; records of the
+    `fim-exact-match` task (`prompt` the code above, `suffix` below, `canonical_solution` the line).
+    `fits(prefix, suffix, line)` drops problems whose pair would not fit the training rows (a cut
+    pair teaches nothing: both replies are cut away)."""
+    rng = random.Random(seed)
+    order = list(texts)
+    rng.shuffle(order)
+    problems: list[dict[str, Any]] = []
+    for k, text in enumerate(order):
+        if len(problems) == max_problems:
+            break
+        fn = next(top_level_functions(text), None)
+        if fn is None:
+            continue
+        body = fn.body[1:] if ast.get_docstring(fn) is not None else fn.body
+        if not body:
+            continue
+        lines = source_lines(text)
+        candidates = [
+            i
+            for i in range(body[0].lineno - 1, fn.end_lineno)
+            if lines[i].strip() and not lines[i].lstrip().startswith("#") and lines[i].endswith("\n")
+        ]
+        if not candidates:
+            continue
+        i = rng.choice(candidates)
+        prefix, line, suffix = "".join(lines[:i]), lines[i], "".join(lines[i + 1 :])
+        if fits is not None and not fits(prefix, suffix, line):
+            continue
+        problems.append(
+            {
+                "task_id": f"SelfPlay/{k}/L{i}",
+                "entry_point": fn.name,
+                "prompt": prefix,
+                "suffix": suffix,
+                "canonical_solution": line,
+                "test": "",
+            }
+        )
+    return problems
+
+
+def self_play_pairs(
+    problems: Iterable[dict[str, Any]], samples: Iterable[dict[str, Any]], render: Callable[[str, str], str]
+) -> list[dict[str, Any]]:
+    """Plain-text DPO pairs from the model's infills of `infill_problems` (`codelm eval` samples of
+    `fim-exact-match`): where the model's line is not the line as written and not empty, the
+    written line is chosen over it, after the family's infilling prompt (`render(prefix, suffix)`).
+    Empty infills are left out: with them (27 more pairs besides the tiny recipe's 756) the run matched
+    one problem of the 200 fewer (docs/recipes.md, "Self-play")."""
+    by_id = {p["task_id"]: p for p in problems}
+    pairs = []
+    for sample in samples:
+        problem = by_id.get(sample["task_id"])
+        if problem is None or sample.get("passed") or not sample["completion"].strip():
+            continue
+        pairs.append(
+            {
+                "prompt": render(problem["prompt"], problem["suffix"]),
+                "chosen": problem["canonical_solution"],
+                "rejected": sample["completion"],
+                "chat": False,
+            }
+        )
+    return pairs
 
 
 def doctest_program(module: str, name: str) -> str:

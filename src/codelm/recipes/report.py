@@ -98,7 +98,13 @@ def stage_figures(ctx, stage) -> dict[str, Any]:
     heldout = [r["heldout_loss"] for r in rows if r.get("heldout_loss") is not None]
     speeds = [r["tokens_per_s"] for r in rows if r.get("tokens_per_s")]
     mfus = [r["mfu"] for r in rows if r.get("mfu") is not None]
-    return {
+    rewards = [r["heldout_reward_accuracy"] for r in rows if r.get("heldout_reward_accuracy") is not None]
+    extra = {}
+    if rewards:  # DPO: the held-out pairs' reward accuracy, first and last
+        extra["heldout_reward_accuracy"] = [rewards[0], rewards[-1]]
+    if stage.self_play:  # what the self-play step asked and made (runner.step_self_play)
+        extra["self_play"] = _json(marker_path(ctx, f"self-play:{stage.name}"))
+    return extra | {
         "kind": stage.kind,
         "steps": done.get("steps"),
         "first_loss": losses[0] if losses else None,
@@ -258,6 +264,19 @@ def render_markdown(report: dict[str, Any], description: str, plot: bool) -> str
             _fmt(s["seconds"], "{:.0f} s"),
         ]
         md.append("| " + " | ".join(cells) + " |")
+    for name, s in report["stages"].items():
+        made = s.get("self_play")
+        if made:
+            md += [
+                "",
+                f"Self-play pairs of `{name}`: the model it starts from infilled one line of "
+                f"{made.get('problems')} function documents, {_fmt(made.get('exact_match'), '{:.1%}')} "
+                f"exactly; the lines it got wrong gave {made.get('pairs')} pairs (written line over its own) "
+                f"and {made.get('heldout_pairs')} held out.",
+            ]
+        accuracy = s.get("heldout_reward_accuracy")
+        if accuracy:
+            md += ["", f"`{name}` held-out reward accuracy: {accuracy[0]:.0%} -> {accuracy[1]:.0%}."]
     if plot:
         md += ["", "![loss curves](loss.png)"]
     md += ["", "## Data funnel", "", "| step | in | kept | dropped |", "|---|---|---|---|"]

@@ -63,11 +63,12 @@ class RunContext:
 
 def step_names(recipe: Recipe) -> list[str]:
     """Every step in order: each stage but the last is evaluated right after it (`eval:NAME`), the
-    last one by `eval-after`, so the report shows what each stage moved."""
+    last one by `eval-after`, so the report shows what each stage moved; a stage with self-play
+    pairs makes them from the model it starts from right before it (`self-play:NAME`)."""
     stages: list[str] = []
-    for s in recipe.stages[:-1]:
-        stages += [f"stage:{s.name}", f"eval:{s.name}"]
-    stages.append(f"stage:{recipe.stages[-1].name}")
+    for i, s in enumerate(recipe.stages):
+        stages += [f"self-play:{s.name}"] if s.self_play else []
+        stages += [f"stage:{s.name}"] + ([f"eval:{s.name}"] if i < len(recipe.stages) - 1 else [])
     return [
         "curate",
         "split",
@@ -465,18 +466,29 @@ def _records(path: str) -> int:
     return sum(1 for line in Path(path).read_text().splitlines() if line.strip())
 
 
+def _stage_data(ctx: RunContext, stage: StageSpec) -> str | None:
+    """The stage's `data` as a path (a derivation's file in derived/), before any self-play pairs."""
+    data = stage.data
+    if data and data.startswith("derive:"):
+        data = str(ctx.path("derived", f"{data.split(':', 1)[1]}.jsonl"))
+    return expand(data, ctx.variables) if data else None
+
+
 def stage_paths(ctx: RunContext, stage: StageSpec) -> StagePaths:
     """Where this run's stage reads and writes (filled into its training config)."""
     init_from = _previous_checkpoint(ctx, stage)
-    data = stage.data
-    shards = ctx.path("derived", "functions") if data == "derive:functions" else ctx.path("shards")
-    if data and data.startswith("derive:"):
-        data = str(ctx.path("derived", f"{data.split(':', 1)[1]}.jsonl"))
-    if data:
-        data = expand(data, ctx.variables)
+    shards = ctx.path("derived", "functions") if stage.data == "derive:functions" else ctx.path("shards")
+    data = (
+        str(ctx.path("derived", f"self-play-{stage.name}.jsonl"))
+        if stage.self_play
+        else _stage_data(ctx, stage)
+    )
     records = _records(data) if stage.kind != "pretrain" and data else 1
     heldout = None  # derived data's held-out share: the stage's held-out loss (DPO: rewards too)
-    if stage.data in ("derive:sft", "derive:dpo"):
+    if stage.self_play:
+        path = ctx.path("derived", f"heldout-self-play-{stage.name}.jsonl")
+        heldout = str(path) if path.is_file() and _records(str(path)) else None
+    elif stage.data in ("derive:sft", "derive:dpo"):
         path = ctx.path("derived", f"heldout-{stage.data.split(':', 1)[1]}.jsonl")
         heldout = str(path) if path.is_file() and _records(str(path)) else None
     return StagePaths(
@@ -491,6 +503,71 @@ def stage_paths(ctx: RunContext, stage: StageSpec) -> StagePaths:
         heldout=heldout,
         corpus_shards=str(ctx.path("shards")),
     )
+
+
+def step_self_play(ctx: RunContext, name: str) -> dict[str, Any]:
+    """A DPO stage's self-play pairs (recipes/derive.py, SPIN): the model the stage starts from
+    infills single lines of the function documents through `codelm eval`'s `fim-exact-match` (the
+    evaluation path, so the prompts are the ones evaluation uses); each line it gets wrong gives a
+    plain-text pair, the line as written over the model's. Written with the stage's own `data` to
+    derived/self-play-STAGE.jsonl, which the stage trains on; only problems whose pair fits the
+    stage's rows are asked (a cut pair teaches nothing)."""
+    from codelm.eval.backends.engine import EngineBackend
+    from codelm.eval.runner import EvalOptions, run_eval
+    from codelm.models import get_family
+    from codelm.models.formats import render_fim
+    from codelm.recipes.derive import infill_problems, self_play_pairs, write_jsonl
+    from codelm.train.chat import read_jsonl
+
+    stage = ctx.recipe.stage(name.split(":", 1)[1])
+    family = get_family(ctx.recipe.model.family)
+    backend = EngineBackend.from_pretrained(_previous_checkpoint(ctx, stage))
+    try:
+        tokenizer = backend.tokenizer
+
+        def fits(prefix: str, suffix: str, line: str) -> bool:  # + BOS and EOS
+            text = render_fim(family, prefix, suffix) + line
+            return (
+                len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]) + 2
+                <= stage.seq_len
+            )
+
+        seed = int(stage.train.get("run", {}).get("seed", 0))
+        texts = _texts(ctx.path("derived", "functions.jsonl"))
+        problems = infill_problems(texts, max_problems=stage.self_play, seed=seed, fits=fits)
+        if not problems:
+            raise CodelmError(f"stage {stage.name}: no function document line fits seq_len {stage.seq_len}")
+        path = ctx.path("derived", f"self-play-{stage.name}-problems.jsonl")
+        write_jsonl(problems, path)
+        output = ctx.path("self-play", stage.name)
+        shutil.rmtree(output, ignore_errors=True)  # a redone step asks the model again
+        task = "fim-exact-match"
+        options = EvalOptions(
+            tasks=(task,), output=output, data={task: str(path)}, workers=1, progress=sys.stderr.isatty()
+        )
+        summary = run_eval(options, backend)
+    finally:
+        backend.close()
+    samples = [s for s in read_jsonl(output / "samples.jsonl") if s["task"] == task]
+    pairs = self_play_pairs(problems, samples, lambda prefix, suffix: render_fim(family, prefix, suffix))
+    # a hashed share held out: the stage's held-out DPO loss, reward accuracy and margin
+    train, held = _partition(pairs, lambda p: _held_out(p["prompt"] + p["rejected"], SFT_HELDOUT_SHARE))
+    base = _stage_data(ctx, stage)
+    records = read_jsonl(base) if base else []
+    if not records + train:
+        raise CodelmError(
+            f"stage {stage.name}: the model infilled {len(problems) - len(pairs)} of {len(problems)} "
+            "lines as written or with nothing, which leaves no self-play pairs to train on"
+        )
+    write_jsonl(records + train, ctx.path("derived", f"self-play-{stage.name}.jsonl"))
+    write_jsonl(held, ctx.path("derived", f"heldout-self-play-{stage.name}.jsonl"))
+    return {
+        "problems": len(problems),
+        "exact_match": summary[task]["pass@1"],
+        "pairs": len(train),
+        "heldout_pairs": len(held),
+        "data_pairs": len(records),
+    }
 
 
 def step_stage(ctx: RunContext, name: str) -> dict[str, Any]:
@@ -630,6 +707,7 @@ _STEPS: dict[str, Callable[[RunContext, str], dict[str, Any] | None]] = {
     "derive": step_derive,
     "init": step_init,
     "eval-before": step_eval_before,
+    "self-play": step_self_play,
     "stage": step_stage,
     "eval": step_eval_stage,
     "eval-after": step_eval_after,

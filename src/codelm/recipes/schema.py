@@ -163,6 +163,9 @@ class StageSpec:
     fim_line_rate: float = 0.0  # share of FIM examples whose middle is whole lines (train/fim.py)
     rope_theta: float | None = None  # long context: a new RoPE base
     warmup_fraction: float | None = None  # warmup as a share of the stage's steps (SFT: 10%)
+    # DPO: up to this many self-play infilling problems, whose wrong infills by the model the stage
+    # starts from become pairs beside `data` (recipes/derive.py, SPIN); needs derive:functions
+    self_play: int = 0
     train: dict[str, Any] = field(default_factory=dict)  # `codelm train` sections (checked at load)
 
     def __post_init__(self) -> None:
@@ -171,6 +174,8 @@ class StageSpec:
         _check(self.seq_len > 1, f"stage {self.name}: seq_len must be > 1")
         _check(0 <= self.fim_rate <= 1, f"stage {self.name}: fim_rate in [0, 1]")
         _check(0 <= self.fim_line_rate <= 1, f"stage {self.name}: fim_line_rate in [0, 1]")
+        _check(self.self_play >= 0, f"stage {self.name}: self_play must be >= 0")
+        _check(not self.self_play or self.kind == "dpo", f"stage {self.name}: self_play is for dpo stages")
 
 
 @dataclass
@@ -257,6 +262,12 @@ class Recipe:
                 )
         for i, stage in enumerate(self.stages):
             data = stage.data
+            if stage.self_play:
+                _check(
+                    any(s.data == "derive:functions" for s in self.stages),
+                    f"stage {stage.name}: self_play infills the function documents, which need a "
+                    "stage on derive:functions",
+                )
             if data and data.startswith("derive:"):
                 _check(data in DERIVATIONS, f"stage {stage.name}: unknown derivation {data}")
                 _check(

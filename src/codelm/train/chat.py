@@ -9,7 +9,9 @@ characters through the tokenizer's offsets.
 
 Input files are JSONL. SFT: `{"messages": [{"role": ..., "content": ...}, ...]}`, or for base formats
 without chat (CodeGen1) `{"prompt": ..., "completion": ...}` (loss on the completion and EOS).
-DPO: `{"prompt": str | messages, "chosen": str | messages, "rejected": str | messages}`.
+DPO: `{"prompt": str | messages, "chosen": str | messages, "rejected": str | messages}`, plus
+`"chat": false` for a pair of plain texts (a base model's completion or infill, rendered as is, e.g.
+the recipes' self-play infilling pairs) where the model has a chat format.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from codelm.errors import CodelmError
-from codelm.models.formats import render_chat_template
+from codelm.models.formats import render_chat_template, renders_chat
 from codelm.models.registry import Family
 from codelm.train.packing import IGNORE, Row, make_row
 from codelm.train.sources import epoch_order
@@ -103,11 +105,12 @@ class ChatEncoder:
             raise CodelmError("a training conversation needs an assistant message to learn from")
         return self._with_spans(full, spans)
 
-    def reply(self, prompt: Any, reply: Any) -> tuple[np.ndarray, np.ndarray]:
+    def reply(self, prompt: Any, reply: Any, chat: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """One DPO side: `reply` (a string or assistant messages) after `prompt` (a string or
-        messages), labels on the reply only; plain text when the model has no chat format. The
-        evaluation's `preference` task scores replies through this too, so both render alike."""
-        if self.template is None:
+        messages), labels on the reply only; plain text when the model has no chat format or `chat`
+        is False. The evaluation's `preference` task scores replies through this too, so both render
+        alike."""
+        if self.template is None or not chat:
             if not isinstance(prompt, str) or not isinstance(reply, str):
                 raise CodelmError("without a chat template prompt and replies must be strings")
             return self.completion(prompt, reply)
@@ -115,9 +118,15 @@ class ChatEncoder:
         return self.conversation(messages + _messages(reply, "assistant"), len(messages))
 
     def completion(self, prompt: str, completion: str) -> tuple[np.ndarray, np.ndarray]:
-        """Plain text (no chat format): loss on the completion and the EOS after it."""
-        ids, labels = self._with_spans(prompt + completion, [(len(prompt), len(prompt) + len(completion))])
-        return np.concatenate([ids, [self.eos_id]]), np.concatenate([labels, [self.eos_id]])
+        """Plain text (no chat format): loss on the completion and the EOS after it. The prompt and
+        the completion are tokenized apart, as generation sees them (the prompt alone, then new
+        tokens): together, a token may straddle the seam ("\n" + "    " is one token in code
+        tokenizers), and the completion's first token would be one the model never starts from."""
+        prompt_ids, _ = self._with_spans(prompt, [])
+        reply = self.tok(completion, add_special_tokens=False, verbose=False)["input_ids"]
+        ids = np.concatenate([prompt_ids, np.asarray(reply, dtype=np.int64), [self.eos_id]])
+        labels = np.concatenate([np.full(len(prompt_ids), IGNORE), ids[len(prompt_ids) :]])
+        return ids, labels
 
 
 def _messages(value: Any, role: str) -> list[dict[str, Any]]:
@@ -214,7 +223,7 @@ class DPOSource(_ListSource):
             pair = []
             for key in ("chosen", "rejected"):
                 try:
-                    ids, labels = encoder.reply(rec["prompt"], rec[key])
+                    ids, labels = encoder.reply(rec["prompt"], rec[key], renders_chat(rec))
                 except CodelmError as exc:
                     raise CodelmError(f"{path}: {exc}") from exc
                 if len(ids) > seq_len:

@@ -128,9 +128,13 @@ class DPOConfig:
     reference_model: str | None = None  # reference checkpoint (default: the starting weights)
     shuffle: bool = True
     heldout: str | None = None  # JSONL of the same format: held-out loss, reward accuracy and margin
+    # weight of the chosen replies' mean token NLL added to the DPO loss (RPO, Pang et al. 2024,
+    # "Iterative Reasoning Preference Optimization"; TRL's rpo_alpha): DPO alone can lower both replies
+    nll_weight: float = 0.0
 
     def __post_init__(self) -> None:
         _check(bool(self.data), "dpo.data: a JSONL file")
+        _check(self.nll_weight >= 0, "dpo.nll_weight must be >= 0")
         _check(not self.heldout or _resolved(self.heldout) != _resolved(self.data), "dpo.heldout is dpo.data")
         _check(self.beta > 0, "dpo.beta must be positive")
         _check(self.reference in ("model", "precomputed"), "dpo.reference: model or precomputed")

@@ -72,9 +72,14 @@ class DPO:
     name = "dpo"
 
     def __init__(
-        self, beta: float, reference: torch.nn.Module | None, packed_attention: str = "positions"
+        self,
+        beta: float,
+        reference: torch.nn.Module | None,
+        packed_attention: str = "positions",
+        nll_weight: float = 0.0,
     ) -> None:
         self.beta, self.reference, self.mode = beta, reference, packed_attention
+        self.nll_weight = nll_weight
 
     def units(self, batch: Batch) -> int:
         return batch.input_ids.shape[0] // 2
@@ -92,12 +97,18 @@ class DPO:
             return self.sequence_logprobs(self.reference, batch)
 
     def __call__(self, model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
-        policy = self.sequence_logprobs(model, batch)
+        logp, mask = token_logprobs(forward_logits(model, batch, self.mode), batch.labels)
+        policy = logp.sum(-1)
         ref = self.reference_logprobs(batch).to(policy.device)
         chosen = self.beta * (policy[0::2] - ref[0::2])  # implicit rewards
         rejected = self.beta * (policy[1::2] - ref[1::2])
         loss = -F.logsigmoid(chosen - rejected).sum()
-        metrics = {
+        metrics = {}
+        if self.nll_weight:  # RPO (Pang et al. 2024): the chosen reply's mean token NLL, per pair
+            nll = -(policy[0::2] / mask[0::2].sum(-1).clamp(min=1)).sum()
+            loss = loss + self.nll_weight * nll
+            metrics["chosen_nll"] = nll.detach()
+        metrics |= {
             "reward_accuracy": (chosen > rejected).float().sum().detach(),
             "reward_margin": (chosen - rejected).sum().detach(),
             "reward_chosen": chosen.sum().detach(),

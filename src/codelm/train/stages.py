@@ -125,7 +125,7 @@ def build_stage(
     else:
         reference = copy.deepcopy(model)  # the starting weights, frozen
     reference.requires_grad_(False).eval().to(device)
-    objective = DPO(cfg.data.beta, reference, mode)
+    objective = DPO(cfg.data.beta, reference, mode, cfg.data.nll_weight)
     heldout = make_heldout(cfg, tokenizer, family, objective)  # while the reference is still here
     if cfg.data.reference == "precomputed":
         pad = tokenizer.convert_tokens_to_ids(family.tokenizer.pad)

@@ -180,6 +180,39 @@ def test_string_and_message_records(start_backend, tmp_path):
     assert scores["1/rejected"] == pytest.approx(scores["m/rejected"], rel=1e-6)
 
 
+def test_plain_text_pairs_score_as_dpo_renders_them(start_backend, tmp_path):
+    """`"chat": false` pairs (self-play infills): the same rows as the DPO stage's, not the chat
+    format's (which the same strings get without the key)."""
+    import torch
+
+    from codelm.train.chat import ChatEncoder, DPOSource
+    from codelm.train.objectives import DPO
+    from codelm.train.packing import collate
+
+    plain = {"prompt": "def f(x):\n", "chosen": "    return (x)\n", "rejected": "    return (x\n"}
+    data = tmp_path / "pairs.jsonl"
+    data.write_text(
+        json.dumps({**plain, "chat": False}) + "\n" + json.dumps({**plain, "task_id": "c"}) + "\n"
+    )
+    preference(tmp_path, start_backend, "plain", data)
+    nll = {
+        r["task_id"]: r["nll"]
+        for r in map(json.loads, (tmp_path / "plain" / "scores.jsonl").read_text().splitlines())
+    }
+    encoder = ChatEncoder(start_backend.tokenizer, start_backend.engine.family)
+    rows = DPOSource(str(data), encoder, 256, seed=0, shuffle=False).next_units(1)
+    with torch.inference_mode():
+        chosen, rejected = (
+            DPO(0.1, None).sequence_logprobs(start_backend.engine.model, collate(rows, 0)).tolist()
+        )
+    assert nll["1/chosen"] == pytest.approx(-chosen, rel=1e-5, abs=1e-4)
+    assert nll["1/rejected"] == pytest.approx(-rejected, rel=1e-5, abs=1e-4)
+    assert abs(nll["1/chosen"] - nll["c/chosen"]) > 1e-3  # the chat format is another text
+    data.write_text(json.dumps({**plain, "chat": 1}) + "\n")
+    with pytest.raises(CodelmError, match="record 1: a preference record's 'chat' must be true or false"):
+        preference(tmp_path, start_backend, "bad", data)
+
+
 def test_refusals(start_backend, pairs_file, tiny_checkpoint, tmp_path):
     samples = tmp_path / "samples.jsonl"
     samples.write_text(json.dumps({"task_id": "1", "completion": "x"}) + "\n")

@@ -154,9 +154,10 @@ class EngineBackend:
             tokens[index] += count
         return list(zip(nll, tokens, strict=True))
 
-    def score_replies(self, replies: Sequence[tuple[Any, Any]]) -> list[tuple[float, int]]:
-        """Per (prompt, reply): the reply's summed log-probability (nats) and its token count, as DPO
-        computes them (see the module docstring); prompt and reply are strings or messages."""
+    def score_replies(self, replies: Sequence[tuple[Any, Any, bool]]) -> list[tuple[float, int]]:
+        """Per (prompt, reply, chat): the reply's summed log-probability (nats) and its token count,
+        as DPO computes them (see the module docstring); prompt and reply are strings or messages,
+        rendered as plain text where chat is False."""
         import torch
 
         from codelm.train.chat import ChatEncoder
@@ -166,8 +167,8 @@ class EngineBackend:
         encoder = ChatEncoder(self.tokenizer, self.engine.family)
         size, cut = self.engine.context_window, 0
         rows = []
-        for prompt, reply in replies:
-            ids, labels = encoder.reply(prompt, reply)
+        for prompt, reply, chat in replies:
+            ids, labels = encoder.reply(prompt, reply, chat)
             cut += len(ids) > size
             rows.append(make_row([(ids[:size], labels[:size])]))
         if cut:

@@ -1,9 +1,10 @@
 """Held-out preference pairs: does the model prefer the chosen reply, and by how much?
 
 Problems are DPO data (``codelm train``'s format, e.g. configs/train/data/dpo-sample.jsonl): JSONL
-records ``{prompt, chosen, rejected}``, each a string or chat messages, with an optional
-``task_id`` (or ``id``; default: the line number), given with ``--data preference=FILE`` or as
-``preference.jsonl`` in ``--data-dir``. There is no public default: the pairs must be held out.
+records ``{prompt, chosen, rejected}``, each a string or chat messages (``"chat": false``: plain
+texts, as in training), with an optional ``task_id`` (or ``id``; default: the line number), given
+with ``--data preference=FILE`` or as ``preference.jsonl`` in ``--data-dir``. There is no public
+default: the pairs must be held out.
 
 Nothing is generated or executed. The backend scores each reply after its prompt exactly as the DPO
 stage renders and scores it in training (``Backend.score_replies``: the chat template with the loss
@@ -26,6 +27,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from ...errors import CodelmError
+from ...models.formats import renders_chat
 from ..generation import LOGLIKELIHOOD, Backend
 from ..store import reference_journal
 from .base import Task
@@ -39,6 +42,7 @@ class Pair:
     prompt: Any  # a string or chat messages, as in the DPO data
     chosen: Any
     rejected: Any
+    chat: bool = True  # False: plain texts, rendered without the chat format (as DPO renders them)
 
 
 def _text_or_messages(value: Any) -> bool:
@@ -63,7 +67,11 @@ class PreferenceTask(Task):
             ):
                 raise ValueError(f"record {number} needs prompt, chosen and rejected (strings or messages)")
             task_id = str(record.get("task_id", record.get("id", number)))
-            pairs.append(Pair(task_id, record["prompt"], record["chosen"], record["rejected"]))
+            try:
+                chat = renders_chat(record)
+            except CodelmError as exc:
+                raise ValueError(f"record {number}: {exc}") from exc
+            pairs.append(Pair(task_id, record["prompt"], record["chosen"], record["rejected"], chat))
         duplicates = [i for i, count in Counter(p.task_id for p in pairs).items() if count > 1]
         if duplicates:
             raise ValueError(f"pair ids repeat, e.g. {duplicates[:3]}")
@@ -77,7 +85,7 @@ class PreferenceTask(Task):
 
     def scores(self, pairs: list[Pair], backend: Backend) -> list[tuple[float, int]]:
         """(negative log-probability, tokens) of each pair's chosen, then rejected, reply."""
-        replies = [(p.prompt, getattr(p, reply)) for p in pairs for reply in REPLIES]
+        replies = [(p.prompt, getattr(p, reply), p.chat) for p in pairs for reply in REPLIES]
         return [(-logp, tokens) for logp, tokens in backend.score_replies(replies)]
 
     def score_summary(self, pairs: list[Pair], store: Any, backend: Backend, options: Any) -> dict[str, Any]:
