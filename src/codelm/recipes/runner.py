@@ -484,12 +484,13 @@ def stage_paths(ctx: RunContext, stage: StageSpec) -> StagePaths:
         else _stage_data(ctx, stage)
     )
     records = _records(data) if stage.kind != "pretrain" and data else 1
-    heldout = None  # derived data's held-out share: the stage's held-out loss (DPO: rewards too)
-    if stage.self_play:
-        path = ctx.path("derived", f"heldout-self-play-{stage.name}.jsonl")
-        heldout = str(path) if path.is_file() and _records(str(path)) else None
-    elif stage.data in ("derive:sft", "derive:dpo"):
-        path = ctx.path("derived", f"heldout-{stage.data.split(':', 1)[1]}.jsonl")
+    # derived data's held-out share: the stage's held-out loss (DPO: rewards too)
+    derived = f"self-play-{stage.name}" if stage.self_play else None
+    if not derived and stage.data in ("derive:sft", "derive:dpo"):
+        derived = stage.data.split(":", 1)[1]
+    heldout = None
+    if derived:
+        path = ctx.path("derived", f"heldout-{derived}.jsonl")
         heldout = str(path) if path.is_file() and _records(str(path)) else None
     return StagePaths(
         init_from=init_from,
@@ -514,16 +515,14 @@ def step_self_play(ctx: RunContext, name: str) -> dict[str, Any]:
     stage's rows are asked (a cut pair teaches nothing)."""
     from codelm.eval.backends.engine import EngineBackend
     from codelm.eval.runner import EvalOptions, run_eval
-    from codelm.models import get_family
     from codelm.models.formats import render_fim
     from codelm.recipes.derive import infill_problems, self_play_pairs, write_jsonl
     from codelm.train.chat import read_jsonl
 
     stage = ctx.recipe.stage(name.split(":", 1)[1])
-    family = get_family(ctx.recipe.model.family)
     backend = EngineBackend.from_pretrained(_previous_checkpoint(ctx, stage))
+    family, tokenizer = backend.engine.family, backend.tokenizer
     try:
-        tokenizer = backend.tokenizer
 
         def fits(prefix: str, suffix: str, line: str) -> bool:  # + BOS and EOS
             text = render_fim(family, prefix, suffix) + line
