@@ -359,6 +359,13 @@ def test_javascript_passes_only_silent_programs(pool):
     assert results[1].status is Status.PASSED
 
 
+# Canonical solutions that pass their (deterministic) test only by chance, so they are scored
+# like any other problem but cannot be checked here: Go/95 stops after comparing two keys and Go
+# randomizes map iteration order, so {"p", "A", "B"} reads "mixed" or "upper" run to run (it failed
+# one CI sweep, and one run of three here).
+BY_CHANCE = {"go": {"Go/95"}}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_all_canonical_solutions_pass(language, pool):
@@ -370,7 +377,9 @@ def test_all_canonical_solutions_pass(language, pool):
     elapsed = time.monotonic() - start
     outcome = {p.task_id: r for p, r in zip(everything, results, strict=True)}
     failures = {
-        t: (r.status, r.detail) for t, r in outcome.items() if not r.passed and t not in hx.EXCLUDED[language]
+        t: (r.status, r.detail)
+        for t, r in outcome.items()
+        if not r.passed and t not in hx.EXCLUDED[language] and t not in BY_CHANCE.get(language, ())
     }
     assert not failures
     assert not [t for t in hx.EXCLUDED[language] if outcome[t].passed]
