@@ -33,6 +33,22 @@ def test_orthogonalize_approximates_the_polar_factor():
         assert cos > 0.97
 
 
+def test_orthogonalize_all_batches_by_shape_and_computes_each_matrix_alone():
+    """Matrices of one shape (wide, or tall transposed) go through one batched iteration; each result
+    is the single-matrix one (float rounding apart), in the dtype asked for."""
+    from codelm.train.optim import orthogonalize, orthogonalize_all
+
+    g = torch.Generator().manual_seed(0)
+    grads = [torch.randn(*s, generator=g) for s in [(32, 96), (96, 32), (32, 96), (16, 16), (8, 96)]]
+    for got, m in zip(orthogonalize_all(grads), grads, strict=True):
+        assert got.shape == m.shape and got.dtype == torch.float32
+        torch.testing.assert_close(got, orthogonalize(m), rtol=1e-4, atol=1e-5)
+    for got, m in zip(orthogonalize_all(grads, torch.bfloat16), grads, strict=True):
+        ref = orthogonalize(m)
+        assert got.dtype == torch.bfloat16 and got.shape == m.shape
+        assert (got.float() * ref).sum() / (got.float().norm() * ref.norm()) > 0.99
+
+
 def test_muon_routes_the_hidden_matrices_and_adamw_the_rest(tiny_checkpoint, make_config):
     from codelm.train.optim import MuonAdamW, make_optimizer
 
@@ -87,6 +103,30 @@ def test_muon_step_is_torchs_muon_and_adamw_steps_are_adamws(tiny_checkpoint, ma
                 assert opt.state[p].keys() == {"momentum_buffer"}
             else:
                 torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-7)
+
+
+def test_muon_in_bf16_where_the_stage_trains_in_bf16(tiny_checkpoint, make_config):
+    """A bf16 stage orthogonalises in bf16, as torch.optim.Muon does everywhere: one step moves the
+    hidden matrices as torch's (cosine 0.9999995; fp32 iterations give 0.986); an fp32 stage keeps fp32."""
+    from codelm.train.optim import make_optimizer
+
+    args = (*BASE, "optim.name=muon", "optim.lr=0.01", "optim.weight_decay=0.0")
+    assert make_optimizer(_model(tiny_checkpoint), make_config("pretrain", *args)).ns_dtype is None
+    ours, theirs = _model(tiny_checkpoint), _model(tiny_checkpoint)
+    ids = torch.randint(0, 100, (2, 16), generator=torch.Generator().manual_seed(0))
+    for m in (ours, theirs):
+        m(input_ids=ids, labels=ids).loss.backward()
+    opt = make_optimizer(ours, make_config("pretrain", *args, "run.precision=bf16"))
+    assert opt.ns_dtype == torch.bfloat16
+    muon = [p for g in opt.param_groups if g["muon"] for p in g["params"]]
+    index = {id(p): i for i, p in enumerate(ours.parameters())}
+    mirror = [list(theirs.parameters())[index[id(p)]] for p in muon]
+    before = [p.detach().clone() for p in muon]
+    opt.step()
+    torch.optim.Muon(mirror, lr=0.01, weight_decay=0.0, adjust_lr_fn="match_rms_adamw").step()
+    for p, q, b in zip(muon, mirror, before, strict=True):
+        moved, want = (p - b).flatten(), (q - b).flatten()
+        assert torch.dot(moved, want) / (moved.norm() * want.norm()) > 0.9999  # fp32 NS: 0.986
 
 
 def test_optimizer_name_is_checked(make_config):
