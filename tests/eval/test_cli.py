@@ -257,6 +257,21 @@ def test_refusals_come_before_any_work(tmp_path):
         )
 
 
+def test_a_malformed_data_file_is_a_one_line_error(tiny_checkpoint, tmp_path, capsys):
+    """A benchmark or corpus file with a broken line stops `codelm eval` with the file and line
+    (it was a ValueError traceback), before any generation."""
+    from codelm.cli import main
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "x = 1\\n"}\n{"text": \n')
+    model = str(tiny_checkpoint("llama"))
+    for task in ("humaneval", "perplexity"):
+        argv = ["eval", "--model", model, "--tasks", task, "--data", f"{task}={bad}"]
+        assert main([*argv, "--output", str(tmp_path / task), "--generate-only", "--no-progress"]) == 1
+        err = capsys.readouterr().err
+        assert err.strip() == f"codelm: error: {bad}:2: not valid JSON (Expecting value)", err
+
+
 def test_eval_takes_a_config_file_flags_and_set(tmp_path, capsys):
     """`codelm eval --config FILE` + flags + `--set`, resolved by the one config layer."""
     import yaml

@@ -124,7 +124,7 @@ def test_bad_records_are_clear_errors(tokenizer_of, tmp_path):
     with pytest.raises(CodelmError, match="'prompt', 'chosen' and 'rejected'"):
         DPOSource(str(bad), enc, 64, seed=0)
     bad.write_text("{not json\n")
-    with pytest.raises(CodelmError, match="not JSON"):
+    with pytest.raises(CodelmError, match="bad.jsonl:1: not valid JSON"):
         SFTSource(str(bad), enc, 64, packing=True, seed=0)
     with pytest.raises(CodelmError, match="does not exist"):
         SFTSource(str(tmp_path / "missing.jsonl"), enc, 64, packing=True, seed=0)

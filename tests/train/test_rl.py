@@ -209,6 +209,12 @@ def test_config_errors(rl_config, tmp_path):
     bad.write_text('{"prompt": "x"}\n[1, 2]\n')
     with pytest.raises(CodelmError, match=r"bad.jsonl:2: a problem is a JSON object"):
         train(rl_config(f"rl.data={bad}", out=tmp_path / "b"))
+    from codelm.train.rl_data import corpus_texts, read_problems
+
+    bad.write_text('{"prompt": "x", "text": "y"}\n\n{"prompt": \n')
+    for read in (read_problems, corpus_texts):  # a broken line is one line naming it, not a traceback
+        with pytest.raises(CodelmError, match=r"bad.jsonl:3: not valid JSON"):
+            read(bad)
 
 
 def test_chat_prompts_with_every_option(tiny_checkpoint, make_config, tmp_path):

@@ -121,3 +121,10 @@ def test_bad_inputs_are_clear_errors(tmp_path):
         list(__import__("codelm.train.tokenizer", fromlist=["x"]).iter_corpus([tmp_path / "nope"]))
     with pytest.raises(CodelmError, match="too small"):
         train_code_tokenizer(["x"], "llama", 100)
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"text": "x = 1"}\n{"text": \n')
+    with pytest.raises(CodelmError, match=r"corpus.jsonl:2: not valid JSON"):
+        list(__import__("codelm.train.tokenizer", fromlist=["x"]).iter_corpus([corpus]))
+    corpus.write_text('{"text": "x = 1"}\n{"txt": "y"}\n')
+    with pytest.raises(CodelmError, match=r"corpus.jsonl:2: a JSONL corpus record needs a string 'text'"):
+        list(__import__("codelm.train.tokenizer", fromlist=["x"]).iter_corpus([corpus]))

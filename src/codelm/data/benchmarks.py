@@ -10,15 +10,14 @@ not read. Unknown files in the directory are ignored.
 
 from __future__ import annotations
 
-import gzip
-import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from codelm.data.document import DataError
+from codelm.jsonl import iter_records
 
 
 @dataclass(frozen=True)
@@ -69,23 +68,6 @@ BENCHMARK_FILES: list[tuple[re.Pattern[str], str, Extractor, str]] = [
 ]
 
 
-def _records(path: Path) -> Iterator[dict[str, Any]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        if path.name.removesuffix(".gz").endswith(".json"):
-            data = json.load(f)
-            if not isinstance(data, list):
-                raise DataError(f"{path}: expected a JSON list of tasks")
-            yield from data
-            return
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{lineno}: invalid JSON: {e}") from e
-
-
 def load_benchmark_file(path: str | Path) -> list[BenchmarkTask]:
     """Tasks of one benchmark file, or DataError if its name is not a known benchmark file."""
     path = Path(path)
@@ -95,7 +77,7 @@ def load_benchmark_file(path: str | Path) -> list[BenchmarkTask]:
         if m:
             bench = bench_name.format(*m.groups())
             tasks = []
-            for r in _records(path):
+            for r in iter_records(path):
                 try:
                     texts = tuple(t for t in extract(r) if t)
                 except KeyError as e:

@@ -25,10 +25,8 @@ Both are plain iterators over documents' text, written as the JSONL `codelm trai
 from __future__ import annotations
 
 import ast
-import json
 import random
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from codelm.data.functions import is_documented, segment, source_lines, top_level_functions
@@ -307,14 +305,3 @@ def doctest_problems(
         if len(problems) >= max_problems:
             break
     return problems
-
-
-def write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> int:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with path.open("w") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-            n += 1
-    return n

@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from codelm.jsonl import read_records
+
 METRICS = [
     ("humaneval_pass@1", "HumanEval pass@1 (greedy)", "{:.3f}"),
     ("syntax_valid", "HumanEval completions that compile", "{:.1%}"),
@@ -48,9 +50,7 @@ def _json(path: Path) -> dict[str, Any]:
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_records(path) if path.is_file() else []
 
 
 def _fmt(value: Any, spec: str) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 
 from codelm.config import expand
 from codelm.errors import CodelmError
+from codelm.jsonl import iter_records, read_records, write_records
 from codelm.recipes.schema import Recipe, StagePaths, StageSpec
 
 
@@ -209,7 +210,6 @@ def _source_texts(ctx: RunContext, source: Any) -> list[str]:
 def step_split(ctx: RunContext, name: str) -> dict[str, Any]:
     """Hold out a fixed share of documents (by a hash of their id, at least one) for perplexity."""
     from codelm.data.pack import read_documents
-    from codelm.recipes.derive import write_jsonl
 
     share = ctx.recipe.data.heldout_fraction
     docs = sorted(
@@ -220,8 +220,8 @@ def step_split(ctx: RunContext, name: str) -> dict[str, Any]:
     if not train:
         raise CodelmError(f"the curated corpus has only {len(docs)} document(s): nothing left to train on")
     order = sorted(train, key=lambda d: d[1])  # training text in a stable, readable order
-    n_train = write_jsonl((_record(*d[1:]) for d in order), ctx.path("split", "train.jsonl"))
-    n_held = write_jsonl((_record(*d[1:]) for d in heldout), ctx.path("split", "heldout.jsonl"))
+    n_train = write_records((_record(*d[1:]) for d in order), ctx.path("split", "train.jsonl"))
+    n_held = write_records((_record(*d[1:]) for d in heldout), ctx.path("split", "heldout.jsonl"))
     return {"train": n_train, "heldout": n_held}
 
 
@@ -237,7 +237,7 @@ def _record(doc_id: str, text: str, spans: list[list[int]] | None) -> dict[str, 
 
 
 def _texts(path: Path) -> list[str]:
-    return [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
+    return [record["text"] for record in iter_records(path)]
 
 
 def step_tokenizer(ctx: RunContext, name: str) -> dict[str, Any]:
@@ -345,7 +345,7 @@ def step_derive(ctx: RunContext, name: str) -> dict[str, Any]:
     docstring -> function problems (functions whose doctest passes) from the held-out split plus a
     hashed share of the rest, and a hashed share of the DPO pairs. Held-out functions are kept out
     of the SFT and DPO training data (pretraining did see the modules of those not from the split)."""
-    from codelm.recipes.derive import doctest_problems, documented_functions, dpo_pairs, write_jsonl
+    from codelm.recipes.derive import doctest_problems, documented_functions, dpo_pairs
 
     wanted = {s.data for s in ctx.recipe.stages if s.data and s.data.startswith("derive:")}
     evals = _eval_tasks(ctx)
@@ -372,7 +372,7 @@ def step_derive(ctx: RunContext, name: str) -> dict[str, Any]:
             held_names = {p["name"] for p in problems}
             for i, p in enumerate(problems):
                 p["task_id"] = f"doctest/{i}/{p['name']}"
-            info["heldout_doctest_problems"] = write_jsonl(
+            info["heldout_doctest_problems"] = write_records(
                 problems, ctx.path("derived", "heldout-doctests.jsonl")
             )
         if wanted & {"derive:sft", "derive:functions"}:  # one pass over the corpus for both
@@ -381,10 +381,10 @@ def step_derive(ctx: RunContext, name: str) -> dict[str, Any]:
             # the function documents leave it out too
             train, held = _partition(found, lambda f: _held_out(f.prompt, SFT_HELDOUT_SHARE))
             if "derive:sft" in wanted:
-                info["sft_pairs"] = write_jsonl(
+                info["sft_pairs"] = write_records(
                     (f.sft_pair() for f in train), ctx.path("derived", "sft.jsonl")
                 )
-                info["heldout_sft_pairs"] = write_jsonl(
+                info["heldout_sft_pairs"] = write_records(
                     (f.sft_pair() for f in held), ctx.path("derived", "heldout-sft.jsonl")
                 )
             if "derive:functions" in wanted:
@@ -394,7 +394,7 @@ def step_derive(ctx: RunContext, name: str) -> dict[str, Any]:
                 for source, extra in _source_functions(ctx, {d["text"] for d in docs}, kept_out):
                     docs += [{"id": f"function/{source}/{i}", "text": t} for i, t in enumerate(extra)]
                     info[f"function_documents:{source}"] = len(extra)
-                write_jsonl(docs, ctx.path("derived", "functions.jsonl"))
+                write_records(docs, ctx.path("derived", "functions.jsonl"))
                 if docs:  # FIM comes from the stage that trains on them, on the fly
                     path = ctx.path("derived", "functions.jsonl")
                     _pack(ctx, path, ctx.path("derived", "functions"), fim=False)
@@ -404,9 +404,9 @@ def step_derive(ctx: RunContext, name: str) -> dict[str, Any]:
             ]
             keep_out = "preference" in evals  # hold pairs out only when something evaluates them
             train, held = _partition(derived, lambda p: keep_out and _held_out(p["prompt"] + p["rejected"]))
-            info["dpo_pairs"] = write_jsonl(train, ctx.path("derived", "dpo.jsonl"))
+            info["dpo_pairs"] = write_records(train, ctx.path("derived", "dpo.jsonl"))
             if held:
-                info["heldout_dpo_pairs"] = write_jsonl(held, ctx.path("derived", "heldout-dpo.jsonl"))
+                info["heldout_dpo_pairs"] = write_records(held, ctx.path("derived", "heldout-dpo.jsonl"))
     finally:
         if pool is not None:
             pool.close()
@@ -516,8 +516,7 @@ def step_self_play(ctx: RunContext, name: str) -> dict[str, Any]:
     from codelm.eval.backends.engine import EngineBackend
     from codelm.eval.runner import EvalOptions, run_eval
     from codelm.models.formats import render_fim
-    from codelm.recipes.derive import infill_problems, self_play_pairs, write_jsonl
-    from codelm.train.chat import read_jsonl
+    from codelm.recipes.derive import infill_problems, self_play_pairs
 
     stage = ctx.recipe.stage(name.split(":", 1)[1])
     backend = EngineBackend.from_pretrained(_previous_checkpoint(ctx, stage))
@@ -537,7 +536,7 @@ def step_self_play(ctx: RunContext, name: str) -> dict[str, Any]:
         if not problems:
             raise CodelmError(f"stage {stage.name}: no function document line fits seq_len {stage.seq_len}")
         path = ctx.path("derived", f"self-play-{stage.name}-problems.jsonl")
-        write_jsonl(problems, path)
+        write_records(problems, path)
         output = ctx.path("self-play", stage.name)
         shutil.rmtree(output, ignore_errors=True)  # a redone step asks the model again
         task = "fim-exact-match"
@@ -547,19 +546,19 @@ def step_self_play(ctx: RunContext, name: str) -> dict[str, Any]:
         summary = run_eval(options, backend)
     finally:
         backend.close()
-    samples = [s for s in read_jsonl(output / "samples.jsonl") if s["task"] == task]
+    samples = [s for s in read_records(output / "samples.jsonl") if s["task"] == task]
     pairs = self_play_pairs(problems, samples, lambda prefix, suffix: render_fim(family, prefix, suffix))
     # a hashed share held out: the stage's held-out DPO loss, reward accuracy and margin
     train, held = _partition(pairs, lambda p: _held_out(p["prompt"] + p["rejected"], SFT_HELDOUT_SHARE))
     base = _stage_data(ctx, stage)
-    records = read_jsonl(base) if base else []
+    records = read_records(base) if base else []
     if not records + train:
         raise CodelmError(
             f"stage {stage.name}: the model infilled {len(problems) - len(pairs)} of {len(problems)} "
             "lines as written or with nothing, which leaves no self-play pairs to train on"
         )
-    write_jsonl(records + train, ctx.path("derived", f"self-play-{stage.name}.jsonl"))
-    write_jsonl(held, ctx.path("derived", f"heldout-self-play-{stage.name}.jsonl"))
+    write_records(records + train, ctx.path("derived", f"self-play-{stage.name}.jsonl"))
+    write_records(held, ctx.path("derived", f"heldout-self-play-{stage.name}.jsonl"))
     return {
         "problems": len(problems),
         "exact_match": summary[task]["pass@1"],

@@ -17,31 +17,25 @@ the recipes' self-play infilling pairs) where the model has a chat format.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from codelm.errors import CodelmError
+from codelm.jsonl import read_records
 from codelm.models.formats import render_chat_template, renders_chat
 from codelm.models.registry import Family
 from codelm.train.packing import IGNORE, Row, make_row
 from codelm.train.sources import epoch_order
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    path = Path(path)
-    if not path.is_file():
+def read_data_file(path: str | Path) -> list[Any]:
+    """A stage's data file, as `codelm.jsonl` reads it; missing or empty is an error (a stage with
+    nothing to train on)."""
+    if not Path(path).is_file():
         raise CodelmError(f"data file {path} does not exist")
-    records = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise CodelmError(f"{path}:{n}: not JSON ({exc.msg})") from exc
+    records = read_records(path)
     if not records:
         raise CodelmError(f"{path} holds no records")
     return records
@@ -168,7 +162,7 @@ class SFTSource(_ListSource):
     ) -> None:
         self.path, self.seq_len, self.packing = path, seq_len, packing
         self.examples, self.truncated = [], 0
-        for rec in read_jsonl(path):
+        for rec in read_data_file(path):
             if "messages" in rec:
                 ids, labels = encoder.conversation(list(rec["messages"]))
             elif "prompt" in rec and "completion" in rec:
@@ -217,7 +211,7 @@ class DPOSource(_ListSource):
         self, path: str, encoder: ChatEncoder, seq_len: int, *, seed: int, shuffle: bool = True
     ) -> None:
         self.path, self.pairs, self.truncated = path, [], 0
-        for rec in read_jsonl(path):
+        for rec in read_data_file(path):
             if not all(k in rec for k in ("prompt", "chosen", "rejected")):
                 raise CodelmError(f"{path}: a DPO record needs 'prompt', 'chosen' and 'rejected'")
             pair = []

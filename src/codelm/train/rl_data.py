@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from codelm.errors import CodelmError
+from codelm.jsonl import numbered_records, write_records
 from codelm.train.sources import epoch_order
 
 
@@ -67,18 +68,11 @@ def read_problems(path: str | Path) -> list[Problem]:
     if not p.is_file():
         raise CodelmError(f"rl.data: {p} does not exist")
     problems = []
-    with p.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CodelmError(f"{p}:{number}: not JSON ({exc.msg})") from None
-            if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
-                raise CodelmError(f"{p}:{number}: a problem is a JSON object with a string 'prompt'")
-            task_id = str(record.get("task_id", f"line-{number}"))
-            problems.append(Problem(task_id, record["prompt"], _style(record), record))
+    for number, record in numbered_records(p):
+        if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
+            raise CodelmError(f"{p}:{number}: a problem is a JSON object with a string 'prompt'")
+        task_id = str(record.get("task_id", f"line-{number}"))
+        problems.append(Problem(task_id, record["prompt"], _style(record), record))
     return problems
 
 
@@ -117,15 +111,10 @@ def corpus_texts(corpus: str | Path) -> list[str]:
     if src.suffix != ".jsonl":
         return [src.read_text(encoding="utf-8", errors="replace")]
     texts = []
-    with src.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if line.strip():
-                record = json.loads(line)
-                if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                    raise CodelmError(
-                        f"{src}:{number}: a corpus document is a JSON object with a string 'text'"
-                    )
-                texts.append(record["text"])
+    for number, record in numbered_records(src):
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            raise CodelmError(f"{src}:{number}: a corpus document is a JSON object with a string 'text'")
+        texts.append(record["text"])
     return texts
 
 
@@ -134,7 +123,7 @@ def derive_problems(corpus: str | Path, out: Path, pool: Any, max_problems: int)
     process) reads the same file instead of deriving again (keyed by the texts' sha256 and the cap)."""
     import hashlib
 
-    from codelm.recipes.derive import doctest_problems, write_jsonl
+    from codelm.recipes.derive import doctest_problems
 
     texts = corpus_texts(corpus)
     digest = hashlib.sha256("\0".join(texts).encode("utf-8", errors="replace")).hexdigest()
@@ -143,7 +132,7 @@ def derive_problems(corpus: str | Path, out: Path, pool: Any, max_problems: int)
     if out.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == key:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_jsonl(doctest_problems(texts, pool=pool, max_problems=max_problems), out)
+    write_records(doctest_problems(texts, pool=pool, max_problems=max_problems), out)
     stamp.write_text(json.dumps(key))
     return out
 

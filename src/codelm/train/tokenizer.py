@@ -18,7 +18,6 @@ Inputs are files, directories (read recursively, in sorted order) and JSONL file
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Any
 from transformers import PreTrainedTokenizerFast
 
 from codelm.errors import CodelmError
+from codelm.jsonl import numbered_records
 from codelm.models.registry import Family, get_family
 from codelm.models.tokenizer import save_tokenizer, train_tokenizer
 
@@ -50,15 +50,10 @@ class CorpusStats:
 
 
 def _jsonl_texts(path: Path, stats: CorpusStats) -> Iterator[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise CodelmError(f"{path}:{n}: a JSONL corpus record needs a string 'text' field")
-            yield record["text"]
+    for n, record in numbered_records(path):
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            raise CodelmError(f"{path}:{n}: a JSONL corpus record needs a string 'text' field")
+        yield record["text"]
 
 
 def _is_text(path: Path) -> bool:

@@ -12,7 +12,8 @@ import pytest
 
 from codelm.errors import CodelmError
 from codelm.eval.tasks import get_task
-from codelm.eval.tasks.data import HubDataset, Source, read_hub, read_records, resolve_source
+from codelm.eval.tasks.data import HubDataset, Source, read_hub, resolve_source
+from codelm.jsonl import read_records
 
 MBPP_RECORD = {
     "task_id": 11,

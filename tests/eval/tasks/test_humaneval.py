@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from codelm.errors import CodelmError
 from codelm.eval.execution import ExecutionPool
 from codelm.eval.program import Status
 from codelm.eval.tasks import humaneval
@@ -80,7 +81,7 @@ def test_loads_plain_jsonl_and_reports_bad_files(humaneval_path, tmp_path):
     assert list(humaneval.load_problems(plain)) == ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
     broken = tmp_path / "broken.jsonl"
     broken.write_text(lines[0] + "\n{not json\n")
-    with pytest.raises(ValueError, match="broken.jsonl:2"):
+    with pytest.raises(CodelmError, match="broken.jsonl:2: not valid JSON"):
         humaneval.load_problems(broken)
     missing = tmp_path / "missing.jsonl"
     missing.write_text('{"task_id": "x", "prompt": ""}\n')

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from codelm.errors import CodelmError
 from codelm.eval.execution import ExecutionPool
 from codelm.eval.program import Isolation, Status
 from codelm.eval.tasks import humaneval_x as hx
@@ -107,7 +108,7 @@ def test_load_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="humaneval_cpp"):
         hx.load_problems(tmp_path, "cpp")
     (tmp_path / "humaneval_cpp.jsonl").write_text(lines[0] + "\n{oops\n")
-    with pytest.raises(ValueError, match="humaneval_cpp.jsonl:2"):
+    with pytest.raises(CodelmError, match="humaneval_cpp.jsonl:2: not valid JSON"):
         hx.load_problems(tmp_path, "cpp")
     (tmp_path / "humaneval_cpp.jsonl").write_text(lines[0] + "\n")
     assert [p.task_id for p in hx.load_problems(tmp_path, "cpp")] == ["CPP/0"]

@@ -516,7 +516,7 @@ def test_safim_python_programs_as_stdin_problems(data_dir, tmp_path):
     """Real Codeforces programs (SAFIM's Python ground truths, every 20th) on their unit tests, as
     LiveCodeBench stdin problems: they pass, except where LiveCodeBench's comparison is stricter than
     ExecEval's (SAFIM's judge): case-sensitive YES/no, blank lines counted."""
-    from codelm.eval.tasks.data import read_records
+    from codelm.jsonl import read_records
 
     path = data_dir / "safim_block_completion.jsonl.gz"
     if not path.exists():

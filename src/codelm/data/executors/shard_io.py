@@ -25,6 +25,7 @@ import numpy as np
 
 from codelm.data.document import DataError, Document
 from codelm.data.writers import json_line
+from codelm.jsonl import iter_records
 
 FORMATS = ("jsonl.gz", "parquet")
 PARQUET_BATCH = 1000
@@ -147,9 +148,8 @@ def read_docs(path: Path) -> Iterator[Document]:
                 row["metadata"] = json.loads(row["metadata"] or "{}")
                 yield Document.from_dict(row)
         return
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            yield Document.from_dict(json.loads(line))
+    for record in iter_records(path):  # always .jsonl.gz
+        yield Document.from_dict(record)
 
 
 def remove_stale_tmp(directory: Path) -> None:

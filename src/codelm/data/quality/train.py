@@ -31,6 +31,7 @@ from codelm.data.pipeline import run_pipeline
 from codelm.data.quality.oracle import EngineChat, Label, OpenAIChat, OracleStats, label_documents
 from codelm.data.quality.regression import Featurizer, RegressionScorer, RidgeModel, cross_validate
 from codelm.data.registry import build_reader, build_step
+from codelm.jsonl import iter_records
 
 
 @dataclass(frozen=True)
@@ -93,13 +94,9 @@ def make_oracle(spec: dict[str, Any]) -> Any:
 
 def _read_labels(path: str) -> tuple[list[Label], list[Document]]:
     labels, docs = [], []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            r = json.loads(line)
-            labels.append(
-                Label(r["id"], r.get("path"), r.get("language"), r.get("score"), r.get("answer", ""))
-            )
-            docs.append(Document(r["text"], r["id"], path=r.get("path"), language=r.get("language")))
+    for r in iter_records(path):
+        labels.append(Label(r["id"], r.get("path"), r.get("language"), r.get("score"), r.get("answer", "")))
+        docs.append(Document(r["text"], r["id"], path=r.get("path"), language=r.get("language")))
     return labels, docs
 
 

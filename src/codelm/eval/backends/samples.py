@@ -20,9 +20,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from codelm.errors import CodelmError
+from codelm.jsonl import read_records
 
 from ..generation import LOGLIKELIHOOD, CannotScore, GenerationFailed, GenRequest
-from ..tasks.data import read_records
 
 
 def _completions(record: dict) -> list[str] | None:
@@ -46,10 +46,7 @@ class SamplesBackend(CannotScore):
         if not self.path.exists():
             raise CodelmError(f"samples file {self.path} does not exist")
         self._records: dict[tuple[str, str], list[str]] = {}
-        try:
-            records = read_records(self.path)
-        except ValueError as exc:
-            raise CodelmError(str(exc)) from exc
+        records = read_records(self.path)
         for number, record in enumerate(records, start=1):
             if not isinstance(record, dict):
                 raise CodelmError(f"{self.path}: record {number} is not a JSON object")

@@ -26,12 +26,13 @@ from types import MappingProxyType
 from typing import Any
 
 from codelm.errors import CodelmError, check_unicode
+from codelm.jsonl import read_records
 
 from ..execution import ExecutionPool
 from ..generation import Backend, Generated, GenRequest, GenSettings, single_turn
 from ..program import ExecResult, Program, Status
 from ..prompts import cut_at_stops, extract_code
-from .data import HubDataset, Source, read_hub, read_records
+from .data import HubDataset, Source, read_hub
 
 
 class Task:

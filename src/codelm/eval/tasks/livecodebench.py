@@ -55,12 +55,13 @@ from pathlib import Path
 from typing import Any
 
 from codelm.errors import CodelmError
+from codelm.jsonl import read_records
 
 from ..generation import GenRequest, GenSettings
 from ..program import ExecResult, Program, Status
 from ..prompts import cut_at_stops
 from .base import Task, syntax_error_verdict
-from .data import HubDataset, Source, read_records, require_fields
+from .data import HubDataset, Source, require_fields
 
 HUB_ID = "livecodebench/code_generation_lite"
 VERSION = "release_v6"

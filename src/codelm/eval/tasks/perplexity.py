@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 
 from codelm.errors import CodelmError
+from codelm.jsonl import read_records
 
 from ..generation import LOGLIKELIHOOD, Backend
 from .base import Task
-from .data import read_records
 
 FITTED_ON_DOCUMENTS = "the evaluated documents"
 _CHUNK = 1 << 22  # tokens per bincount when counting a corpus

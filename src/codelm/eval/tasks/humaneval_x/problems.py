@@ -10,11 +10,10 @@ which the harness moves) and ``test_setup`` (package clause and test imports). R
 from __future__ import annotations
 
 import difflib
-import gzip
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from codelm.jsonl import iter_records
 
 LANGUAGES = ("python", "cpp", "java", "js", "go", "rust")
 # task_id prefix per language, as in the data files ("JavaScript/0")
@@ -79,17 +78,6 @@ def data_file(path_or_dir: str | Path, language: str) -> Path:
     raise FileNotFoundError(f"no humaneval_{language}.jsonl(.gz) in {path}")
 
 
-def _read_jsonl(path: Path) -> Iterator[dict]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{line_number}: not valid JSON ({exc})") from exc
-
-
 def _optional(record: dict, key: str) -> str:
     value = record.get(key)
     return "" if value in (None, "None") else value
@@ -124,7 +112,7 @@ def load_problems(path_or_dir: str | Path, language: str, *, include_excluded: b
     The ``EXCLUDED`` ones (broken upstream) are left out unless ``include_excluded``."""
     check_language(language)
     path = data_file(path_or_dir, language)
-    problems = [problem_from_record(record, language, str(path)) for record in _read_jsonl(path)]
+    problems = [problem_from_record(record, language, str(path)) for record in iter_records(path)]
     if not problems:
         raise ValueError(f"{path}: no problems found")
     if include_excluded:
