@@ -34,7 +34,7 @@ def numbered_records(path: str | Path) -> Iterator[tuple[int, Any]]:
                 yield from enumerate(_json_list(f.read(), path), start=1)
                 return
             for number, line in enumerate(f, start=1):
-                if line.strip():
+                if line and not line.isspace():  # strip() would copy every (MB-long) document line
                     try:
                         record = json.loads(line)
                     except json.JSONDecodeError as exc:

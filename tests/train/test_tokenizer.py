@@ -117,14 +117,16 @@ def test_cli_entry_point(tmp_path):
 
 
 def test_bad_inputs_are_clear_errors(tmp_path):
+    from codelm.train.tokenizer import iter_corpus
+
     with pytest.raises(CodelmError, match="does not exist"):
-        list(__import__("codelm.train.tokenizer", fromlist=["x"]).iter_corpus([tmp_path / "nope"]))
+        list(iter_corpus([tmp_path / "nope"]))
     with pytest.raises(CodelmError, match="too small"):
         train_code_tokenizer(["x"], "llama", 100)
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text('{"text": "x = 1"}\n{"text": \n')
     with pytest.raises(CodelmError, match=r"corpus.jsonl:2: not valid JSON"):
-        list(__import__("codelm.train.tokenizer", fromlist=["x"]).iter_corpus([corpus]))
+        list(iter_corpus([corpus]))
     corpus.write_text('{"text": "x = 1"}\n{"txt": "y"}\n')
     with pytest.raises(CodelmError, match=r"corpus.jsonl:2: a JSONL corpus record needs a string 'text'"):
-        list(__import__("codelm.train.tokenizer", fromlist=["x"]).iter_corpus([corpus]))
+        list(iter_corpus([corpus]))

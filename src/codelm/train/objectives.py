@@ -84,9 +84,12 @@ class DPO:
     def units(self, batch: Batch) -> int:
         return batch.input_ids.shape[0] // 2
 
+    def row_logprobs(self, model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per row: each labelled token's log-probability under ``model`` and the label mask."""
+        return token_logprobs(forward_logits(model, batch, self.mode), batch.labels)
+
     def sequence_logprobs(self, model: torch.nn.Module, batch: Batch) -> torch.Tensor:
-        logp, _ = token_logprobs(forward_logits(model, batch, self.mode), batch.labels)
-        return logp.sum(-1)
+        return self.row_logprobs(model, batch)[0].sum(-1)
 
     def reference_logprobs(self, batch: Batch) -> torch.Tensor:
         if batch.ref is not None:
@@ -97,7 +100,7 @@ class DPO:
             return self.sequence_logprobs(self.reference, batch)
 
     def __call__(self, model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
-        logp, mask = token_logprobs(forward_logits(model, batch, self.mode), batch.labels)
+        logp, mask = self.row_logprobs(model, batch)
         policy = logp.sum(-1)
         ref = self.reference_logprobs(batch).to(policy.device)
         chosen = self.beta * (policy[0::2] - ref[0::2])  # implicit rewards
