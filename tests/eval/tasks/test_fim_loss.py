@@ -69,6 +69,26 @@ def test_scores_match_a_direct_forward_pass_and_batching(backend):
         assert backend.score_infills([infill])[0][0] == pytest.approx(nll, rel=1e-4)
 
 
+def test_the_token_budget_splits_passes_and_changes_no_score(backend, monkeypatch):
+    """On a CPU a pass holds at most CPU_PASS_TOKENS tokens: with room for one row per pass the
+    rows are scored one pass each, to the same sums as in one shared pass."""
+    import codelm.eval.backends.engine as module
+
+    infills = [(PREFIX, SUFFIX, MIDDLE), ("x = ", "\n", "1"), ("import os\n", "", "import sys\n" * 5)]
+    passes = []
+    hook = backend.engine.model.register_forward_hook(lambda m, args, out: passes.append(args[0].shape))
+    try:
+        shared = backend.score_infills(infills)
+        longest = max(len(backend.infill_row(*infill)[0]) for infill in infills)
+        monkeypatch.setattr(module, "CPU_PASS_TOKENS", longest)
+        alone = backend.score_infills(infills)
+    finally:
+        hook.remove()
+    assert [shape[0] for shape in passes] == [3, 1, 1, 1]
+    assert [t for _, t in alone] == [t for _, t in shared]
+    assert [n for n, _ in alone] == pytest.approx([n for n, _ in shared], rel=1e-5)
+
+
 def test_summary_on_the_bundled_problems(backend, tmp_path):
     task = get_task("fim-loss")
     assert task.local and not executes_code("fim-loss")
