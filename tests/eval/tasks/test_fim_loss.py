@@ -71,12 +71,18 @@ def test_scores_match_a_direct_forward_pass_and_batching(backend):
 
 def test_the_token_budget_splits_passes_and_changes_no_score(backend, monkeypatch):
     """On a CPU a pass holds at most CPU_PASS_TOKENS tokens: with room for one row per pass the
-    rows are scored one pass each, to the same sums as in one shared pass."""
+    rows are scored one pass each, to the same sums as in one shared pass. Logits are computed only
+    from the first scored position on, not over the whole prompt."""
     import codelm.eval.backends.engine as module
 
     infills = [(PREFIX, SUFFIX, MIDDLE), ("x = ", "\n", "1"), ("import os\n", "", "import sys\n" * 5)]
-    passes = []
-    hook = backend.engine.model.register_forward_hook(lambda m, args, out: passes.append(args[0].shape))
+    passes, widths = [], []
+
+    def record(module_, args, out):
+        passes.append(args[0].shape)
+        widths.append(out.logits.shape[1])
+
+    hook = backend.engine.model.register_forward_hook(record)
     try:
         shared = backend.score_infills(infills)
         longest = max(len(backend.infill_row(*infill)[0]) for infill in infills)
@@ -85,6 +91,8 @@ def test_the_token_budget_splits_passes_and_changes_no_score(backend, monkeypatc
     finally:
         hook.remove()
     assert [shape[0] for shape in passes] == [3, 1, 1, 1]
+    # the prompts' logits are not computed
+    assert all(w < shape[1] for w, shape in zip(widths, passes, strict=True))
     assert [t for _, t in alone] == [t for _, t in shared]
     assert [n for n, _ in alone] == pytest.approx([n for n, _ in shared], rel=1e-5)
 
