@@ -188,10 +188,7 @@ class EngineBackend:
         start = 0
         while start < len(order):
             longest = len(rows[order[start]])
-            count = max(
-                1, min(self.engine.max_batch_size, LOGITS_BUDGET // (longest * self.engine.vocab_size))
-            )
-            batch = order[start : start + count]
+            batch = order[start : start + self._rows_per_pass(longest, device)]
             start += len(batch)
             collated = collate([rows[i] for i in batch], pad).to(device)
             with torch.inference_mode():
@@ -224,26 +221,29 @@ class EngineBackend:
         end = self.tokenizer.convert_tokens_to_ids(engine.family.tokenizer.eos)
         return [*prompt, *piece["input_ids"], end], len(prompt)
 
+    def _rows_per_pass(self, longest: int, device: Any) -> int:
+        """How many rows of up to `longest` tokens one scoring forward pass takes (at least one):
+        within the logits budget, the engine's batch size and, on a CPU, `CPU_PASS_TOKENS`."""
+        count = min(self.engine.max_batch_size, LOGITS_BUDGET // (longest * self.engine.vocab_size))
+        if device.type == "cpu":
+            count = min(count, CPU_PASS_TOKENS // longest)
+        return max(1, count)
+
     def _score_rows(self, rows: Sequence[tuple[list[int], int]]) -> list[tuple[float, int]]:
         """Summed NLL (nats) of ``ids[start:]`` given what precedes, and its token count, per row;
-        right-padded batches within the logits budget (and on a CPU `CPU_PASS_TOKENS`), logits only
-        from the first scored position of the batch on (an infill scores its last ~20 tokens)."""
+        right-padded batches of `_rows_per_pass`, logits only from the first scored position of the
+        batch on (an infill scores its last ~20 tokens)."""
         import torch
 
         model = self.engine.model
         device = next(model.parameters()).device
-        vocab = self.engine.vocab_size
         pad = self.engine.pad_id if self.engine.pad_id is not None else 0
-        cap = CPU_PASS_TOKENS if device.type == "cpu" else None
         order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
         out: list[tuple[float, int]] = [(0.0, 0)] * len(rows)
         start = 0
         while start < len(order):
             longest = len(rows[order[start]][0])
-            count = min(self.engine.max_batch_size, LOGITS_BUDGET // (longest * vocab))
-            if cap is not None:
-                count = min(count, cap // longest)
-            batch = order[start : start + max(1, count)]
+            batch = order[start : start + self._rows_per_pass(longest, device)]
             start += len(batch)
             padded = [rows[i][0] + [pad] * (longest - len(rows[i][0])) for i in batch]
             first = min(rows[i][1] for i in batch) - 1  # the first position whose logits are scored
