@@ -66,6 +66,42 @@ def test_imap_unordered_can_stop_early(pool):
     assert pool.map([Program(source="print('again')")])[0].stdout == "again\n"
 
 
+def test_costliest_first_and_nothing_queued_behind_a_long_program(pool, monkeypatch):
+    """Programs that say what they cost start longest first, and a worker running one expected to
+    take long gets no second job queued behind it (it would be captive there while the other
+    worker ran dry); short ones still keep two in flight, so a worker never waits for its thread."""
+    import collections
+
+    from codelm.eval import execution
+
+    in_flight: dict[int, collections.deque] = {}
+    submitted: list[float] = []
+    queued_behind: list[tuple[float, ...]] = []
+    for worker in pool._workers:
+        queue = in_flight.setdefault(id(worker), collections.deque())
+
+        def submit(program, limits, _submit=worker.submit, _queue=queue):
+            queued_behind.append(tuple(p.cost for p in _queue))
+            submitted.append(program.cost)
+            _queue.append(program)
+            return _submit(program, limits)
+
+        def collect(_collect=worker.collect, _queue=queue):
+            result = _collect()
+            _queue.popleft()
+            return result
+
+        monkeypatch.setattr(worker, "submit", submit)
+        monkeypatch.setattr(worker, "collect", collect)
+    long = execution._PIPELINE_MAX_COST * 4
+    costs = [0.0] * 10 + [long, 0.0, long / 2, long / 3] + [0.0] * 10
+    results = pool.map([Program(source=f"print({i})", cost=cost) for i, cost in enumerate(costs)])
+    assert [r.stdout for r in results] == [f"{i}\n" for i in range(len(costs))]
+    assert submitted[:3] == [long, long / 2, long / 3]  # longest first, then the rest in their order
+    assert all(cost <= execution._PIPELINE_MAX_COST for ahead in queued_behind for cost in ahead)
+    assert any(ahead for ahead in queued_behind)  # short programs are still pipelined
+
+
 def _kill_workers_running_a_sample(pool: ExecutionPool, times: int, stop: threading.Event) -> None:
     """SIGKILL the pool's worker whenever a sample is running, ``times`` times."""
     killed = 0

@@ -8,7 +8,9 @@ pipes, so the GIL is not a bottleneck. A program whose verdict is ``error`` (the
 a lost worker, a mount refused) runs once more before that verdict stands, so an infrastructure
 failure is reported as such and never scored as the model's. A result its ``verify`` could not
 decide (``ExecResult.undecided``) is settled by the program's ``fallback``. Programs that say what
-they cost (``Program.cost``) start longest first, so no worker is left with a long one at the end.
+they cost (``Program.cost``) start longest first, so no worker is left with a long one at the end,
+and no job is queued behind one expected to take longer than ``_PIPELINE_MAX_COST`` (it would be
+captive there while the other workers run dry: MBPP+'s Mbpp/599 takes ~20 s of ~26).
 
 Timeouts are wall-clock and therefore load-sensitive. ``calibrate_timeouts`` measures each
 problem's reference solution in the same pool and derives ``max(floor, factor x runtime)``, so a
@@ -31,6 +33,10 @@ from .worker import SandboxWorker, require_opt_in
 
 log = logging.getLogger(__name__)
 _PIPELINE_DEPTH = 2
+# A program expected to run longer than this gets no second job queued behind it: a worker's next
+# job then waits in the shared queue, free for whichever worker comes first. Pipelining only saves
+# the few milliseconds between one sample's end and the next submit, which matter for short ones.
+_PIPELINE_MAX_COST = 0.5
 
 
 class ExecutionPool:
@@ -97,6 +103,8 @@ class ExecutionPool:
             try:
                 while True:
                     while len(in_flight) < _PIPELINE_DEPTH:
+                        if in_flight and in_flight[-1][1].cost > _PIPELINE_MAX_COST:
+                            break  # a long one runs: leave the next job to whichever worker frees first
                         try:
                             index, program = jobs.get_nowait()
                         except queue.Empty:

@@ -323,3 +323,32 @@ def test_truth_digests_only_where_equal_bytes_mean_equal_values():
     ]
     with pytest.raises(ValueError):
         decode_outputs(b'[["#", "not hex"]]')
+
+
+def test_programs_cost_the_references_time_twice_where_it_runs_in_the_sandbox(pool, monkeypatch):
+    """The pool starts the costliest programs first: a check program costs the reference's time on
+    its inputs, and twice that where the expected outputs cannot leave the sandbox (Mbpp/255, or a
+    Counter here: no plain value), since the reference then runs there too, before the candidate."""
+    from codelm.eval.tasks.mbpp_plus import TASK as task
+
+    monkeypatch.setenv("CODELM_EVAL_CACHE", "off")
+    record = {
+        "task_id": "Mbpp/9002",
+        "prompt": '"""\nWrite a function f.\n"""\n',
+        "entry_point": "f",
+        "canonical_solution": "def f(n):\n    return sum(range(n))\n",
+        "base_input": [[10], [20000]],
+        "plus_input": [[30000]],
+        "atol": 0,
+        "assertion": "assert f(3) == 3\n",
+    }
+    counted = record | {
+        "task_id": "Mbpp/9003",
+        "canonical_solution": "import collections\ndef f(n):\n    return collections.Counter(range(n))\n",
+    }
+    plain, compared_here = task.prepare(task.parse([record, counted], "test"), pool)
+    assert plain.expected and not compared_here.expected and len(compared_here.times) == 3
+    for problem, runs in ((plain, 1), (compared_here, 2)):
+        programs = task.programs(problem, problem.canonical_solution)
+        assert programs["plus"].cost == pytest.approx(runs * sum(problem.times)) and programs["plus"].cost > 0
+        assert programs["base"].cost == pytest.approx(runs * sum(problem.times[:2]))

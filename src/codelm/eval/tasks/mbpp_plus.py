@@ -310,8 +310,10 @@ class MbppPlusTask(Task):
                     compared_here["fallback"] = Program(
                         source=_check_source(), filename="check.py", files=fallback_files, exit_ok=False
                     )
-                # the reference's time: the pool starts the longest programs first
-                compared_here["cost"] = sum(problem.times[: len(problem.inputs(check))])
+            # the reference's time (twice where it runs in the sandbox too, before the candidate):
+            # the pool starts the longest programs first
+            reference_seconds = sum(problem.times[: len(problem.inputs(check))])
+            compared_here["cost"] = reference_seconds * (1 if check in problem.expected else 2)
             programs[check] = Program(
                 source=_check_source(), filename="check.py", files=files, exit_ok=False, **compared_here
             )
