@@ -260,6 +260,20 @@ def test_ground_truth_is_cached_across_runs(loaded, pool, tmp_path, monkeypatch)
     assert key.startswith("t-") and key != TruthCache.key("t", "ab") and key == TruthCache.key("t", "a", b"b")
 
 
+def _made_up(task_id: str, solution: str, base_input: list, plus_input: list, f_of_3: str) -> dict:
+    """An MBPP+ record of a one-argument function ``f`` (its example: ``f(3) == f_of_3``)."""
+    return {
+        "task_id": task_id,
+        "prompt": '"""\nWrite a function f.\n"""\n',
+        "entry_point": "f",
+        "canonical_solution": solution,
+        "base_input": base_input,
+        "plus_input": plus_input,
+        "atol": 0,
+        "assertion": f"assert f(3) == {f_of_3}\n",
+    }
+
+
 def test_large_outputs_are_compared_by_digest_and_a_differing_digest_by_the_fallback(pool, monkeypatch):
     """Outputs past DIGEST_BYTES leave the sandbox as the SHA-256 of their canonical bytes; equal
     digests pass, and where they differ (equal values of other types, or wrong ones) the comparison
@@ -269,16 +283,9 @@ def test_large_outputs_are_compared_by_digest_and_a_differing_digest_by_the_fall
     from codelm.eval.tasks.mbpp_plus import TASK as task
 
     monkeypatch.setenv("CODELM_EVAL_CACHE", "off")
-    record = {
-        "task_id": "Mbpp/9001",
-        "prompt": '"""\nWrite a function f.\n"""\n',
-        "entry_point": "f",
-        "canonical_solution": "def f(n):\n    return list(range(n))\n",
-        "base_input": [[3], [5000]],
-        "plus_input": [[6000], [4]],
-        "atol": 0,
-        "assertion": "assert f(3) == [0, 1, 2]\n",
-    }
+    record = _made_up(
+        "Mbpp/9001", "def f(n):\n    return list(range(n))\n", [[3], [5000]], [[6000], [4]], "[0, 1, 2]"
+    )
     problem = task.prepare(task.parse([record], "test"), pool)[0]
     assert [type(e) for e in problem.expected["plus"]] == [list, Digest, Digest, list]
     # the candidate's case holds no reference to run; the fallback's, comparing in the sandbox, does
@@ -332,16 +339,7 @@ def test_programs_cost_the_references_time_twice_where_it_runs_in_the_sandbox(po
     from codelm.eval.tasks.mbpp_plus import TASK as task
 
     monkeypatch.setenv("CODELM_EVAL_CACHE", "off")
-    record = {
-        "task_id": "Mbpp/9002",
-        "prompt": '"""\nWrite a function f.\n"""\n',
-        "entry_point": "f",
-        "canonical_solution": "def f(n):\n    return sum(range(n))\n",
-        "base_input": [[10], [20000]],
-        "plus_input": [[30000]],
-        "atol": 0,
-        "assertion": "assert f(3) == 3\n",
-    }
+    record = _made_up("Mbpp/9002", "def f(n):\n    return sum(range(n))\n", [[10], [20000]], [[30000]], "3")
     counted = record | {
         "task_id": "Mbpp/9003",
         "canonical_solution": "import collections\ndef f(n):\n    return collections.Counter(range(n))\n",
