@@ -66,40 +66,43 @@ def test_imap_unordered_can_stop_early(pool):
     assert pool.map([Program(source="print('again')")])[0].stdout == "again\n"
 
 
-def test_costliest_first_and_nothing_queued_behind_a_long_program(pool, monkeypatch):
+def test_costliest_first_and_nothing_queued_behind_a_long_program(monkeypatch):
     """Programs that say what they cost start longest first, and a worker running one expected to
-    take long gets no second job queued behind it (it would be captive there while the other
-    worker ran dry); short ones still keep two in flight, so a worker never waits for its thread."""
+    take long gets no second job queued behind it (it would be captive there while another worker
+    ran dry); short ones still keep two in flight, so a worker never waits for its thread. One
+    worker, so that the order of its submits is the order of the queue."""
     import collections
 
     from codelm.eval import execution
 
-    in_flight: dict[int, collections.deque] = {}
+    long = execution._PIPELINE_MAX_COST * 4
+    costs = [0.0] * 10 + [long, 0.0, long / 2, long / 3] + [0.0] * 10
     submitted: list[float] = []
-    queued_behind: list[tuple[float, ...]] = []
-    for worker in pool._workers:
-        queue = in_flight.setdefault(id(worker), collections.deque())
+    queued_behind: list[tuple[float, ...]] = []  # the costs in flight at each submit
+    in_flight: collections.deque = collections.deque()
+    with ExecutionPool(1, Limits(timeout=10), allow_code_execution=True) as pool:
+        worker = pool._workers[0]
 
-        def submit(program, limits, _submit=worker.submit, _queue=queue):
-            queued_behind.append(tuple(p.cost for p in _queue))
+        def submit(program, limits, _submit=worker.submit):
+            queued_behind.append(tuple(p.cost for p in in_flight))
             submitted.append(program.cost)
-            _queue.append(program)
+            in_flight.append(program)
             return _submit(program, limits)
 
-        def collect(_collect=worker.collect, _queue=queue):
+        def collect(_collect=worker.collect):
             result = _collect()
-            _queue.popleft()
+            in_flight.popleft()
             return result
 
         monkeypatch.setattr(worker, "submit", submit)
         monkeypatch.setattr(worker, "collect", collect)
-    long = execution._PIPELINE_MAX_COST * 4
-    costs = [0.0] * 10 + [long, 0.0, long / 2, long / 3] + [0.0] * 10
-    results = pool.map([Program(source=f"print({i})", cost=cost) for i, cost in enumerate(costs)])
+        results = pool.map([Program(source=f"print({i})", cost=cost) for i, cost in enumerate(costs)])
     assert [r.stdout for r in results] == [f"{i}\n" for i in range(len(costs))]
-    assert submitted[:3] == [long, long / 2, long / 3]  # longest first, then the rest in their order
+    assert submitted == sorted(costs, reverse=True)  # longest first, the rest in their order
+    assert queued_behind[:3] == [(), (), ()]  # nothing queued behind the three long ones
     assert all(cost <= execution._PIPELINE_MAX_COST for ahead in queued_behind for cost in ahead)
     assert any(ahead for ahead in queued_behind)  # short programs are still pipelined
+    assert_no_strays()
 
 
 def _kill_workers_running_a_sample(pool: ExecutionPool, times: int, stop: threading.Event) -> None:
