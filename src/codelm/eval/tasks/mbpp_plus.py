@@ -166,6 +166,10 @@ class Problem:
     def inputs(self, check: str) -> list:
         return self.base_input + self.plus_input if check == "plus" else self.base_input
 
+    def reference_seconds(self, check: str) -> float:
+        """The reference's time on this check's inputs (0 without ground-truth times)."""
+        return sum(self.times[: len(self.inputs(check))])
+
     def restart(self, check: str) -> int | None:
         """Where the tolerance starts afresh: EvalPlus checks the plus inputs in a run of their own."""
         return len(self.base_input) if check == "plus" else None
@@ -218,7 +222,7 @@ class Problem:
 def reference_allowance(problem: Problem, check: str) -> float:
     """Wall-clock seconds added for a check program that runs the reference before the candidate:
     4x the reference's time on the check's inputs, at least 10 s."""
-    return max(10.0, 4.0 * sum(problem.times[: len(problem.inputs(check))]))
+    return max(10.0, 4.0 * problem.reference_seconds(check))
 
 
 def input_limits(times: list[float]) -> list[float]:
@@ -294,7 +298,7 @@ class MbppPlusTask(Task):
         programs = {}
         for check, case in problem.cases.items():
             files = {"case.pkl": case, "solution.py": solution}
-            compared_here: dict = {}
+            options: dict = {}  # the Program's own fields: verify, fallback, cost
             if check in problem.expected:
                 judge = functools.partial(
                     verify,
@@ -304,18 +308,17 @@ class MbppPlusTask(Task):
                     restart=problem.restart(check),
                     settles={"base": len(problem.base_input)} if check == "plus" else None,
                 )
-                compared_here = {"result_file": OUTPUTS, "verify": judge}
+                options = {"result_file": OUTPUTS, "verify": judge}
                 if check in problem.fallback_cases:  # where the digests differ: compare in the sandbox
                     fallback_files = {"case.pkl": problem.fallback_cases[check], "solution.py": solution}
-                    compared_here["fallback"] = Program(
+                    options["fallback"] = Program(
                         source=_check_source(), filename="check.py", files=fallback_files, exit_ok=False
                     )
             # the reference's time (twice where it runs in the sandbox too, before the candidate):
             # the pool starts the longest programs first
-            reference_seconds = sum(problem.times[: len(problem.inputs(check))])
-            compared_here["cost"] = reference_seconds * (1 if check in problem.expected else 2)
+            options["cost"] = problem.reference_seconds(check) * (1 if check in problem.expected else 2)
             programs[check] = Program(
-                source=_check_source(), filename="check.py", files=files, exit_ok=False, **compared_here
+                source=_check_source(), filename="check.py", files=files, exit_ok=False, **options
             )
         return programs
 
